@@ -1,0 +1,44 @@
+// Elementwise ops over flat f32 arrays. The grid is 1-D, folded into y past 65535 workgroups.
+
+struct Params { n: u32, alpha: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// In-place variants bind their destination at 2 (an entry point uses one of y / dst).
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+override WG: u32 = 256;
+
+fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+// out = x + alpha * y
+@compute @workgroup_size(WG)
+fn add(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i < p.n) { out[i] = fma(p.alpha, y[i], x[i]); }
+}
+
+// out = x * y
+@compute @workgroup_size(WG)
+fn mul(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i < p.n) { out[i] = x[i] * y[i]; }
+}
+
+// dst = alpha * x
+@compute @workgroup_size(WG)
+fn scale(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i < p.n) { dst[i] = p.alpha * x[i]; }
+}
+
+// dst += alpha * x
+@compute @workgroup_size(WG)
+fn axpy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i < p.n) { dst[i] = fma(p.alpha, x[i], dst[i]); }
+}

@@ -1,0 +1,435 @@
+// The runtime: tensors, a pipeline cache, batched dispatch into one command buffer, explicit readback.
+import { acquireDevice, optionsFromEnv, type AdapterSummary, type DeviceOptions } from './device.ts';
+import { Tensor, BYTES_PER_ELEMENT, checkShape, fmtShape, numel, type DType, type TypedArrayFor } from './tensor.ts';
+import { kernelKey, packParams, paramBytes, shaderSource, type KernelSpec, type ParamValues } from './kernel.ts';
+
+export class GpuError extends Error {
+  override name = 'GpuError';
+}
+
+export interface DispatchArgs {
+  params?: ParamValues;
+  /** Bound at bindings 1, 2, ... (binding 0 is the uniform block). */
+  tensors: readonly Tensor[];
+  /** Workgroup counts; each must be within maxComputeWorkgroupsPerDimension (see grid()). */
+  workgroups: readonly [number, number?, number?];
+  /** Shown in profiles and error messages. */
+  label?: string;
+}
+
+export interface ProfileEntry {
+  label: string;
+  ms: number;
+}
+
+const UNIFORM_CHUNK = 64 * 1024;
+const PROFILE_CAPACITY = 2048;
+
+type TypedArray = Float32Array | Uint32Array | Int32Array;
+
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly adapter: GPUAdapter;
+  readonly summary: AdapterSummary;
+  readonly limits: GPUSupportedLimits;
+  readonly features: ReadonlySet<string>;
+  #instance: GPU | null;
+  #lost: GPUDeviceLostInfo | null = null;
+  #destroyed = false;
+
+  #modules = new Map<string, GPUShaderModule>();
+  #pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+
+  // The open batch: one encoder, one compute pass, uniforms staged for one write per chunk at submit.
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #dispatches = 0;
+  #chunks: { buffer: GPUBuffer; staging: DataView }[] = [];
+  #chunkIndex = 0;
+  #chunkUsed = 0;
+  #afterSubmit: GPUBuffer[] = [];
+  #errorChecks: Promise<GPUError | null>[] = [];
+  #uncaptured: GPUError[] = [];
+
+  #live = new Set<Tensor>();
+  #liveBytes = 0;
+  #nextId = 0;
+
+  // Optional GPU timestamps per dispatch.
+  #profiling = false;
+  #querySet: GPUQuerySet | null = null;
+  #profileLabels: string[] = [];
+  #profileResults: Promise<ProfileEntry[]>[] = [];
+
+  private constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, summary: AdapterSummary) {
+    this.#instance = instance;
+    this.adapter = adapter;
+    this.device = device;
+    this.summary = summary;
+    this.limits = device.limits;
+    this.features = new Set(device.features as unknown as Iterable<string>);
+    // Errors outside a batch (e.g. allocation) surface at the next sync or read.
+    device.onuncapturederror = (e) => this.#uncaptured.push(e.error);
+    device.lost.then((info) => {
+      this.#lost = info;
+      if (info.reason !== 'destroyed') process.stderr.write(`seal-webgpu: GPU device lost: ${info.message}\n`);
+    });
+  }
+
+  /** Acquires an adapter and device; options default to the SEAL_* environment variables. */
+  static async create(opts: DeviceOptions = optionsFromEnv()): Promise<Gpu> {
+    const { gpu, adapter, device, summary } = await acquireDevice(opts);
+    return new Gpu(gpu!, adapter, device, summary);
+  }
+
+  // ---- tensors ----------------------------------------------------------------------------------
+
+  get liveTensors(): number {
+    return this.#live.size;
+  }
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+  /** Labels of live tensors, for leak reports. */
+  liveLabels(): string[] {
+    return [...this.#live].map((t) => t.toString());
+  }
+
+  empty<D extends DType = 'f32'>(shape: readonly number[], dtype: D = 'f32' as D, label?: string): Tensor<D> {
+    return this.#alloc(shape, dtype, label, undefined);
+  }
+
+  zeros<D extends DType = 'f32'>(shape: readonly number[], dtype: D = 'f32' as D, label?: string): Tensor<D> {
+    // WebGPU zero-initialises new buffers.
+    return this.#alloc(shape, dtype, label, undefined);
+  }
+
+  /** A tensor holding `data`; a Float32Array gives f32, Uint32Array u32, Int32Array i32. */
+  tensor<D extends DType>(data: TypedArrayFor<D> | number[], shape?: readonly number[], dtype?: D, label?: string): Tensor<D> {
+    const dt = (dtype ?? dtypeOf(data)) as D;
+    const arr = Array.isArray(data) ? toTyped(data, dt) : data;
+    if (dtypeOf(arr) !== dt) throw new TypeError(`data is ${arr.constructor.name} but dtype is ${dt}`);
+    const sh = shape ?? [arr.length];
+    checkShape(sh);
+    if (numel(sh) !== arr.length) throw new RangeError(`data has ${arr.length} elements but shape ${fmtShape(sh)} needs ${numel(sh)}`);
+    return this.#alloc(sh, dt, label, arr);
+  }
+
+  #alloc<D extends DType>(shape: readonly number[], dtype: D, label: string | undefined, data: TypedArray | undefined): Tensor<D> {
+    this.#checkUsable();
+    checkShape(shape);
+    if (!(dtype in BYTES_PER_ELEMENT)) throw new TypeError(`unknown dtype '${dtype}' (use f32, u32 or i32)`);
+    const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
+    const max = this.limits.maxStorageBufferBindingSize;
+    if (bytes > max) {
+      throw new RangeError(
+        `tensor ${label ?? ''}${fmtShape(shape)} needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize (${max} bytes); split it`,
+      );
+    }
+    const name = label ?? `t${this.#nextId++}`;
+    // Zero-sized bindings are invalid; keep a minimum so empty tensors still bind.
+    const buffer = this.device.createBuffer({
+      label: name,
+      size: Math.max(16, Math.ceil(bytes / 4) * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      mappedAtCreation: data !== undefined,
+    });
+    if (data) {
+      new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      buffer.unmap();
+    }
+    const t = new Tensor<D>(buffer, shape, dtype, name, (tensor, buf) => {
+      this.#live.delete(tensor);
+      this.#liveBytes -= tensor.bytes;
+      // Pending commands may still use it: destroy only after the batch is submitted.
+      if (this.#encoder) this.#afterSubmit.push(buf);
+      else buf.destroy();
+    });
+    this.#live.add(t);
+    this.#liveBytes += bytes;
+    return t;
+  }
+
+  /** Overwrites a tensor's contents, ordered after the work already encoded in this batch. */
+  write(t: Tensor, data: TypedArray): void {
+    if (data.length !== t.size) throw new RangeError(`write of ${data.length} elements into ${t} of ${t.size}`);
+    if (dtypeOf(data) !== t.dtype) throw new TypeError(`write of ${data.constructor.name} into ${t}`);
+    const staging = this.device.createBuffer({ size: Math.max(16, t.bytes), usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    staging.unmap();
+    this.#endPass();
+    this.#enc().copyBufferToBuffer(staging, 0, t.buffer, 0, t.bytes);
+    this.#afterSubmit.push(staging);
+  }
+
+  /** Copies src into dst (same size), in order with the batch. */
+  copy(src: Tensor, dst: Tensor): void {
+    if (src.bytes !== dst.bytes) throw new RangeError(`copy ${src} → ${dst}: sizes differ`);
+    this.#endPass();
+    if (src.bytes > 0) this.#enc().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.bytes);
+  }
+
+  // ---- kernels ----------------------------------------------------------------------------------
+
+  #pipeline(spec: KernelSpec) {
+    const key = kernelKey(spec);
+    let p = this.#pipelines.get(key);
+    if (!p) {
+      let module = this.#modules.get(spec.shader);
+      if (!module) {
+        // The label makes Dawn's compile errors name the file; lines are the file's own.
+        module = this.device.createShaderModule({ label: spec.shader, code: shaderSource(spec.shader) });
+        this.#modules.set(spec.shader, module);
+      }
+      const pipeline = this.device.createComputePipeline({
+        label: key,
+        layout: 'auto',
+        compute: { module, entryPoint: spec.entry ?? 'main', constants: spec.constants as Record<string, number> },
+      });
+      p = { pipeline, layout: pipeline.getBindGroupLayout(0) };
+      this.#pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** Compiles a shader file and reports WGSL errors as `file:line:col message`. */
+  async compile(file: string): Promise<void> {
+    const module = this.device.createShaderModule({ label: file, code: shaderSource(file) });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) throw new GpuError(errors.map((m) => `shaders/${file}:${m.lineNum}:${m.linePos} ${m.message}`).join('\n'));
+  }
+
+  /** Encodes one dispatch into the open batch. Nothing runs until flush() or a read. */
+  dispatch(spec: KernelSpec, args: DispatchArgs): void {
+    this.#checkUsable();
+    const [x, y = 1, z = 1] = args.workgroups;
+    const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
+    for (const n of [x, y, z]) {
+      if (!Number.isInteger(n) || n < 0) throw new RangeError(`${kernelKey(spec)}: bad workgroup count ${n}`);
+      if (n > maxDim) throw new RangeError(`${kernelKey(spec)}: ${n} workgroups in one dimension is over maxComputeWorkgroupsPerDimension (${maxDim})`);
+    }
+    if (x * y * z === 0) return;
+    this.#enc(); // opens the batch's error scopes before any object is created
+    const { pipeline, layout } = this.#pipeline(spec);
+    const entries: GPUBindGroupEntry[] = [];
+    const pb = paramBytes(spec);
+    if (pb > 0) {
+      const slot = this.#uniformSlot(pb);
+      packParams(spec, args.params, slot.view, slot.offset);
+      entries.push({ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: pb } });
+    }
+    args.tensors.forEach((t, i) => entries.push({ binding: i + 1, resource: { buffer: t.buffer } }));
+    const bindGroup = this.device.createBindGroup({ layout, entries });
+    const label = args.label ?? kernelKey(spec);
+    let pass: GPUComputePassEncoder;
+    if (this.#profiling && this.#profileLabels.length < PROFILE_CAPACITY) {
+      this.#endPass();
+      const i = this.#profileLabels.push(label) - 1;
+      pass = this.#enc().beginComputePass({ timestampWrites: { querySet: this.#querySet!, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      this.#pass = pass;
+    } else pass = this.#openPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.#profiling) this.#endPass();
+    this.#dispatches++;
+  }
+
+  /** Workgroup counts covering `n` invocations of `perGroup` each, folded into y past the per-dimension limit. */
+  grid(n: number, perGroup: number): [number, number] {
+    const groups = Math.ceil(n / perGroup);
+    const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
+    if (groups <= maxDim) return [groups, 1];
+    const x = maxDim;
+    return [x, Math.ceil(groups / x)];
+  }
+
+  #uniformSlot(bytes: number) {
+    const align = this.limits.minUniformBufferOffsetAlignment;
+    if (this.#chunkUsed + bytes > UNIFORM_CHUNK) {
+      this.#chunkIndex++;
+      this.#chunkUsed = 0;
+    }
+    if (this.#chunkIndex === this.#chunks.length) {
+      this.#chunks.push({
+        buffer: this.device.createBuffer({ label: 'uniforms', size: UNIFORM_CHUNK, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+        staging: new DataView(new ArrayBuffer(UNIFORM_CHUNK)),
+      });
+    }
+    const chunk = this.#chunks[this.#chunkIndex]!;
+    const offset = this.#chunkUsed;
+    this.#chunkUsed = Math.ceil((offset + bytes) / align) * align;
+    return { buffer: chunk.buffer, view: chunk.staging, offset };
+  }
+
+  #enc(): GPUCommandEncoder {
+    if (!this.#encoder) {
+      this.device.pushErrorScope('out-of-memory');
+      this.device.pushErrorScope('validation');
+      this.#encoder = this.device.createCommandEncoder();
+    }
+    return this.#encoder;
+  }
+
+  #openPass(): GPUComputePassEncoder {
+    if (!this.#pass) this.#pass = this.#enc().beginComputePass();
+    return this.#pass;
+  }
+
+  #endPass(): void {
+    this.#pass?.end();
+    this.#pass = null;
+  }
+
+  // ---- submission and readback ------------------------------------------------------------------
+
+  /** Submits the open batch (if any) as one command buffer. Does not wait. */
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#endPass();
+    // Uniforms are written now, ordered before this submit and after every earlier one.
+    for (let i = 0; i <= this.#chunkIndex && i < this.#chunks.length; i++) {
+      const c = this.#chunks[i]!;
+      const used = i < this.#chunkIndex ? UNIFORM_CHUNK : this.#chunkUsed;
+      if (used > 0) this.device.queue.writeBuffer(c.buffer, 0, c.staging.buffer, 0, used);
+    }
+    if (this.#profiling && this.#profileLabels.length > 0) this.#resolveProfile();
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#encoder = null;
+    this.#chunkIndex = 0;
+    this.#chunkUsed = 0;
+    this.#dispatches = 0;
+    for (const b of this.#afterSubmit) b.destroy();
+    this.#afterSubmit = [];
+    this.#errorChecks.push(this.device.popErrorScope(), this.device.popErrorScope());
+  }
+
+  /** Submits and waits until the GPU is idle; throws the first validation/OOM error since the last sync. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.#await(this.device.queue.onSubmittedWorkDone());
+    await this.#checkErrors();
+  }
+
+  async #checkErrors(): Promise<void> {
+    const checks = this.#errorChecks;
+    this.#errorChecks = [];
+    const errors = [...this.#uncaptured, ...(await Promise.all(checks)).filter((e): e is GPUError => e !== null)];
+    this.#uncaptured = [];
+    if (errors.length) throw new GpuError(errors.map((e) => e.message.trim()).join('\n'));
+  }
+
+  /** Reads tensors back; the only place (with sync) that waits for the GPU. */
+  async read<D extends DType>(t: Tensor<D>): Promise<TypedArrayFor<D>> {
+    const [out] = await this.readMany([t]);
+    return out as TypedArrayFor<D>;
+  }
+
+  async readMany(ts: readonly Tensor[]): Promise<TypedArray[]> {
+    this.#checkUsable();
+    this.#endPass();
+    const stagings = ts.map((t) => {
+      const s = this.device.createBuffer({ size: Math.max(16, t.bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      if (t.bytes > 0) this.#enc().copyBufferToBuffer(t.buffer, 0, s, 0, t.bytes);
+      return s;
+    });
+    this.#enc();
+    this.flush();
+    try {
+      await this.#await(Promise.all(stagings.map((s) => s.mapAsync(GPUMapMode.READ))));
+      await this.#checkErrors();
+      return ts.map((t, i) => {
+        const bytes = stagings[i]!.getMappedRange().slice(0, t.bytes);
+        return t.dtype === 'f32' ? new Float32Array(bytes) : t.dtype === 'u32' ? new Uint32Array(bytes) : new Int32Array(bytes);
+      });
+    } finally {
+      for (const s of stagings) s.destroy();
+    }
+  }
+
+  /** Reads a one-element tensor as a number. */
+  async scalar(t: Tensor): Promise<number> {
+    if (t.size !== 1) throw new RangeError(`scalar() of ${t}: expected one element`);
+    return (await this.read(t))[0]!;
+  }
+
+  // A lost device rejects or never settles some promises; race them against the loss.
+  async #await<T>(p: Promise<T>): Promise<T> {
+    const lost = this.device.lost.then((info) => {
+      throw new GpuError(`GPU device lost (${info.reason}): ${info.message}`);
+    });
+    return Promise.race([p, lost]);
+  }
+
+  #checkUsable(): void {
+    if (this.#destroyed) throw new GpuError('this Gpu was destroyed');
+    if (this.#lost) throw new GpuError(`GPU device lost (${this.#lost.reason}): ${this.#lost.message}`);
+  }
+
+  // ---- profiling --------------------------------------------------------------------------------
+
+  /** Records a GPU timestamp pair per dispatch while on (needs 'timestamp-query'). */
+  setProfiling(on: boolean): boolean {
+    if (on && !this.features.has('timestamp-query')) return false;
+    this.flush();
+    this.#profiling = on;
+    if (on && !this.#querySet) this.#querySet = this.device.createQuerySet({ type: 'timestamp', count: 2 * PROFILE_CAPACITY });
+    return true;
+  }
+
+  #resolveProfile(): void {
+    const labels = this.#profileLabels;
+    this.#profileLabels = [];
+    const bytes = labels.length * 16;
+    const resolve = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const read = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.#encoder!.resolveQuerySet(this.#querySet!, 0, 2 * labels.length, resolve, 0);
+    this.#encoder!.copyBufferToBuffer(resolve, 0, read, 0, bytes);
+    this.#afterSubmit.push(resolve);
+    this.#profileResults.push(
+      read.mapAsync(GPUMapMode.READ).then(() => {
+        const ts = new BigUint64Array(read.getMappedRange().slice(0));
+        read.destroy();
+        return labels.map((label, i) => ({ label, ms: Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6 }));
+      }),
+    );
+  }
+
+  /** Timings of the profiled dispatches submitted since the last call. */
+  async profile(): Promise<ProfileEntry[]> {
+    this.flush();
+    const all = await Promise.all(this.#profileResults);
+    this.#profileResults = [];
+    return all.flat();
+  }
+
+  // ---- teardown ---------------------------------------------------------------------------------
+
+  /**
+   * Releases the device and drops the Dawn instance. Dawn keeps Node's event loop alive while the
+   * instance is referenced, so a program that skips this never exits on its own.
+   */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (const t of [...this.#live]) t.release();
+    for (const c of this.#chunks) c.buffer.destroy();
+    this.#querySet?.destroy();
+    this.#encoder = null;
+    this.#pass = null;
+    this.device.destroy();
+    this.#instance = null;
+  }
+}
+
+function dtypeOf(a: TypedArray | number[]): DType {
+  if (a instanceof Float32Array || Array.isArray(a)) return 'f32';
+  if (a instanceof Uint32Array) return 'u32';
+  if (a instanceof Int32Array) return 'i32';
+  throw new TypeError(`unsupported array type ${(a as object).constructor.name} (use Float32Array, Uint32Array or Int32Array)`);
+}
+
+function toTyped(data: number[], dtype: DType): TypedArray {
+  return dtype === 'f32' ? Float32Array.from(data) : dtype === 'u32' ? Uint32Array.from(data) : Int32Array.from(data);
+}

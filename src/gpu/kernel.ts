@@ -1,0 +1,69 @@
+// WGSL sources (shaders/*.wgsl, loaded once) and kernel descriptions.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export const SHADER_DIR = fileURLToPath(new URL('../../shaders/', import.meta.url));
+
+/**
+ * One compute entry point of a shader file, with its override constants and the layout of its
+ * uniform parameters. Binding 0 of group 0 is the uniform block when `params` is given; tensors
+ * follow at bindings 1, 2, ... in the order the wrapper passes them.
+ */
+export interface KernelSpec {
+  shader: string;
+  entry?: string;
+  /** Uniform fields in declaration order, each a 4-byte scalar: 'M:u32', 'alpha:f32', 'offset:i32'. */
+  params?: readonly string[];
+  /** WGSL `override` constants (tile sizes and the like). */
+  constants?: Readonly<Record<string, number>>;
+}
+
+export type ParamValues = Readonly<Record<string, number>>;
+
+const sources = new Map<string, string>();
+
+export function shaderSource(file: string): string {
+  let src = sources.get(file);
+  if (src === undefined) {
+    try {
+      src = readFileSync(join(SHADER_DIR, file), 'utf8');
+    } catch {
+      throw new Error(`shader '${file}' not found in ${SHADER_DIR}`);
+    }
+    sources.set(file, src);
+  }
+  return src;
+}
+
+export function kernelKey(spec: KernelSpec): string {
+  const consts = spec.constants ? Object.entries(spec.constants).sort(([a], [b]) => (a < b ? -1 : 1)) : [];
+  return `${spec.shader}:${spec.entry ?? 'main'}:${consts.map(([k, v]) => `${k}=${v}`).join(',')}`;
+}
+
+/** Packs uniform values in the order the spec declares; every declared field must be given. */
+export function packParams(spec: KernelSpec, values: ParamValues | undefined, out: DataView, offset: number): number {
+  const fields = spec.params ?? [];
+  fields.forEach((field, i) => {
+    const [name, type] = field.split(':') as [string, string];
+    const v = values?.[name];
+    if (v === undefined || !Number.isFinite(v)) {
+      throw new TypeError(`${kernelKey(spec)}: parameter '${name}' must be a finite number, got ${v}`);
+    }
+    const at = offset + 4 * i;
+    if (type === 'f32') out.setFloat32(at, v, true);
+    else if (type === 'u32') {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${kernelKey(spec)}: '${name}' must be a u32, got ${v}`);
+      out.setUint32(at, v, true);
+    } else if (type === 'i32') {
+      if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new RangeError(`${kernelKey(spec)}: '${name}' must be an i32, got ${v}`);
+      out.setInt32(at, v, true);
+    } else throw new TypeError(`${kernelKey(spec)}: parameter '${field}' has unknown type (use u32, i32 or f32)`);
+  });
+  return paramBytes(spec);
+}
+
+/** Uniform block size, rounded up to 16 bytes as uniform bindings want. */
+export function paramBytes(spec: KernelSpec): number {
+  return Math.ceil(((spec.params?.length ?? 0) * 4) / 16) * 16;
+}

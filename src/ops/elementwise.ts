@@ -1,0 +1,55 @@
+// Elementwise ops. Gradients are trivial (add passes through, mul swaps operands), so the
+// backward of `mul` is two `mul`s and of `add` an identity/scale; callers compose them.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/kernel.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { expect, noAlias, sameShape } from './check.ts';
+
+const WG = 256;
+const spec = (entry: string): KernelSpec => ({ shader: 'elementwise.wgsl', entry, params: ['n:u32', 'alpha:f32'], constants: { WG } });
+const ADD = spec('add');
+const MUL = spec('mul');
+const SCALE = spec('scale');
+const AXPY = spec('axpy');
+
+function outFor(gpu: Gpu, op: string, like: Tensor, out: Tensor | undefined, ...inputs: Tensor[]): Tensor {
+  if (!out) return gpu.empty(like.shape, 'f32');
+  expect(op, 'out', out, like.shape);
+  noAlias(op, out, like, ...inputs);
+  return out;
+}
+
+/** out = a + alpha·b */
+export function add(gpu: Gpu, a: Tensor, b: Tensor, alpha = 1, out?: Tensor): Tensor {
+  expect('add', 'a', a, a.shape);
+  sameShape('add', a, b);
+  const o = outFor(gpu, 'add', a, out, b);
+  gpu.dispatch(ADD, { params: { n: a.size, alpha }, tensors: [a, b, o], workgroups: gpu.grid(a.size, WG) });
+  return o;
+}
+
+/** out = a ⊙ b */
+export function mul(gpu: Gpu, a: Tensor, b: Tensor, out?: Tensor): Tensor {
+  expect('mul', 'a', a, a.shape);
+  sameShape('mul', a, b);
+  const o = outFor(gpu, 'mul', a, out, b);
+  gpu.dispatch(MUL, { params: { n: a.size, alpha: 1 }, tensors: [a, b, o], workgroups: gpu.grid(a.size, WG) });
+  return o;
+}
+
+/** out = alpha·x */
+export function scale(gpu: Gpu, x: Tensor, alpha: number, out?: Tensor): Tensor {
+  expect('scale', 'x', x, x.shape);
+  const o = outFor(gpu, 'scale', x, out);
+  gpu.dispatch(SCALE, { params: { n: x.size, alpha }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
+  return o;
+}
+
+/** y += alpha·x, in place; returns y. */
+export function axpy(gpu: Gpu, alpha: number, x: Tensor, y: Tensor): Tensor {
+  expect('axpy', 'x', x, x.shape);
+  sameShape('axpy', x, y, ['x', 'y']);
+  noAlias('axpy', y, x);
+  gpu.dispatch(AXPY, { params: { n: x.size, alpha }, tensors: [x, y], workgroups: gpu.grid(x.size, WG) });
+  return y;
+}
