@@ -45,3 +45,22 @@ export function sameBits(a: Float32Array, b: Float32Array, what = 'values'): voi
   const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.unreachable(`${what}: bits differ at [${i}]: ${a[i]} vs ${b[i]}`);
 }
+
+/**
+ * Central finite differences of a scalar function at x (x is perturbed in place and restored).
+ * Check a CPU reference backward against this in f64, and the GPU backward against the reference;
+ * a direct check of a GPU forward in f32 needs eps ~1e-2 and loose tolerances.
+ */
+export async function numericGrad(f: (x: Float64Array | Float32Array) => number | Promise<number>, x: Float64Array | Float32Array, eps = 1e-6, indices?: number[]): Promise<Float64Array> {
+  const g = new Float64Array(x.length);
+  for (const i of indices ?? x.keys()) {
+    const v = x[i]!;
+    x[i] = v + eps;
+    const fp = await f(x);
+    x[i] = v - eps;
+    const fm = await f(x);
+    x[i] = v;
+    g[i] = (fp - fm) / (2 * eps);
+  }
+  return g;
+}

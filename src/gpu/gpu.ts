@@ -105,6 +105,10 @@ export class Gpu {
   }
 
   /** A tensor holding `data`; a Float32Array gives f32, Uint32Array u32, Int32Array i32. */
+  tensor(data: Float32Array | number[], shape?: readonly number[], dtype?: 'f32', label?: string): Tensor<'f32'>;
+  tensor(data: Uint32Array, shape?: readonly number[], dtype?: 'u32', label?: string): Tensor<'u32'>;
+  tensor(data: Int32Array, shape?: readonly number[], dtype?: 'i32', label?: string): Tensor<'i32'>;
+  tensor<D extends DType>(data: TypedArrayFor<D> | number[], shape?: readonly number[], dtype?: D, label?: string): Tensor<D>;
   tensor<D extends DType>(data: TypedArrayFor<D> | number[], shape?: readonly number[], dtype?: D, label?: string): Tensor<D> {
     const dt = (dtype ?? dtypeOf(data)) as D;
     const arr = Array.isArray(data) ? toTyped(data, dt) : data;

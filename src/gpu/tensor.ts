@@ -64,3 +64,6 @@ export class Tensor<D extends DType = DType> {
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join('×')}]`;
 }
+
+/** An f32 tensor: what most ops take and give. */
+export type F32 = Tensor<'f32'>;

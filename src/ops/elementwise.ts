@@ -2,7 +2,7 @@
 // backward of `mul` is two `mul`s and of `add` an identity/scale; callers compose them.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
-import type { Tensor } from '../gpu/tensor.ts';
+import type { F32 as Tensor } from '../gpu/tensor.ts';
 import { expect, noAlias, sameShape } from './check.ts';
 
 const WG = 256;

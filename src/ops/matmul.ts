@@ -1,7 +1,7 @@
 // Matrix multiply. C = A·B for row-major f32 matrices.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
-import type { Tensor } from '../gpu/tensor.ts';
+import type { F32 as Tensor } from '../gpu/tensor.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
 
 const WG = 64;
