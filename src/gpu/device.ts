@@ -90,17 +90,17 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<Acquired>
   if (opts.backend) flags.push(`backend=${opts.backend}`);
   if (opts.adapter) flags.push(`adapter=${opts.adapter}`);
   let gpu: GPU | null = create(flags);
+  const what = opts.backend || opts.adapter ? ` for backend=${opts.backend ?? 'any'}, adapter=${opts.adapter ?? 'any'}` : '';
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
   } catch (e) {
     gpu = null;
-    const what = opts.backend || opts.adapter ? ` (backend=${opts.backend ?? 'any'}, adapter=${opts.adapter ?? 'any'})` : '';
     throw new GpuUnavailableError(`no WebGPU adapter found${what}: ${(e as Error).message.trim()}\n\n${INSTALL_HELP}`);
   }
   if (!adapter) {
     gpu = null;
-    throw new GpuUnavailableError(`no WebGPU adapter found\n\n${INSTALL_HELP}`);
+    throw new GpuUnavailableError(`no WebGPU adapter found${what}\n\n${INSTALL_HELP}`);
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
