@@ -1,0 +1,71 @@
+// Token + position embedding: out[i,c] = wte[tokens[i],c] + wpe[i % T,c] over N = B·T positions.
+// A token id ≥ V gives NaN in its out row (the kernel cannot throw; NaN reaches the loss instead of
+// a silently wrong row), and adds nothing to dwte.
+//
+// Backward ACCUMULATES (+=) into dwte and dwpe, deterministically and without atomics:
+// - wte_backward: a workgroup per (position i, channel chunk). Only the workgroup of a token's
+//   first occurrence does work: it sums dout over all occurrences in position order. Token loads
+//   come from workgroup_id-derived addresses (uniform: cheap on lavapipe); cost O(N²·C/WG).
+// - wpe_backward: one invocation per (t, c), summing over the batch in order.
+
+struct Params { N: u32, T: u32, C: u32, V: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+// forward: tokens, wte, wpe, out
+@group(0) @binding(2) var<storage, read> wte: array<f32>;
+@group(0) @binding(3) var<storage, read> wpe: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// wte_backward: tokens, dout, dwte
+@group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dwte: array<f32>;
+// wpe_backward: dout_pos, dwpe
+@group(0) @binding(1) var<storage, read> dout_pos: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dwpe: array<f32>;
+
+override WG: u32 = 64;
+// Runtime (not constant) NaN bits: WGSL rejects a NaN constant expression.
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
+fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+@compute @workgroup_size(WG)
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let k = flat(wid, nwg, lid);
+  if (k >= p.N * p.C) { return; }
+  let i = k / p.C;
+  let c = k % p.C;
+  let tok = tokens[i];
+  let pos = wpe[(i % p.T) * p.C + c];
+  out[k] = select(bitcast<f32>(NAN_BITS), wte[tok * p.C + c] + pos, tok < p.V);
+}
+
+// Grid: x = channel chunk of WG, y·z = position (z folds positions past the y limit).
+@compute @workgroup_size(WG)
+fn wte_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = wid.z * nwg.y + wid.y;
+  if (i >= p.N) { return; }
+  let tok = tokens[i];
+  if (tok >= p.V) { return; }
+  for (var j = 0u; j < i; j++) {
+    if (tokens[j] == tok) { return; } // an earlier occurrence owns this token
+  }
+  let c = wid.x * WG + lid.x;
+  if (c >= p.C) { return; }
+  var acc = 0.0;
+  for (var j = i; j < p.N; j++) {
+    if (tokens[j] == tok) { acc += dout[j * p.C + c]; }
+  }
+  dwte[tok * p.C + c] += acc;
+}
+
+@compute @workgroup_size(WG)
+fn wpe_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let k = flat(wid, nwg, lid);
+  if (k >= p.T * p.C) { return; }
+  var acc = 0.0;
+  for (var i = k / p.C; i < p.N; i += p.T) { acc += dout_pos[i * p.C + k % p.C]; }
+  dwpe[k] += acc;
+}

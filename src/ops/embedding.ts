@@ -1,0 +1,54 @@
+// Token + position embedding (GPT-2's wte, wpe). Backward accumulates (+=) into dwte and dwpe, as
+// llm.c does, deterministically (see shaders/embedding.wgsl). A token id ≥ V cannot be caught on
+// the GPU: the forward writes NaN in that position's row. `uploadTokens` checks ids on the host.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/kernel.ts';
+import type { F32, Tensor } from '../gpu/tensor.ts';
+import { ShapeError, expect, noAlias } from './check.ts';
+
+const WG = 64;
+const spec = (entry: string): KernelSpec => ({ shader: 'embedding.wgsl', entry, params: ['N:u32', 'T:u32', 'C:u32', 'V:u32'], constants: { WG } });
+const FORWARD = spec('forward');
+const WTE_BACKWARD = spec('wte_backward');
+const WPE_BACKWARD = spec('wpe_backward');
+
+type Tokens = Tensor<'u32'>;
+
+function dims(op: string, tokens: Tokens, wte: F32, wpe: F32) {
+  if (tokens.shape.length !== 2) throw new ShapeError(`${op}: tokens must have shape [B×T], got ${tokens}`);
+  const [B, T] = tokens.shape as [number, number];
+  expect(op, 'tokens', tokens, [B, T], 'u32');
+  expect(op, 'wte', wte, [-1, -1]);
+  const [V, C] = wte.shape as [number, number];
+  expect(op, 'wpe', wpe, [-1, C]);
+  if (T > wpe.shape[0]!) throw new ShapeError(`${op}: T = ${T} is longer than wpe's ${wpe.shape[0]} positions`);
+  return { B, T, C, V, N: B * T };
+}
+
+/** Uploads token ids (B,T), throwing on the first id that is not below V. */
+export function uploadTokens(gpu: Gpu, ids: Uint32Array, shape: readonly [number, number], V: number): Tokens {
+  const bad = ids.findIndex((id) => id >= V);
+  if (bad >= 0) throw new RangeError(`token id ${ids[bad]} at position ${bad} is out of range for a vocabulary of ${V}`);
+  return gpu.tensor(ids, shape);
+}
+
+/** out[b,t,:] = wte[tokens[b,t]] + wpe[t]; NaN where tokens[b,t] ≥ V. */
+export function embeddingForward(gpu: Gpu, tokens: Tokens, wte: F32, wpe: F32): F32 {
+  const { B, T, C, ...params } = dims('embeddingForward', tokens, wte, wpe);
+  const out = gpu.empty([B, T, C]);
+  gpu.dispatch(FORWARD, { params: { T, C, ...params }, tensors: [tokens, wte, wpe, out], workgroups: gpu.grid(params.N * C, WG) });
+  return out;
+}
+
+/** Accumulates the gradients of embeddingForward into dwte (V,C) and dwpe (maxT,C). */
+export function embeddingBackward(gpu: Gpu, dout: F32, tokens: Tokens, dwte: F32, dwpe: F32): void {
+  const op = 'embeddingBackward';
+  const params = dims(op, tokens, dwte, dwpe);
+  const { B, T, C, N } = params;
+  expect(op, 'dout', dout, [B, T, C]);
+  noAlias(op, dwte, dout, dwpe);
+  noAlias(op, dwpe, dout);
+  const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
+  gpu.dispatch(WTE_BACKWARD, { params, tensors: [tokens, dout, dwte], workgroups: [Math.ceil(C / WG), Math.min(N, maxDim), Math.ceil(N / maxDim)] });
+  gpu.dispatch(WPE_BACKWARD, { params, tensors: [dout, dwpe], workgroups: gpu.grid(T * C, WG) });
+}
