@@ -279,13 +279,22 @@ export function bf16ToF32(b: Uint16Array): Float32Array {
   return new Float32Array(bits.buffer);
 }
 
-/** Up to `k` names nearest by edit distance, for "did you mean" messages. */
+/**
+ * Up to `k` names nearest to `name`, for "did you mean" messages: few edits, and a long shared
+ * prefix (same layer, same module) counts in favour, so 'ln_f.weight' suggests 'ln_f.bias'.
+ */
 export function closestNames(name: string, names: readonly string[], k = 3): string[] {
   return names
-    .map((n) => ({ n, d: editDistance(name, n) }))
+    .map((n) => ({ n, d: editDistance(name, n) - commonPrefixLength(name, n) }))
     .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
     .slice(0, k)
     .map((x) => x.n);
+}
+
+function commonPrefixLength(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return i;
 }
 
 function editDistance(a: string, b: string): number {
