@@ -1,0 +1,37 @@
+// Row sums: out[base + r] = alpha · Σ_j f(x[r·len + j]) over j < len with r·len + j < n, where f is
+// the identity or the square. One workgroup per row (grid folded past 65535): lanes sum strided
+// slices in order, then a fixed tree adds the lanes. No atomics, so the bits depend only on the
+// sizes. Whole-tensor sums run it twice (rows of fixed-size chunks, then one row of partials).
+
+struct Params { rows: u32, len: u32, n: u32, alpha: f32, square: u32, base: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// A power of two (the tree halves it).
+override WG: u32 = 256;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let r = wid.y * nwg.x + wid.x;
+  if (r >= p.rows) { return; }
+  let start = r * p.len;
+  let end = min(start + p.len, p.n);
+  var s = 0.0;
+  for (var i = start + lid.x; i < end; i += WG) {
+    let v = x[i];
+    s += select(v, v * v, p.square != 0u);
+  }
+  partial[lid.x] = s;
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    workgroupBarrier();
+    if (lid.x < stride) {
+      s += partial[lid.x + stride];
+      partial[lid.x] = s;
+    }
+  }
+  if (lid.x == 0u) { out[p.base + r] = p.alpha * s; }
+}

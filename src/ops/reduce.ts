@@ -1,0 +1,77 @@
+// Deterministic reductions: over the last axis (per row), and over whole tensors to a scalar in
+// two stages (fixed-size chunks to partials, then the partials), for tensors of millions of
+// elements. The squared L2 norm takes a list of tensors for global grad-norm clipping.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/kernel.ts';
+import type { F32 as Tensor } from '../gpu/tensor.ts';
+import { ShapeError, expect, noAlias } from './check.ts';
+
+const WG = 256;
+const ROWS: KernelSpec = { shader: 'reduce.wgsl', entry: 'rows', params: ['rows:u32', 'len:u32', 'n:u32', 'alpha:f32', 'square:u32', 'base:u32'], constants: { WG } };
+// Stage 1 gives each tensor at most this many partials, each a chunk of at least 4 lanes' worth.
+const MAX_PARTIALS = 1024;
+const MIN_CHUNK = 4 * WG;
+
+interface RowsPass {
+  rows: number;
+  len: number;
+  n: number;
+  alpha?: number;
+  square?: boolean;
+  base?: number;
+}
+
+function rowsPass(gpu: Gpu, x: Tensor, out: Tensor, { rows, len, n, alpha = 1, square = false, base = 0 }: RowsPass): void {
+  gpu.dispatch(ROWS, { params: { rows, len, n, alpha, square: square ? 1 : 0, base }, tensors: [x, out], workgroups: gpu.grid(rows, 1) });
+}
+
+function overRows(gpu: Gpu, op: string, x: Tensor, mean: boolean, out: Tensor | undefined): Tensor {
+  if (x.shape.length === 0) throw new ShapeError(`${op}: x must have at least one dim, got a scalar`);
+  expect(op, 'x', x, x.shape);
+  const C = x.shape.at(-1)!;
+  if (mean && C === 0) throw new ShapeError(`${op}: the rows of x are empty; their mean is undefined`);
+  const rowShape = x.shape.length > 1 ? x.shape.slice(0, -1) : [1];
+  const o = out ?? gpu.empty(rowShape);
+  expect(op, 'out', o, rowShape);
+  noAlias(op, o, x);
+  rowsPass(gpu, x, o, { rows: o.size, len: C, n: x.size, alpha: mean ? 1 / C : 1 });
+  return o;
+}
+
+/** Sum over the last axis: (…, C) → (…), or [1] for a 1-D x. */
+export function sumRows(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
+  return overRows(gpu, 'sumRows', x, false, out);
+}
+
+/** Mean over the last axis: (…, C) → (…), or [1] for a 1-D x. */
+export function meanRows(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
+  return overRows(gpu, 'meanRows', x, true, out);
+}
+
+/** Σ f(x) over every element of every tensor, f the identity or the square, to a [1] tensor. */
+function total(gpu: Gpu, op: string, xs: readonly Tensor[], square: boolean): Tensor {
+  xs.forEach((x, i) => expect(op, xs.length > 1 ? `xs[${i}]` : 'x', x, x.shape));
+  // The chunking depends only on each tensor's size: the same bits on every run.
+  const chunks = xs.map((x) => Math.max(MIN_CHUNK, Math.ceil(x.size / MAX_PARTIALS)));
+  const parts = xs.map((x, i) => Math.ceil(x.size / chunks[i]!));
+  const partials = gpu.empty([parts.reduce((a, b) => a + b, 0)], 'f32', `${op}.partials`);
+  let base = 0;
+  xs.forEach((x, i) => {
+    rowsPass(gpu, x, partials, { rows: parts[i]!, len: chunks[i]!, n: x.size, square, base });
+    base += parts[i]!;
+  });
+  const out = gpu.empty([1]);
+  rowsPass(gpu, partials, out, { rows: 1, len: base, n: base });
+  partials.release();
+  return out;
+}
+
+/** Sum of all elements, as a [1] tensor. */
+export function sum(gpu: Gpu, x: Tensor): Tensor {
+  return total(gpu, 'sum', [x], false);
+}
+
+/** Squared L2 norm of a tensor, or of several together (global grad norm), as a [1] tensor. */
+export function sumSquares(gpu: Gpu, xs: Tensor | readonly Tensor[]): Tensor {
+  return total(gpu, 'sumSquares', Array.isArray(xs) ? xs : [xs as Tensor], true);
+}
