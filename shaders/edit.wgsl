@@ -1,0 +1,98 @@
+// Edit kernels. A dense edit scatters a packed delta into a masked block of a tensor; its gradient
+// gathers back from the same block. A low-rank edit adds alpha·U·Vᵀ to a matrix, U (m×r) and V (n×r)
+// read from one packed factor vector. Every output element is owned by one invocation (no atomics).
+
+// A mask block: element k sits at start + (k / run) * stride + k % run, and at offset + k in the
+// packed vector (see MaskBlock in src/ops/edit.ts).
+struct BlockParams { start: u32, run: u32, stride: u32, count: u32, offset: u32, alpha: f32 }
+// U is factors[offset ..][m×r], V follows it: factors[offset + m*r ..][n×r].
+struct LowRankParams { m: u32, n: u32, r: u32, offset: u32, alpha: f32 }
+
+@group(0) @binding(0) var<uniform> blk: BlockParams;
+@group(0) @binding(0) var<uniform> lr: LowRankParams;
+
+// The packed delta or factors, or dW' for gather.
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+// The edited copy (scatter_add, lowrank_add), the packed gradient (gather) or the Gram products.
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+// Gradients of a low-rank edit: dW' in, packed dU, dV out.
+@group(0) @binding(2) var<storage, read> dw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dfactors: array<f32>;
+
+override WG: u32 = 64;
+
+fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+fn masked_index(k: u32) -> u32 {
+  return blk.start + (k / blk.run) * blk.stride + k % blk.run;
+}
+
+// dst[mask[k]] += alpha * src[offset + k]
+@compute @workgroup_size(WG)
+fn scatter_add(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let k = flat(wid, nwg, lid);
+  if (k >= blk.count) { return; }
+  let i = masked_index(k);
+  dst[i] = dst[i] + blk.alpha * src[blk.offset + k];
+}
+
+// dst[offset + k] = alpha * src[mask[k]]: the gradient of a dense edit wrt its packed delta.
+@compute @workgroup_size(WG)
+fn gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let k = flat(wid, nwg, lid);
+  if (k >= blk.count) { return; }
+  dst[blk.offset + k] = blk.alpha * src[masked_index(k)];
+}
+
+fn u_at(i: u32, k: u32) -> f32 { return src[lr.offset + i * lr.r + k]; }
+fn v_at(j: u32, k: u32) -> f32 { return src[lr.offset + lr.m * lr.r + j * lr.r + k]; }
+
+// dst[i, j] += alpha * Σ_k U[i, k] V[j, k]. One row per workgroup row, so U's loads are uniform.
+@compute @workgroup_size(WG)
+fn lowrank_add(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = wid.y;
+  let j = wid.x * WG + lid.x;
+  if (j >= lr.n) { return; }
+  var s = 0.0;
+  for (var k = 0u; k < lr.r; k++) { s = fma(u_at(i, k), v_at(j, k), s); }
+  let at = i * lr.n + j;
+  dst[at] = dst[at] + lr.alpha * s;
+}
+
+// dU[i, k] = alpha * Σ_j dW'[i, j] V[j, k]. One k per workgroup row, so V's loads are uniform.
+@compute @workgroup_size(WG)
+fn lowrank_grad_u(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let k = wid.y;
+  let i = wid.x * WG + lid.x;
+  if (i >= lr.m) { return; }
+  var s = 0.0;
+  for (var j = 0u; j < lr.n; j++) { s = fma(dw[i * lr.n + j], v_at(j, k), s); }
+  dfactors[lr.offset + i * lr.r + k] = lr.alpha * s;
+}
+
+// dV[j, k] = alpha * Σ_i dW'[i, j] U[i, k]; lanes read consecutive columns of dW'.
+@compute @workgroup_size(WG)
+fn lowrank_grad_v(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let k = wid.y;
+  let j = wid.x * WG + lid.x;
+  if (j >= lr.n) { return; }
+  var s = 0.0;
+  for (var i = 0u; i < lr.m; i++) { s = fma(dw[i * lr.n + j], u_at(i, k), s); }
+  dfactors[lr.offset + lr.m * lr.r + j * lr.r + k] = lr.alpha * s;
+}
+
+// dst[a*r + b] = (UᵀU)[a, b] · (VᵀV)[a, b]; these sum to ‖U Vᵀ‖²_F without forming U Vᵀ.
+@compute @workgroup_size(WG)
+fn lowrank_gram(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let q = flat(wid, nwg, lid);
+  if (q >= lr.r * lr.r) { return; }
+  let a = q / lr.r;
+  let b = q % lr.r;
+  var gu = 0.0;
+  for (var i = 0u; i < lr.m; i++) { gu = fma(u_at(i, a), u_at(i, b), gu); }
+  var gv = 0.0;
+  for (var j = 0u; j < lr.n; j++) { gv = fma(v_at(j, a), v_at(j, b), gv); }
+  dst[q] = gu * gv;
+}

@@ -1,0 +1,218 @@
+// Edit application (DESIGN.md §1, variant A): W' = W + α·M⊙Δ written into a scratch copy, never into
+// the base; revert and compose; the gradient wrt the action; and the edit's squared norm.
+//
+// A mask is a list of blocks, each `runs` equal runs of `run` elements, `stride` apart, in the flat
+// tensor: a row/column range of a row-major matrix is one block, a whole tensor or a flat range is
+// one block with runs = 1. Kernels compute indices from four uniforms, so no index buffer is stored
+// and nothing is searched. Blocks may not overlap, so ‖M⊙Δ‖ is the norm of the packed delta and
+// the gather is the exact gradient.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/kernel.ts';
+import { numel, type F32 as Tensor } from '../gpu/tensor.ts';
+import { expect, noAlias } from './check.ts';
+import { reduceSum, squaredNorm } from './optimizer.ts';
+
+const WG = 64;
+const spec = (entry: string, params: string[]): KernelSpec => ({ shader: 'edit.wgsl', entry, params, constants: { WG } });
+const BLOCK_PARAMS = ['start:u32', 'run:u32', 'stride:u32', 'count:u32', 'offset:u32', 'alpha:f32'];
+const LOWRANK_PARAMS = ['m:u32', 'n:u32', 'r:u32', 'offset:u32', 'alpha:f32'];
+const SCATTER_ADD = spec('scatter_add', BLOCK_PARAMS);
+const GATHER = spec('gather', BLOCK_PARAMS);
+const LOWRANK_ADD = spec('lowrank_add', LOWRANK_PARAMS);
+const LOWRANK_GRAD_U = spec('lowrank_grad_u', LOWRANK_PARAMS);
+const LOWRANK_GRAD_V = spec('lowrank_grad_v', LOWRANK_PARAMS);
+const LOWRANK_GRAM = spec('lowrank_gram', LOWRANK_PARAMS);
+
+/** A mask that is malformed or reaches outside its tensor or its packed vector. */
+export class MaskError extends RangeError {
+  override name = 'MaskError';
+}
+
+/** Element k of the block sits at flat index start + ⌊k / run⌋·stride + k mod run. */
+export interface MaskBlock {
+  start: number;
+  run: number;
+  stride: number;
+  runs: number;
+}
+
+export type Range = readonly [number, number];
+
+/**
+ * The block for rows [r0, r1) and columns [c0, c1) of a tensor seen as a row-major matrix (trailing
+ * dimensions flattened into columns; a 1-D tensor is one row). Omitted ranges take everything.
+ */
+export function maskBlock(shape: readonly number[], rows?: Range, cols?: Range): MaskBlock {
+  const R = shape.length <= 1 ? 1 : shape[0]!;
+  const C = shape.length <= 1 ? numel(shape) : numel(shape.slice(1));
+  const [r0, r1] = rows ?? [0, R];
+  const [c0, c1] = cols ?? [0, C];
+  const ok = (lo: number, hi: number, n: number) => Number.isInteger(lo) && Number.isInteger(hi) && 0 <= lo && lo <= hi && hi <= n;
+  if (!ok(r0, r1, R) || !ok(c0, c1, C)) throw new MaskError(`maskBlock: rows [${r0}, ${r1}) × cols [${c0}, ${c1}) is outside a ${R}×${C} matrix`);
+  return { start: r0 * C + c0, run: c1 - c0, stride: C, runs: r1 - r0 };
+}
+
+export function maskSize(mask: readonly MaskBlock[]): number {
+  return mask.reduce((n, b) => n + b.run * b.runs, 0);
+}
+
+// Masks already checked, with the tensor size they were checked against: checking sorts every run.
+const checkedMasks = new WeakMap<readonly MaskBlock[], number>();
+
+function checkMask(op: string, mask: readonly MaskBlock[], size: number): void {
+  if (checkedMasks.get(mask) === size) return;
+  const runs: [number, number][] = [];
+  mask.forEach((b, i) => {
+    const fields = [b.start, b.run, b.stride, b.runs];
+    if (!fields.every((x) => Number.isInteger(x) && x >= 0)) throw new MaskError(`${op}: mask block ${i} has a field that is not a non-negative integer: ${JSON.stringify(b)}`);
+    if (b.run === 0 || b.runs === 0) return;
+    if (b.runs > 1 && b.stride < b.run) throw new MaskError(`${op}: mask block ${i} has stride ${b.stride} < run ${b.run}, so its runs overlap`);
+    const last = b.start + (b.runs - 1) * b.stride + b.run - 1;
+    if (last >= size) throw new MaskError(`${op}: mask block ${i} reaches index ${last}, past the end of a tensor of ${size} elements`);
+    for (let r = 0; r < b.runs; r++) runs.push([b.start + r * b.stride, b.run]);
+  });
+  runs.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < runs.length; i++) {
+    const [prev, len] = runs[i - 1]!;
+    if (runs[i]![0] < prev + len) throw new MaskError(`${op}: mask blocks overlap at index ${runs[i]![0]}`);
+  }
+  checkedMasks.set(mask, size);
+}
+
+/** Dense: the packed delta for this tensor is delta[offset .. offset + maskSize(mask)). */
+export interface DenseEdit {
+  kind: 'dense';
+  mask: readonly MaskBlock[];
+  delta: Tensor;
+  offset?: number;
+  alpha: number;
+}
+
+/** Low-rank: Δ = U·Vᵀ for a rows×cols matrix; U (rows×rank) then V (cols×rank) packed row-major in factors from offset. */
+export interface LowRankEdit {
+  kind: 'lowrank';
+  factors: Tensor;
+  offset?: number;
+  rows: number;
+  cols: number;
+  rank: number;
+  alpha: number;
+}
+
+export type Edit = DenseEdit | LowRankEdit;
+
+/** The action tensor an edit reads its delta from. */
+export const actionOf = (e: Edit): Tensor => (e.kind === 'dense' ? e.delta : e.factors);
+
+/** How many elements of the action the edit reads. */
+export const actionLength = (e: Edit): number => (e.kind === 'dense' ? maskSize(e.mask) : e.rank * (e.rows + e.cols));
+
+/** Checks the edit's own fields and that it reads inside its action tensor. */
+function checkAction(op: string, e: Edit): void {
+  const action = actionOf(e);
+  const name = e.kind === 'dense' ? 'delta' : 'factors';
+  expect(op, name, action, action.shape);
+  if (e.kind === 'lowrank') {
+    const dims = [e.rows, e.cols, e.rank];
+    if (!dims.every((d) => Number.isInteger(d) && d >= 0)) throw new RangeError(`${op}: rows, cols and rank must be non-negative integers, got ${dims}`);
+  }
+  const offset = e.offset ?? 0;
+  const end = offset + actionLength(e);
+  if (!Number.isInteger(offset) || offset < 0 || end > action.size) throw new MaskError(`${op}: the edit reads ${name}[${offset}, ${end}), outside ${action}`);
+}
+
+/** Checks the edit against the tensor it edits (`like`: the base, the scratch copy or dW'). */
+function checkEdit(op: string, e: Edit, like: Tensor, what: string): void {
+  checkAction(op, e);
+  if (e.kind === 'dense') checkMask(op, e.mask, like.size);
+  else expect(op, what, like, [e.rows, e.cols]);
+}
+
+/** One dispatch per mask block, each block reading the next stretch of the packed vector. */
+function perBlock(gpu: Gpu, kernel: KernelSpec, e: DenseEdit, alpha: number, tensors: Tensor[]): void {
+  let offset = e.offset ?? 0;
+  for (const b of e.mask) {
+    const count = b.run * b.runs;
+    gpu.dispatch(kernel, { params: { start: b.start, run: b.run, stride: b.stride, count, offset, alpha }, tensors, workgroups: gpu.grid(count, WG) });
+    offset += count;
+  }
+}
+const lowRankParams = (e: LowRankEdit, alpha: number) => ({ m: e.rows, n: e.cols, r: e.rank, offset: e.offset ?? 0, alpha });
+
+/** target += alpha·M⊙Δ in place. */
+function addScaled(gpu: Gpu, op: string, target: Tensor, e: Edit, alpha: number): Tensor {
+  checkEdit(op, e, target, 'target');
+  noAlias(op, target, actionOf(e));
+  if (e.kind === 'lowrank') {
+    gpu.dispatch(LOWRANK_ADD, { params: lowRankParams(e, alpha), tensors: [e.factors, target], workgroups: [Math.ceil(e.cols / WG), e.rows] });
+    return target;
+  }
+  perBlock(gpu, SCATTER_ADD, e, alpha, [e.delta, target]);
+  return target;
+}
+
+/**
+ * out = base + Σ αᵢ·Mᵢ⊙Δᵢ, edits added in order (two or more edits compose). `out` is a scratch copy
+ * and must not be the base: the base is only read.
+ */
+export function applyEdits(gpu: Gpu, base: Tensor, edits: readonly Edit[], out?: Tensor): Tensor {
+  const op = 'applyEdits';
+  expect(op, 'base', base, base.shape);
+  const o = out ?? gpu.empty(base.shape, 'f32', `${base.label}.edited`);
+  expect(op, 'out', o, base.shape);
+  noAlias(op, o, base, ...edits.map(actionOf));
+  for (const e of edits) checkEdit(op, e, base, 'base');
+  gpu.copy(base, o);
+  for (const e of edits) addScaled(gpu, op, o, e, e.alpha);
+  return o;
+}
+
+/** target += α·M⊙Δ in place: composes one more edit onto an edited copy. */
+export function addEdit(gpu: Gpu, target: Tensor, edit: Edit): Tensor {
+  return addScaled(gpu, 'addEdit', target, edit, edit.alpha);
+}
+
+/**
+ * target −= α·M⊙Δ in place. Exact up to f32 rounding of (w + αδ) − αδ; to get the base back bit for
+ * bit, copy it again.
+ */
+export function revertEdit(gpu: Gpu, target: Tensor, edit: Edit): Tensor {
+  return addScaled(gpu, 'revertEdit', target, edit, -edit.alpha);
+}
+
+/**
+ * The gradient wrt the action, given dW' (the gradient wrt the edited tensor): dense, α·dW' gathered
+ * at the mask; low-rank, dU = α·dW'·V and dV = α·dW'ᵀ·U. Written into dAction (shaped like the
+ * action) at the edit's offset; the rest of dAction is left as it is (zeros when allocated here).
+ */
+export function editBackward(gpu: Gpu, dOut: Tensor, edit: Edit, dAction?: Tensor): Tensor {
+  const op = 'editBackward';
+  expect(op, 'dOut', dOut, dOut.shape);
+  checkEdit(op, edit, dOut, 'dOut');
+  const action = actionOf(edit);
+  const d = dAction ?? gpu.zeros(action.shape);
+  expect(op, 'dAction', d, action.shape);
+  noAlias(op, d, dOut, action);
+  if (edit.kind === 'lowrank') {
+    const params = lowRankParams(edit, edit.alpha);
+    gpu.dispatch(LOWRANK_GRAD_U, { params, tensors: [edit.factors, dOut, d], workgroups: [Math.ceil(edit.rows / WG), edit.rank] });
+    gpu.dispatch(LOWRANK_GRAD_V, { params, tensors: [edit.factors, dOut, d], workgroups: [Math.ceil(edit.cols / WG), edit.rank] });
+    return d;
+  }
+  perBlock(gpu, GATHER, edit, edit.alpha, [dOut, d]);
+  return d;
+}
+
+/** [1] tensor: ‖α·M⊙Δ‖², the squared norm of what the edit adds (for the magnitude penalty and logs). */
+export function editSquaredNorm(gpu: Gpu, edit: Edit): Tensor {
+  checkAction('editSquaredNorm', edit);
+  const offset = edit.offset ?? 0;
+  const scale = edit.alpha * edit.alpha;
+  if (edit.kind === 'dense') return squaredNorm(gpu, [{ tensor: edit.delta, offset, length: maskSize(edit.mask) }], scale);
+  const r2 = edit.rank * edit.rank;
+  const products = gpu.empty([Math.max(r2, 1)], 'f32', 'editSquaredNorm.gram');
+  gpu.dispatch(LOWRANK_GRAM, { params: lowRankParams(edit, edit.alpha), tensors: [edit.factors, products], workgroups: gpu.grid(r2, WG) });
+  const out = reduceSum(gpu, products, scale, false, r2);
+  products.release();
+  return out;
+}
