@@ -11,6 +11,8 @@ const ADD = spec('add');
 const MUL = spec('mul');
 const SCALE = spec('scale');
 const AXPY = spec('axpy');
+const GELU = spec('gelu');
+const GELU_BACKWARD = spec('gelu_backward');
 
 function outFor(gpu: Gpu, op: string, like: Tensor, out: Tensor | undefined, ...inputs: Tensor[]): Tensor {
   if (!out) return gpu.empty(like.shape, 'f32');
@@ -52,4 +54,21 @@ export function axpy(gpu: Gpu, alpha: number, x: Tensor, y: Tensor): Tensor {
   noAlias('axpy', y, x);
   gpu.dispatch(AXPY, { params: { n: x.size, alpha }, tensors: [x, y], workgroups: gpu.grid(x.size, WG) });
   return y;
+}
+
+/** out = gelu(x), GPT-2's tanh form. */
+export function gelu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
+  expect('gelu', 'x', x, x.shape);
+  const o = outFor(gpu, 'gelu', x, out);
+  gpu.dispatch(GELU, { params: { n: x.size, alpha: 1 }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
+  return o;
+}
+
+/** out = dout ⊙ gelu'(x). Overwrites out, like the other ops here (callers add it where they sum). */
+export function geluBackward(gpu: Gpu, x: Tensor, dout: Tensor, out?: Tensor): Tensor {
+  expect('geluBackward', 'x', x, x.shape);
+  sameShape('geluBackward', x, dout, ['x', 'dout']);
+  const o = outFor(gpu, 'geluBackward', x, out, dout);
+  gpu.dispatch(GELU_BACKWARD, { params: { n: x.size, alpha: 1 }, tensors: [x, dout, o], workgroups: gpu.grid(x.size, WG) });
+  return o;
 }

@@ -25,3 +25,19 @@ export function mul(a: Float32Array, b: Float32Array): Float32Array {
 export function scale(a: Float32Array, alpha: number): Float32Array {
   return a.map((x) => alpha * x);
 }
+
+const GELU_SCALE = Math.sqrt(2 / Math.PI);
+
+/** GPT-2's GELU, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function gelu(x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v) => 0.5 * v * (1 + Math.tanh(GELU_SCALE * (v + 0.044715 * v ** 3))));
+}
+
+/** dinp = dout · gelu'(x). */
+export function geluBackward(x: ArrayLike<number>, dout: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v, i) => {
+    const th = Math.tanh(GELU_SCALE * (v + 0.044715 * v ** 3));
+    const local = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * GELU_SCALE * (1 + 3 * 0.044715 * v * v);
+    return local * dout[i]!;
+  });
+}

@@ -5,7 +5,7 @@ type Arr = ArrayLike<number>;
 /** Sum of each row of an R×C matrix. */
 export function sumRows(x: Arr, R: number, C: number): Float64Array {
   const out = new Float64Array(R);
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[r] += x[r * C + c]!;
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[r]! += x[r * C + c]!;
   return out;
 }
 

@@ -41,8 +41,8 @@ export function layernormBackward(dout: Arr, inp: Arr, weight: Arr, mean: Arr, r
     dnormNormMean /= C;
     for (let c = 0; c < C; c++) {
       const d = dout[i * C + c]!;
-      dbias[c] += d;
-      dweight[c] += norm(c) * d;
+      dbias[c]! += d;
+      dweight[c]! += norm(c) * d;
       dinp[i * C + c] = (weight[c]! * d - dnormMean - norm(c) * dnormNormMean) * rstd[i]!;
     }
   }
@@ -102,8 +102,8 @@ export function attentionBackward(dout: Arr, qkv: Arr, att: Arr, B: number, T: n
           const v = qkvAt(b, t2, 2, h, T, C, HS);
           datt[t2] = 0;
           for (let d = 0; d < HS; d++) {
-            datt[t2] += dout[o + d]! * qkv[v + d]!;
-            dqkv[v + d] += att[row + t2]! * dout[o + d]!;
+            datt[t2]! += dout[o + d]! * qkv[v + d]!;
+            dqkv[v + d]! += att[row + t2]! * dout[o + d]!;
           }
         }
         // softmax
@@ -114,8 +114,8 @@ export function attentionBackward(dout: Arr, qkv: Arr, att: Arr, B: number, T: n
           const dpre = att[row + t2]! * (datt[t2]! - dot) * scale;
           const k = qkvAt(b, t2, 1, h, T, C, HS);
           for (let d = 0; d < HS; d++) {
-            dqkv[q + d] += dpre * qkv[k + d]!;
-            dqkv[k + d] += dpre * qkv[q + d]!;
+            dqkv[q + d]! += dpre * qkv[k + d]!;
+            dqkv[k + d]! += dpre * qkv[q + d]!;
           }
         }
       }
@@ -143,8 +143,8 @@ export function embeddingBackward(dout: Arr, tokens: Arr, B: number, T: number, 
     const tok = tokens[i]!;
     const t = i % T;
     for (let c = 0; c < C; c++) {
-      dwte[tok * C + c] += dout[i * C + c]!;
-      dwpe[t * C + c] += dout[i * C + c]!;
+      dwte[tok * C + c]! += dout[i * C + c]!;
+      dwpe[t * C + c]! += dout[i * C + c]!;
     }
   }
   return { dwte, dwpe };
