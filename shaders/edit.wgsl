@@ -83,7 +83,7 @@ fn lowrank_grad_v(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   dfactors[lr.offset + lr.m * lr.r + j * lr.r + k] = lr.alpha * s;
 }
 
-// dst[a*r + b] = (UᵀU)[a, b] · (VᵀV)[a, b]; these sum to ‖U Vᵀ‖²_F without forming U Vᵀ.
+// dst[a*r + b] = alpha² (UᵀU)[a, b] (VᵀV)[a, b]; these sum to ‖alpha U Vᵀ‖²_F without forming U Vᵀ.
 @compute @workgroup_size(WG)
 fn lowrank_gram(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let q = flat(wid, nwg, lid);
@@ -94,5 +94,5 @@ fn lowrank_gram(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   for (var i = 0u; i < lr.m; i++) { gu = fma(u_at(i, a), u_at(i, b), gu); }
   var gv = 0.0;
   for (var j = 0u; j < lr.n; j++) { gv = fma(v_at(j, a), v_at(j, b), gv); }
-  dst[q] = gu * gv;
+  dst[q] = lr.alpha * lr.alpha * gu * gv;
 }

@@ -10,7 +10,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import { numel, type F32 as Tensor } from '../gpu/tensor.ts';
 import { expect, noAlias } from './check.ts';
-import { reduceSum, squaredNorm } from './optimizer.ts';
+import { sum, sumSquares } from './reduce.ts';
 
 const WG = 64;
 const spec = (entry: string, params: string[]): KernelSpec => ({ shader: 'edit.wgsl', entry, params, constants: { WG } });
@@ -206,13 +206,17 @@ export function editBackward(gpu: Gpu, dOut: Tensor, edit: Edit, dAction?: Tenso
 /** [1] tensor: ‖α·M⊙Δ‖², the squared norm of what the edit adds (for the magnitude penalty and logs). */
 export function editSquaredNorm(gpu: Gpu, edit: Edit): Tensor {
   checkAction('editSquaredNorm', edit);
-  const offset = edit.offset ?? 0;
-  const scale = edit.alpha * edit.alpha;
-  if (edit.kind === 'dense') return squaredNorm(gpu, [{ tensor: edit.delta, offset, length: maskSize(edit.mask) }], scale);
-  const r2 = edit.rank * edit.rank;
-  const products = gpu.empty([Math.max(r2, 1)], 'f32', 'editSquaredNorm.gram');
-  gpu.dispatch(LOWRANK_GRAM, { params: lowRankParams(edit, edit.alpha), tensors: [edit.factors, products], workgroups: gpu.grid(r2, WG) });
-  const out = reduceSum(gpu, products, scale, false, r2);
-  products.release();
+  const n = actionLength(edit);
+  // Dense: α·Δ, this edit's stretch of the action (blocks do not overlap, so it has the norm of
+  // α·M⊙Δ). Low-rank: the r² products whose sum is ‖α·U·Vᵀ‖².
+  const terms = gpu.empty([edit.kind === 'dense' ? n : edit.rank * edit.rank], 'f32', 'editSquaredNorm.terms');
+  if (edit.kind === 'dense') {
+    const all: DenseEdit = { ...edit, mask: [{ start: edit.offset ?? 0, run: n, stride: n, runs: 1 }], offset: 0 };
+    perBlock(gpu, GATHER, all, edit.alpha, [edit.delta, terms]);
+  } else {
+    gpu.dispatch(LOWRANK_GRAM, { params: lowRankParams(edit, edit.alpha), tensors: [edit.factors, terms], workgroups: gpu.grid(terms.size, WG) });
+  }
+  const out = edit.kind === 'dense' ? sumSquares(gpu, terms) : sum(gpu, terms);
+  terms.release();
   return out;
 }
