@@ -1,67 +1,165 @@
-// C[M,N] = A[M,K] · B[K,N], row-major f32.
+// The matmul family: C[b] = epilogue(alpha · op(A[b]) · op(B[b])), row-major f32.
 //
-// Designed for SIMD-across-invocations devices (lavapipe runs 8 invocations per AVX2 vector):
-// the rows a workgroup computes come from workgroup_id, so every A load is uniform across the
-// workgroup (a scalar load and a broadcast), while the invocations of a workgroup walk consecutive
-// columns of B. Each invocation keeps RB rows × (4 or 1) columns of C in registers; shared memory
-// and barriers, costly on a CPU rasteriser, are not used.
+// Operands are addressed through strides, so one kernel serves A·B, A·Bᵀ and Aᵀ·B and batches
+// (a batch stride of 0 broadcasts a shared weight): A(b,i,k) = A[b·sAb + i·sAi + k·sAk] and
+// B(b,k,j) = B[b·sBb + k·sBk + j·sBj]. C is always contiguous [batch, M, N].
+//
+// Split-K: workgroup z = batch·splits + s covers k in [s·kChunk, (s+1)·kChunk) and writes its raw
+// partial sums to C laid out as [batch, splits, M, N]; `reduce_splits` then adds the partials in
+// fixed order (deterministic: no atomics) and applies the epilogue.
+//
+// Epilogue: y = alpha·acc (+ bias[j]) (then gelu) (then + C_old when accumulating).
+//
+// Kernels: `regs` keeps an RB×4 block of C per invocation in registers and takes its rows from
+// workgroup_id, so A loads are uniform across the workgroup; no shared memory (the CPU-rasteriser
+// path). `tiled` stages TK×(TS·TM) tiles of A and B in workgroup memory (discrete GPUs' path).
+// shaders/matmul-subgroups.wgsl holds the subgroup variant (it needs `enable subgroups`).
 
-struct Params { M: u32, N: u32, K: u32 }
+struct Params {
+  M: u32, N: u32, K: u32,
+  sAb: u32, sAi: u32, sAk: u32,
+  sBb: u32, sBk: u32, sBj: u32,
+  splits: u32, kChunk: u32,
+  alpha: f32,
+  flags: u32,
+}
+
+const HAS_BIAS: u32 = 1u;
+const GELU: u32 = 2u;
+const ACCUMULATE: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B4: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> C4: array<vec4f>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+// reduce_splits binds (partials, bias, C): its bias sits at binding 2.
+@group(0) @binding(2) var<storage, read> reduceBias: array<f32>;
 
 override WG: u32 = 64;
-// Rows per invocation; at most MAX_RB (private arrays need a constant size; the loops over RB
-// unroll once the override is fixed, so the accumulators live in registers).
+// Rows per invocation of `regs` (≤ MAX_RB; loops over RB unroll once the override is fixed).
 override RB: u32 = 8;
 const MAX_RB: u32 = 16;
+// `tiled`: TS×TS invocations, each TM×TM outputs (TM ≤ MAX_TM); k staged TK at a time.
+override TS: u32 = 16;
+override TM: u32 = 4;
+override TK: u32 = 16;
+const MAX_TM: u32 = 4;
 
-// N % 4 == 0: each invocation owns 4 adjacent columns.
+fn gelu(x: f32) -> f32 {
+  // tanh form, as GPT-2; tanh written through exp of a clamped argument so large |x| stays finite.
+  let u = clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
+  let e = exp(2.0 * u);
+  return 0.5 * x * (1.0 + (e - 1.0) / (e + 1.0));
+}
+
+fn epilogue(v: f32, biasJ: f32, old: f32) -> f32 {
+  var y = p.alpha * v;
+  if ((p.flags & HAS_BIAS) != 0u) { y += biasJ; }
+  if ((p.flags & GELU) != 0u) { y = gelu(y); }
+  if ((p.flags & ACCUMULATE) != 0u) { y += old; }
+  return y;
+}
+
+// Stores one result of workgroup z: a raw partial when split, else the finished value.
+fn store(z: u32, i: u32, j: u32, v: f32) {
+  if (i >= p.M || j >= p.N) { return; }
+  let o = (z * p.M + i) * p.N + j;
+  if (p.splits > 1u) { C[o] = v; return; }
+  var old = 0.0;
+  if ((p.flags & ACCUMULATE) != 0u) { old = C[o]; }
+  var biasJ = 0.0;
+  if ((p.flags & HAS_BIAS) != 0u) { biasJ = bias[j]; }
+  C[o] = epilogue(v, biasJ, old);
+}
+
+fn kRange(z: u32) -> vec2u {
+  let k0 = (z % p.splits) * p.kChunk;
+  return vec2u(k0, min(p.K, k0 + p.kChunk));
+}
+
 @compute @workgroup_size(WG)
-fn rows_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let n4 = p.N / 4u;
-  let j = wid.x * WG + lid.x;
-  let jc = min(j, n4 - 1u);
+fn regs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let z = wid.z;
+  let b = z / p.splits;
+  let ks = kRange(z);
+  let j0 = (wid.x * WG + lid.x) * 4u;
   let i0 = wid.y * RB;
+  // Clamped columns keep loads in bounds; their results are dropped by store().
+  let bj = b * p.sBb + vec4u(min(j0, p.N - 1u), min(j0 + 1u, p.N - 1u), min(j0 + 2u, p.N - 1u), min(j0 + 3u, p.N - 1u)) * p.sBj;
   var acc: array<vec4f, MAX_RB>;
   for (var r = 0u; r < RB; r++) { acc[r] = vec4f(0.0); }
-  for (var k = 0u; k < p.K; k++) {
-    let b = B4[k * n4 + jc];
+  for (var k = ks.x; k < ks.y; k++) {
+    let bk = bj + k * p.sBk;
+    let bv = vec4f(B[bk.x], B[bk.y], B[bk.z], B[bk.w]);
     for (var r = 0u; r < RB; r++) {
-      let i = min(i0 + r, p.M - 1u);
-      acc[r] = fma(vec4f(A[i * p.K + k]), b, acc[r]);
+      let a = A[b * p.sAb + min(i0 + r, p.M - 1u) * p.sAi + k * p.sAk];
+      acc[r] = fma(vec4f(a), bv, acc[r]);
     }
   }
-  if (j < n4) {
-    for (var r = 0u; r < RB; r++) {
-      if (i0 + r < p.M) { C4[(i0 + r) * n4 + j] = acc[r]; }
-    }
+  for (var r = 0u; r < RB; r++) {
+    for (var c = 0u; c < 4u; c++) { store(z, i0 + r, j0 + c, acc[r][c]); }
   }
 }
 
-// Any N: one column per invocation.
+var<workgroup> tileA: array<f32, TK * TS * TM>;
+var<workgroup> tileB: array<f32, TK * TS * TM>;
+
+@compute @workgroup_size(TS, TS)
+fn tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let z = wid.z;
+  let b = z / p.splits;
+  let ks = kRange(z);
+  let BT = TS * TM; // rows (and columns) of C per workgroup
+  let i0 = wid.y * BT;
+  let j0 = wid.x * BT;
+  var acc: array<array<f32, MAX_TM>, MAX_TM>;
+  for (var k0 = ks.x; k0 < ks.y; k0 += TK) {
+    // Cooperative loads, zero-padded past M, N and the k range so the inner loop needs no checks.
+    for (var e = li; e < TK * BT; e += TS * TS) {
+      let kk = e / BT;
+      let x = e % BT;
+      let k = k0 + kk;
+      var av = 0.0;
+      var bv = 0.0;
+      if (k < ks.y && i0 + x < p.M) { av = A[b * p.sAb + (i0 + x) * p.sAi + k * p.sAk]; }
+      if (k < ks.y && j0 + x < p.N) { bv = B[b * p.sBb + k * p.sBk + (j0 + x) * p.sBj]; }
+      tileA[e] = av;
+      tileB[e] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk++) {
+      var av: array<f32, MAX_TM>;
+      var bv: array<f32, MAX_TM>;
+      for (var t = 0u; t < TM; t++) {
+        av[t] = tileA[kk * BT + lid.y + t * TS];
+        bv[t] = tileB[kk * BT + lid.x + t * TS];
+      }
+      for (var r = 0u; r < TM; r++) {
+        for (var c = 0u; c < TM; c++) { acc[r][c] = fma(av[r], bv[c], acc[r][c]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  // Invocation (x, y) owns rows y + r·TS and columns x + c·TS: strided so tile reads don't conflict.
+  for (var r = 0u; r < TM; r++) {
+    for (var c = 0u; c < TM; c++) { store(z, i0 + lid.y + r * TS, j0 + lid.x + c * TS, acc[r][c]); }
+  }
+}
+
+// Partials A = [batch, splits, M, N] → C = [batch, M, N], summed in split order.
 @compute @workgroup_size(WG)
-fn rows(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let j = wid.x * WG + lid.x;
-  let jc = min(j, p.N - 1u);
-  let i0 = wid.y * RB;
-  var acc: array<f32, MAX_RB>;
-  for (var r = 0u; r < RB; r++) { acc[r] = 0.0; }
-  for (var k = 0u; k < p.K; k++) {
-    let b = B[k * p.N + jc];
-    for (var r = 0u; r < RB; r++) {
-      let i = min(i0 + r, p.M - 1u);
-      acc[r] = fma(A[i * p.K + k], b, acc[r]);
-    }
-  }
-  if (j < p.N) {
-    for (var r = 0u; r < RB; r++) {
-      if (i0 + r < p.M) { C[(i0 + r) * p.N + j] = acc[r]; }
-    }
-  }
+fn reduce_splits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let e = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let mn = p.M * p.N;
+  if (e >= mn * p.K) { return; } // K carries the batch count here
+  let b = e / mn;
+  let ij = e % mn;
+  var s = 0.0;
+  for (var q = 0u; q < p.splits; q++) { s += A[(b * p.splits + q) * mn + ij]; }
+  var old = 0.0;
+  if ((p.flags & ACCUMULATE) != 0u) { old = C[e]; }
+  var biasJ = 0.0;
+  if ((p.flags & HAS_BIAS) != 0u) { biasJ = reduceBias[ij % p.N]; }
+  C[e] = epilogue(s, biasJ, old);
 }

@@ -1,62 +1,227 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { matmul } from '../../src/ops/matmul.ts';
-import * as ref from '../../src/reference/ops.ts';
-import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, matmul, matmulBackward, resetMatmulTuning, subgroupsUsable } from '../../src/ops/matmul.ts';
+import { gemm, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
+import { TuningCache } from '../../src/gpu/autotune.ts';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.ts';
 
 test.after(releaseGpu);
 
-// Shapes that are not multiples of the tile (64 columns × 8 rows) nor of 4, and degenerate ones.
+// Not multiples of 4, of the row blocks (4, 8, 16) nor of the tiles (32, 64), and degenerate ones.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [1, 7, 5],
   [3, 5, 7],
-  [8, 64, 4],
   [9, 65, 12],
   [17, 31, 33],
-  [64, 100, 48],
+  [70, 100, 67],
   [130, 3, 257],
   [5, 0, 3],
 ];
 
-test('matmul matches the CPU reference on awkward shapes', async () => {
+async function variants(g: Gpu): Promise<string[]> {
+  const all = Object.keys(MATMUL_VARIANTS).filter((v) => !MATMUL_VARIANTS[v as keyof typeof MATMUL_VARIANTS].subgroups || subgroupsUsable(g));
+  return [...all, 'regs-rb8/split3', 'tiled-8x4/split5', ...(subgroupsUsable(g) ? ['subgroup-rb16/split4'] : [])];
+}
+
+/** Runs matmul with `opts` and compares with the reference on random data. */
+async function check(g: Gpu, M: number, K: number, N: number, o: GemmOptions & { variant?: string; batched?: 'both' | 'a' | 'b' }, seed = 1) {
+  const r = rng(seed);
+  const batch = o.batch ?? 1;
+  const aB = o.batched === 'both' || o.batched === 'a';
+  const bB = o.batched === 'both' || o.batched === 'b';
+  const a = r.uniformArray((aB ? batch : 1) * M * K);
+  const b = r.uniformArray((bB ? batch : 1) * K * N);
+  const bias = o.bias ? r.uniformArray(N) : undefined;
+  const old = o.accumulate ? r.uniformArray((aB || bB ? batch : 1) * M * N) : undefined;
+  const ta = g.tensor(a, [...(aB ? [batch] : []), ...(o.transA ? [K, M] : [M, K])]);
+  const tb = g.tensor(b, [...(bB ? [batch] : []), ...(o.transB ? [N, K] : [K, N])]);
+  const tbias = bias && g.tensor(bias, [N]);
+  const outShape = aB || bB ? [batch, M, N] : [M, N];
+  const tout = old && g.tensor(old, outShape);
+  const c = matmul(g, ta, tb, { transA: o.transA, transB: o.transB, alpha: o.alpha, bias: tbias, gelu: o.gelu, accumulate: !!old, out: tout, variant: o.variant });
+  assert.equal(c.shape, outShape);
+  const want = gemm(a, b, M, K, N, { ...o, bias, accumulate: old, aBatched: aB, bBatched: bB, batch: aB || bB ? batch : 1 });
+  const got = await g.read(c);
+  for (const t of [ta, tb, tbias, c]) t?.release();
+  close(got, want, 1e-5, 2e-6 * Math.sqrt(K + 1) * 4, `${o.variant ?? 'default'} ${M}×${K}×${N} ${JSON.stringify({ ...o, variant: undefined })}`);
+  return got;
+}
+
+test('every variant matches the CPU reference on awkward shapes', async () => {
   const g = await gpu();
-  const r = rng(4);
-  for (const [M, K, N] of SHAPES) {
-    const a = r.uniformArray(M * K);
-    const b = r.uniformArray(K * N);
-    const [ta, tb] = [g.tensor(a, [M, K]), g.tensor(b, [K, N])];
-    const c = matmul(g, ta, tb);
-    assert.equal(c.shape, [M, N]);
-    close(await g.read(c), ref.matmul(a, b, M, K, N), 1e-5, 1e-5 * Math.sqrt(K + 1), `matmul ${M}×${K}×${N}`);
-    for (const t of [ta, tb, c]) t.release();
+  for (const variant of await variants(g)) {
+    for (const [M, K, N] of SHAPES) await check(g, M, K, N, { variant });
   }
 });
 
-test('matmul into a given output overwrites it (K = 0 gives zeros)', async () => {
+test('transposed forms (A·Bᵀ, Aᵀ·B, Aᵀ·Bᵀ), every variant', async () => {
+  const g = await gpu();
+  for (const variant of await variants(g)) {
+    for (const [M, K, N] of [[7, 13, 10], [33, 9, 70]] as const) {
+      await check(g, M, K, N, { variant, transB: true });
+      await check(g, M, K, N, { variant, transA: true });
+      await check(g, M, K, N, { variant, transA: true, transB: true });
+    }
+  }
+});
+
+test('fused epilogues: alpha, bias, GELU, accumulate, every variant', async () => {
+  const g = await gpu();
+  for (const variant of await variants(g)) {
+    const [M, K, N] = [19, 23, 37];
+    await check(g, M, K, N, { variant, alpha: -0.5 });
+    await check(g, M, K, N, { variant, bias: new Float32Array() });
+    await check(g, M, K, N, { variant, bias: new Float32Array(), gelu: true, alpha: 2 });
+    await check(g, M, K, N, { variant, gelu: true });
+    await check(g, M, K, N, { variant, accumulate: new Float32Array(), alpha: 0.25 });
+  }
+});
+
+test('batched: both operands, a shared B (weights), a shared A', async () => {
+  const g = await gpu();
+  for (const variant of await variants(g)) {
+    await check(g, 9, 17, 6, { variant, batch: 3, batched: 'both' });
+    await check(g, 9, 17, 6, { variant, batch: 3, batched: 'a', bias: new Float32Array() });
+    await check(g, 9, 17, 6, { variant, batch: 2, batched: 'b', transB: true, accumulate: new Float32Array() });
+  }
+  await check(g, 5, 8, 11, { batch: 4, batched: 'both', transA: true });
+});
+
+test('split-K is deterministic: same bits on rerun', async () => {
+  const g = await gpu();
+  const first = await check(g, 6, 1500, 10, { variant: 'regs-rb8/split7', bias: new Float32Array() }, 3);
+  const again = await check(g, 6, 1500, 10, { variant: 'regs-rb8/split7', bias: new Float32Array() }, 3);
+  sameBits(first, again);
+  // The default choice for this shape class splits K too.
+  const d1 = await check(g, 8, 2048, 8, {}, 4);
+  sameBits(d1, await check(g, 8, 2048, 8, {}, 4));
+});
+
+test('K = 0 gives the epilogue of zero; empty outputs are fine', async () => {
   const g = await gpu();
   const out = g.tensor(new Float32Array(6).fill(9), [2, 3]);
-  matmul(g, g.zeros([2, 0]), g.zeros([0, 3]), out);
+  matmul(g, g.zeros([2, 0]), g.zeros([0, 3]), { out });
   assert.equal(await g.read(out), new Float32Array(6));
+  const bias = g.tensor(new Float32Array([1, 2, 3]), [3]);
+  matmul(g, g.zeros([2, 0]), g.zeros([0, 3]), { out, bias, accumulate: true });
+  assert.equal(await g.read(out), new Float32Array([1, 2, 3, 1, 2, 3]));
+  assert.equal(matmul(g, g.zeros([0, 4]), g.zeros([4, 3])).shape, [0, 3]);
 });
 
-test('matmul is deterministic', async () => {
+test('NaN and Inf propagate', async () => {
   const g = await gpu();
-  const r = rng(5);
-  const a = g.tensor(r.uniformArray(33 * 70), [33, 70]);
-  const b = g.tensor(r.uniformArray(70 * 36), [70, 36]);
-  const c1 = await g.read(matmul(g, a, b));
-  const c2 = await g.read(matmul(g, a, b));
-  sameBits(c1, c2);
+  for (const variant of ['regs-rb8', 'tiled-8x4', 'regs-rb4/split2']) {
+    const a = g.tensor(new Float32Array([NaN, 1, 1, 1, Infinity, 1]), [3, 2]);
+    const c = await g.read(matmul(g, a, g.tensor(new Float32Array([1, 1, 1, 1]), [2, 2]), { variant }));
+    assert.ok(Number.isNaN(c[0]) && Number.isNaN(c[1]), variant);
+    assert.is(c[2], 2);
+    assert.is(c[4], Infinity);
+  }
 });
 
-test('matmul shape errors are named', async () => {
+test('linear backward: CPU reference vs finite differences (f64)', async () => {
+  const [M, K, N] = [3, 4, 5];
+  const r = rng(7);
+  const x = Float64Array.from(r.uniformArray(M * K));
+  const w = Float64Array.from(r.uniformArray(K * N));
+  const bias = Float64Array.from(r.uniformArray(N));
+  const dy = Float64Array.from(r.uniformArray(M * N));
+  const loss = (xx: ArrayLike<number>, ww: ArrayLike<number>, bb: ArrayLike<number>) => {
+    let s = 0;
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+      let y = bb[j]!;
+      for (let k = 0; k < K; k++) y += xx[i * K + k]! * ww[k * N + j]!;
+      s += y * dy[i * N + j]!;
+    }
+    return s;
+  };
+  const ref = linearBackward(x, w, dy, M, K, N);
+  close(ref.dx, await numericGrad((v) => loss(v, w, bias), x), 1e-7, 1e-7, 'dx');
+  close(ref.dw, await numericGrad((v) => loss(x, v, bias), w), 1e-7, 1e-7, 'dw');
+  close(ref.dbias, await numericGrad((v) => loss(x, w, v), bias), 1e-7, 1e-7, 'dbias');
+});
+
+test('linear backward on the GPU matches the reference (3-D x, accumulate, every variant)', async () => {
+  const g = await gpu();
+  const [B, T, K, N] = [2, 7, 11, 13];
+  const r = rng(8);
+  const x = r.uniformArray(B * T * K);
+  const w = r.uniformArray(K * N);
+  const dy = r.uniformArray(B * T * N);
+  const ref = linearBackward(x, w, dy, B * T, K, N);
+  const prev = r.uniformArray(K * N);
+  for (const variant of await variants(g)) {
+    const [tx, tw, tdy] = [g.tensor(x, [B, T, K]), g.tensor(w, [K, N]), g.tensor(dy, [B, T, N])];
+    const dw = g.tensor(prev, [K, N]);
+    const dbias = g.tensor(new Float32Array(N).fill(1), [N]);
+    const grads = matmulBackward(g, tx, tw, tdy, { dw, dbias, accumulate: true, variant });
+    assert.equal(grads.dx.shape, [B, T, K]);
+    const [dx, dwv, db] = await g.readMany([grads.dx, dw, dbias]);
+    close(dx!, ref.dx, 1e-5, 1e-5, `${variant} dx`);
+    close(dwv!, ref.dw.map((v, i) => v + prev[i]!), 1e-5, 1e-5, `${variant} dw`);
+    close(db!, ref.dbias.map((v) => v + 1), 1e-5, 1e-5, `${variant} dbias`);
+    for (const t of [tx, tw, tdy, dw, dbias, grads.dx]) t.release();
+  }
+});
+
+test('bad shapes, dtypes, aliasing and variants are named', async () => {
   const g = await gpu();
   const a = g.zeros([2, 3]);
-  assert.throws(() => matmul(g, a, g.zeros([4, 2])), /matmul: b must have shape \[3×\*\], got \[4×2\]/);
-  assert.throws(() => matmul(g, g.zeros([6]), a), /must be 2-D/);
-  assert.throws(() => matmul(g, a, g.zeros([3, 2]), g.zeros([2, 3])), /out must have shape \[2×2\]/);
-  assert.throws(() => matmul(g, a, g.zeros([3, 2], 'u32') as never), /b must be f32/);
+  assert.throws(() => matmul(g, a, g.zeros([4, 2])), /matmul: b must have shape \[3×2\]|matmul: b must have shape \[3×\*\]/);
+  assert.throws(() => matmul(g, g.zeros([6]), a), /matmul: a must be 2-D or 3-D/);
+  assert.throws(() => matmul(g, a, g.zeros([3, 2]), { out: g.zeros([2, 3]) }), /matmul: out must have shape \[2×2\]/);
+  assert.throws(() => matmul(g, a, g.zeros([3, 2], 'u32') as never), /matmul: b must be f32/);
+  assert.throws(() => matmul(g, a, g.zeros([4, 2]), { transB: true }), /matmul: b must have shape \[4×3\]/);
+  assert.throws(() => matmul(g, g.zeros([2, 2, 3]), g.zeros([3, 3, 4])), /matmul: b must have shape \[2×3×4\]/);
+  assert.throws(() => matmul(g, a, g.zeros([3, 4]), { bias: g.zeros([3]) }), /matmul: bias must have shape \[4\]/);
+  assert.throws(() => matmul(g, a, g.zeros([3, 4]), { accumulate: true }), /accumulate needs/);
+  const sq = g.zeros([3, 3]);
+  assert.throws(() => matmul(g, sq, sq, { out: sq }), /matmul: out must not be one of the inputs/);
+  assert.throws(() => matmul(g, a, g.zeros([3, 4]), { variant: 'fastest' }), /matmul: unknown variant 'fastest'/);
+  assert.throws(() => matmulBackward(g, g.zeros([2, 3]), g.zeros([3, 4]), g.zeros([2, 5])), /matmulBackward: dy must have shape \[2×4\]/);
+});
+
+test('autotune: cache round-trip, corrupt cache ignored with a warning, SEAL_AUTOTUNE=0 (fake timings)', async () => {
+  const g = await gpu();
+  const dir = mkdtempSync(join(tmpdir(), 'seal-autotune-'));
+  const env = { SEAL_CACHE_DIR: dir };
+  const timed: string[] = [];
+  // Fake timing: the last candidate of each class wins; no GPU work.
+  const time = async (c: string, cls: string) => {
+    timed.push(`${cls}:${c}`);
+    const list = candidates(g, cls as never);
+    return list.length - list.indexOf(c);
+  };
+  const first = await autotuneMatmul(g, { env, time });
+  assert.is(first.general.source, 'measured');
+  assert.is(first.general.choice, candidates(g, 'general').at(-1));
+  assert.equal(chooseMatmul(g, 256, 768, 768), { variant: candidates(g, 'general').at(-1)!.split('/')[0], splits: 1 });
+  const measuredCount = timed.length;
+  assert.ok(measuredCount > 0);
+
+  const second = await autotuneMatmul(g, { env, time });
+  assert.is(timed.length, measuredCount, 'a cached answer is not measured again');
+  assert.is(second['long-k'].source, 'cache');
+  assert.equal(second['long-k'].choice, first['long-k'].choice);
+
+  const file = new TuningCache(g.summary, env).file;
+  assert.ok(JSON.parse(readFileSync(file, 'utf8')).entries['matmul:small-m']);
+  writeFileSync(file, '{ not json');
+  const warnings: string[] = [];
+  const third = await autotuneMatmul(g, { env, time, warn: (m) => warnings.push(m) });
+  assert.match(warnings.join('\n'), /ignoring corrupt autotune cache/);
+  assert.is(third.general.source, 'measured');
+  assert.ok(JSON.parse(readFileSync(file, 'utf8')).entries['matmul:general'], 'rewritten after corruption');
+
+  const off = await autotuneMatmul(g, { env: { ...env, SEAL_AUTOTUNE: '0' }, time: async () => assert.unreachable('must not time') as never });
+  assert.is(off.general.source, 'default');
+  resetMatmulTuning(g);
+  assert.equal(chooseMatmul(g, 256, 768, 768), defaultChoice(g, 'general'));
 });
 
 test.run();

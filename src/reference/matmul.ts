@@ -1,0 +1,80 @@
+// CPU references for the matmul family: plain loops accumulating in f64. The GPU kernels and the
+// benchmarks' plain-JavaScript peer are checked against these; nothing fast belongs here.
+
+export interface GemmOptions {
+  /** A is stored [K, M] (per batch) and used transposed. */
+  transA?: boolean;
+  /** B is stored [N, K] (per batch) and used transposed. */
+  transB?: boolean;
+  /** Number of batches; A and B each either have it (batch stride) or are shared. */
+  batch?: number;
+  aBatched?: boolean;
+  bBatched?: boolean;
+  alpha?: number;
+  /** Row vector [N] added to every row. */
+  bias?: Float32Array;
+  gelu?: boolean;
+  /** Previous C [batch, M, N]; the result is added to it. */
+  accumulate?: Float32Array;
+}
+
+/** GELU, tanh form (GPT-2). */
+export function gelu(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+}
+
+/** d gelu(x) / dx for the tanh form. */
+export function geluGrad(x: number): number {
+  const c = Math.sqrt(2 / Math.PI);
+  const t = Math.tanh(c * (x + 0.044715 * x ** 3));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);
+}
+
+/** C[b] = [accumulate +] act(alpha · op(A[b]) · op(B[b]) + bias), C contiguous [batch, M, N]. */
+export function gemm(a: ArrayLike<number>, b: ArrayLike<number>, M: number, K: number, N: number, o: GemmOptions = {}): Float32Array {
+  const batch = o.batch ?? 1;
+  const alpha = o.alpha ?? 1;
+  const c = new Float32Array(batch * M * N);
+  for (let z = 0; z < batch; z++) {
+    const aOff = o.aBatched === false ? 0 : z * M * K;
+    const bOff = o.bBatched === false ? 0 : z * K * N;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = a[aOff + (o.transA ? k * M + i : i * K + k)]!;
+          const bv = b[bOff + (o.transB ? j * K + k : k * N + j)]!;
+          s += av * bv;
+        }
+        let y = alpha * s + (o.bias ? o.bias[j]! : 0);
+        if (o.gelu) y = gelu(y);
+        const at = (z * M + i) * N + j;
+        c[at] = y + (o.accumulate ? o.accumulate[at]! : 0);
+      }
+    }
+  }
+  return c;
+}
+
+/** C[M,N] = A[M,K]·B[K,N]. */
+export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, M: number, K: number, N: number): Float32Array {
+  return gemm(a, b, M, K, N);
+}
+
+/** Gradients of y = x·W + bias, x [M,K], W [K,N]: dx = dy·Wᵀ, dW = xᵀ·dy, dbias = Σ_rows dy (f64). */
+export function linearBackward(x: ArrayLike<number>, w: ArrayLike<number>, dy: ArrayLike<number>, M: number, K: number, N: number) {
+  const dx = new Float64Array(M * K);
+  const dw = new Float64Array(K * N);
+  const dbias = new Float64Array(N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      const g = dy[i * N + j]!;
+      dbias[j]! += g;
+      for (let k = 0; k < K; k++) {
+        dx[i * K + k]! += g * w[k * N + j]!;
+        dw[k * N + j]! += x[i * K + k]! * g;
+      }
+    }
+  }
+  return { dx, dw, dbias };
+}
