@@ -25,6 +25,8 @@ export class Tensor<D extends DType = DType> {
   readonly label: string;
   /** Called once on release: the owner destroys the buffer once no pending work uses it. */
   readonly #onRelease: (t: Tensor, buffer: GPUBuffer) => void;
+  /** For a view: the tensor that owns the buffer. */
+  #parent: Tensor | null = null;
 
   constructor(buffer: GPUBuffer, shape: readonly number[], dtype: D, label: string, onRelease: (t: Tensor, buffer: GPUBuffer) => void) {
     this.#buffer = buffer;
@@ -40,13 +42,26 @@ export class Tensor<D extends DType = DType> {
   }
 
   get released(): boolean {
-    return this.#buffer === null;
+    return this.#buffer === null || this.#parent?.released === true;
   }
 
   /** The underlying buffer; throws if the tensor was released (a use-after-free would otherwise be silent). */
   get buffer(): GPUBuffer {
     if (!this.#buffer) throw new Error(`tensor '${this.label}' ${fmtShape(this.shape)} was released and cannot be used`);
     return this.#buffer;
+  }
+
+  /**
+   * The same data under another shape (row-major, same element count), sharing the buffer. A view
+   * owns nothing: releasing it is free, and it becomes unusable when its owner is released.
+   */
+  reshape(shape: readonly number[]): Tensor<D> {
+    checkShape(shape);
+    if (numel(shape) !== this.size) throw new RangeError(`cannot reshape ${this} to ${fmtShape(shape)}: ${numel(shape)} elements, not ${this.size}`);
+    const owner = this.#parent ?? this;
+    const v = new Tensor<D>(this.buffer, shape, this.dtype, `${owner.label}${fmtShape(shape)}`, () => {});
+    v.#parent = owner;
+    return v;
   }
 
   release(): void {

@@ -72,6 +72,25 @@ test('nothing leaks: live tensor count returns to its start', async () => {
   assert.is(g.liveBytes, bytes);
 });
 
+test('reshape shares data; a view dies with its owner and frees nothing itself', async () => {
+  const g = await gpu();
+  const live = g.liveTensors;
+  const t = g.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+  const v = t.reshape([3, 2]);
+  assert.equal(v.shape, [3, 2]);
+  assert.is(g.liveTensors, live + 1, 'a view is not a new allocation');
+  scale(g, v, 10, g.empty([3, 2])).release();
+  g.write(v, new Float32Array([6, 5, 4, 3, 2, 1]));
+  assert.equal(await g.read(t), new Float32Array([6, 5, 4, 3, 2, 1]));
+  assert.throws(() => t.reshape([4]), /cannot reshape .* 4 elements, not 6/);
+  v.release();
+  assert.equal(await g.read(t), new Float32Array([6, 5, 4, 3, 2, 1]), 'releasing a view keeps the data');
+  const v2 = t.reshape([6]);
+  t.release();
+  assert.throws(() => scale(g, v2, 1), /view of a released tensor|released/);
+  assert.is(g.liveTensors, live);
+});
+
 test('released tensors cannot be used', async () => {
   const g = await gpu();
   const t = g.zeros([4]);
