@@ -1,0 +1,86 @@
+// The GPU GPT-2 against the CPU reference: logits, loss and every parameter's gradient.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { GPT2Config } from '../../src/model/config.ts';
+import { GPT2 } from '../../src/model/gpt2.ts';
+import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
+import * as ref from '../../src/reference/gpt2.ts';
+import { close, gpu, releaseGpu, rng } from '../helpers.ts';
+
+test.after(releaseGpu);
+
+// Awkward on purpose: C not a multiple of 4, 3 heads, a prime vocabulary.
+const config: GPT2Config = { vocabSize: 29, nCtx: 8, nLayer: 2, nHead: 3, nEmbd: 18 };
+
+async function setup(seed: number, B: number, T: number) {
+  const g = await gpu();
+  const r = rng(seed);
+  const model = GPT2.init(g, config, seed);
+  // Perturb the init so biases and LayerNorm gains are not trivially 0/1.
+  const arrays = await model.toArrays();
+  for (const a of arrays.values()) for (let i = 0; i < a.length; i++) a[i]! += 0.1 * r.normal();
+  model.release();
+  const m = GPT2.fromArrays(g, config, arrays);
+  const toks = Uint32Array.from({ length: B * T }, () => r.int(config.vocabSize));
+  const tgts = Uint32Array.from({ length: B * T }, (_, i) => (i % 5 === 2 ? IGNORE_INDEX : r.int(config.vocabSize)));
+  const cpuParams = new Map([...arrays].map(([k, v]) => [k, Float64Array.from(v)]));
+  return { g, m, toks, tgts, cpuParams, tokens: g.tensor(toks, [B, T]), targets: g.tensor(tgts, [B, T]) };
+}
+
+test('forward logits and loss match the CPU reference', async () => {
+  const [B, T] = [2, 7];
+  const { g, m, toks, tgts, cpuParams, tokens, targets } = await setup(11, B, T);
+  const pass = m.forward(tokens, targets);
+  const [logits, loss] = await g.readMany([pass.logits, pass.loss!]);
+  const want = ref.forward(config, cpuParams, toks, tgts, B, T);
+  close(logits!, want.logits, 1e-4, 1e-4, 'logits');
+  close(loss!, [want.loss], 1e-5, 1e-5, 'loss');
+  pass.release();
+  m.release();
+  tokens.release();
+  targets.release();
+});
+
+test('backward matches the reference gradient of every parameter', async () => {
+  const [B, T] = [2, 5];
+  const { g, m, toks, tgts, cpuParams, tokens, targets } = await setup(12, B, T);
+  const grads = m.zerosLike();
+  const pass = m.forward(tokens, targets);
+  pass.backward(grads);
+  const names = [...grads.keys()];
+  const got = await g.readMany(names.map((n) => grads.get(n)!));
+  const want = ref.forward(config, cpuParams, toks, tgts, B, T).backward();
+  names.forEach((n, i) => close(got[i]!, want.get(n)!, 1e-3, 1e-5, `d ${n}`));
+  pass.release();
+  for (const t of grads.values()) t.release();
+  m.release();
+  tokens.release();
+  targets.release();
+});
+
+test('a forward and backward leak nothing', async () => {
+  const [B, T] = [1, 4];
+  const { g, m, tokens, targets } = await setup(13, B, T);
+  const live = g.liveTensors;
+  const grads = m.zerosLike();
+  const pass = m.forward(tokens, targets);
+  pass.backward(grads);
+  await g.sync();
+  pass.release();
+  for (const t of grads.values()) t.release();
+  assert.is(g.liveTensors, live, `leaked: ${g.liveLabels().slice(-10).join(', ')}`);
+  m.release();
+});
+
+test('bad inputs are named', async () => {
+  const g = await gpu();
+  const m = GPT2.init(g, config, 1);
+  assert.throws(() => m.forward(g.tensor(new Uint32Array(9), [1, 9])), /T = 9 is longer than the context \(8\)/);
+  assert.throws(() => m.forward(g.tensor(new Uint32Array(4), [1, 4]), g.tensor(new Uint32Array(3), [1, 3])), /targets .* must match tokens/);
+  const arrays = await m.toArrays();
+  arrays.delete('h.1.mlp.c_fc.bias');
+  assert.throws(() => GPT2.fromArrays(g, config, arrays), /missing parameter h\.1\.mlp\.c_fc\.bias/);
+  m.release();
+});
+
+test.run();
