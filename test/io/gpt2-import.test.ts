@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,15 +45,6 @@ async function checkpoint(tensors: [string, TensorToWrite][], metadata: Record<s
   return path;
 }
 
-async function rejectsWith(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected an error matching ${pattern}`);
-}
 
 const HF_CONFIG = { model_type: 'gpt2', n_layer: L, n_head: H, n_embd: C, vocab_size: V, n_positions: T };
 
@@ -100,20 +92,20 @@ test('linear weights keep HF Conv1D layout (in, out): y = x·W + b is a plain ro
 test('the head count comes from the option, the metadata or config.json, and they must agree', async () => {
   const hf = hfTensors();
   const bare = await checkpoint(hf);
-  await rejectsWith(loadGpt2Weights(bare), /model\.safetensors: the head count cannot be inferred from shapes: pass nHead/);
+  await rejects(loadGpt2Weights(bare), /model\.safetensors: the head count cannot be inferred from shapes: pass nHead/);
   assert.is((await loadGpt2Weights(bare, { nHead: 4 })).config.nHead, 4);
   assert.is((await loadGpt2Weights(await checkpoint(hf, { n_head: '2' }))).config.nHead, 2);
   assert.is((await loadGpt2Weights(await checkpoint(hf, {}, { num_attention_heads: 2 }))).config.nHead, 2);
-  await rejectsWith(loadGpt2Weights(await checkpoint(hf, { n_head: '2' }, HF_CONFIG), { nHead: 4 }), /head counts disagree: the nHead option = 4, __metadata__\.n_head = 2, .*config\.json: n_head = 2/);
-  await rejectsWith(loadGpt2Weights(bare, { nHead: 3 }), /nEmbd \(8\) must be divisible by nHead \(3\)/);
-  await rejectsWith(loadGpt2Weights(bare, { configPath: join(root, 'nowhere.json') }), /ENOENT/);
+  await rejects(loadGpt2Weights(await checkpoint(hf, { n_head: '2' }, HF_CONFIG), { nHead: 4 }), /head counts disagree: the nHead option = 4, __metadata__\.n_head = 2, .*config\.json: n_head = 2/);
+  await rejects(loadGpt2Weights(bare, { nHead: 3 }), /nEmbd \(8\) must be divisible by nHead \(3\)/);
+  await rejects(loadGpt2Weights(bare, { configPath: join(root, 'nowhere.json') }), /ENOENT/);
 });
 
 test('config.json must agree with the shapes and describe a tied LM head', async () => {
   const hf = hfTensors();
-  await rejectsWith(loadGpt2Weights(await checkpoint(hf, {}, { ...HF_CONFIG, n_layer: 3 })), /config\.json: n_layer = 3, but the checkpoint's shapes give 2/);
-  await rejectsWith(loadGpt2Weights(await checkpoint(hf, {}, { ...HF_CONFIG, n_positions: 1024 })), /n_positions = 1024, but .* give 16/);
-  await rejectsWith(loadGpt2Weights(await checkpoint(hf, {}, { ...HF_CONFIG, tie_word_embeddings: false })), /tie_word_embeddings is false/);
+  await rejects(loadGpt2Weights(await checkpoint(hf, {}, { ...HF_CONFIG, n_layer: 3 })), /config\.json: n_layer = 3, but the checkpoint's shapes give 2/);
+  await rejects(loadGpt2Weights(await checkpoint(hf, {}, { ...HF_CONFIG, n_positions: 1024 })), /n_positions = 1024, but .* give 16/);
+  await rejects(loadGpt2Weights(await checkpoint(hf, {}, { ...HF_CONFIG, tie_word_embeddings: false })), /tie_word_embeddings is false/);
 });
 
 test('missing, misshapen, unexpected and doubled tensors are named errors', async () => {
@@ -122,14 +114,14 @@ test('missing, misshapen, unexpected and doubled tensors are named errors', asyn
   const replaced = (name: string, shape: number[]) => hf.map(([n, t]): [string, TensorToWrite] => [n, n === name ? { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) } : t]);
   const load = async (ts: [string, TensorToWrite][]) => loadGpt2Weights(await checkpoint(ts), { nHead: H });
 
-  await rejectsWith(load(without('h.1.mlp.c_fc.bias')), /model\.safetensors: missing tensor 'h\.1\.mlp\.c_fc\.bias' for a GPT-2 with 2 layers, C=8, vocab 11, context 16; closest in the file: h\.1\.mlp\.c_fc\.weight, /);
-  await rejectsWith(load(without('ln_f.weight')), /missing tensor 'ln_f\.weight'.*closest in the file: .*ln_f\.bias/);
-  await rejectsWith(load(replaced('h.0.mlp.c_fc.weight', [C, 3 * C])), /tensor 'h\.0\.mlp\.c_fc\.weight' has shape \[8×24\], expected \[8×32\]/);
-  await rejectsWith(load(replaced('h.1.attn.c_attn.weight', [3 * C, C])), /'h\.1\.attn\.c_attn\.weight' has shape \[24×8\], expected \[8×24\]/);
-  await rejectsWith(load(replaced('wpe.weight', [T, C + 1])), /wpe\.weight is \[16×9\] but wte\.weight is \[11×8\]: widths differ/);
-  await rejectsWith(load(without('wte.weight')), /cannot infer the config: 'wte\.weight' is missing/);
-  await rejectsWith(load([...hf, ['h.0.attn.extra', { shape: [1], data: new Float32Array(1) }]]), /unexpected tensors for a GPT-2 with 2 layers.*: h\.0\.attn\.extra/);
-  await rejectsWith(load([...hf, ['transformer.ln_f.bias', { shape: [C], data: new Float32Array(C) }]]), /tensors 'ln_f\.bias' and 'transformer\.ln_f\.bias' both map to 'ln_f\.bias'/);
+  await rejects(load(without('h.1.mlp.c_fc.bias')), /model\.safetensors: missing tensor 'h\.1\.mlp\.c_fc\.bias' for a GPT-2 with 2 layers, C=8, vocab 11, context 16; closest in the file: h\.1\.mlp\.c_fc\.weight, /);
+  await rejects(load(without('ln_f.weight')), /missing tensor 'ln_f\.weight'.*closest in the file: .*ln_f\.bias/);
+  await rejects(load(replaced('h.0.mlp.c_fc.weight', [C, 3 * C])), /tensor 'h\.0\.mlp\.c_fc\.weight' has shape \[8×24\], expected \[8×32\]/);
+  await rejects(load(replaced('h.1.attn.c_attn.weight', [3 * C, C])), /'h\.1\.attn\.c_attn\.weight' has shape \[24×8\], expected \[8×24\]/);
+  await rejects(load(replaced('wpe.weight', [T, C + 1])), /wpe\.weight is \[16×9\] but wte\.weight is \[11×8\]: widths differ/);
+  await rejects(load(without('wte.weight')), /cannot infer the config: 'wte\.weight' is missing/);
+  await rejects(load([...hf, ['h.0.attn.extra', { shape: [1], data: new Float32Array(1) }]]), /unexpected tensors for a GPT-2 with 2 layers.*: h\.0\.attn\.extra/);
+  await rejects(load([...hf, ['transformer.ln_f.bias', { shape: [C], data: new Float32Array(C) }]]), /tensors 'ln_f\.bias' and 'transformer\.ln_f\.bias' both map to 'ln_f\.bias'/);
 });
 
 test('ourName strips the prefix and drops non-parameters', () => {

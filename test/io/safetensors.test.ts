@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,15 +26,6 @@ function rawFile(header: unknown, data: Uint8Array, opts: { headerLength?: bigin
 const f32Bytes = (xs: number[]) => new Uint8Array(new Float32Array(xs).buffer);
 const oneTensor = (entry: object, data = f32Bytes([1, 2, 3, 4])) => rawFile({ t: entry }, data);
 
-async function rejectsWith(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected an error matching ${pattern}`);
-}
 
 test('write then read round-trips F32, I32 and U32 with metadata, scalars and empty tensors', async () => {
   const r = rng(1);
@@ -100,9 +92,9 @@ test('F16, BF16 and F64 tensors read as f32, I64 as BigInt64Array', async () => 
     assert.equal([...(await f.get('b'))], [1, -3.5, 0.099609375]);
     assert.equal(await f.get('d'), Float32Array.from(f64));
     assert.equal(await f.getInts('l', [1, 2]), i64);
-    await rejectsWith(f.get('l'), /'l' is I64; get\(\) reads F32/);
-    await rejectsWith(f.getInts('h'), /'h' is F16; getInts\(\) reads I32/);
-    await rejectsWith(f.get('pad'), /'pad' is U8/);
+    await rejects(f.get('l'), /'l' is I64; get\(\) reads F32/);
+    await rejects(f.getInts('h'), /'h' is F16; getInts\(\) reads I32/);
+    await rejects(f.get('pad'), /'pad' is U8/);
   });
 });
 
@@ -165,24 +157,24 @@ test('a missing tensor lists the closest names; a wrong shape names both shapes'
   const t = { shape: [2, 2], data: new Float32Array(4) };
   await writeSafetensors(path, [['h.0.attn.c_attn.weight', t], ['h.0.attn.c_proj.weight', t], ['h.1.mlp.c_fc.weight', t], ['wte.weight', t]]);
   await withSafetensors(path, async (f) => {
-    await rejectsWith(f.get('h.0.attn.c_atn.weight'), /no tensor 'h\.0\.attn\.c_atn\.weight'; closest: h\.0\.attn\.c_attn\.weight, h\.0\.attn\.c_proj\.weight/);
-    await rejectsWith(f.get('wte.weight', [2, 3]), /f\d+\.safetensors: tensor 'wte\.weight' has shape \[2×2\], expected \[2×3\]/);
-    await rejectsWith(f.get('wte.weight', [4]), /has shape \[2×2\], expected \[4\]/);
+    await rejects(f.get('h.0.attn.c_atn.weight'), /no tensor 'h\.0\.attn\.c_atn\.weight'; closest: h\.0\.attn\.c_attn\.weight, h\.0\.attn\.c_proj\.weight/);
+    await rejects(f.get('wte.weight', [2, 3]), /f\d+\.safetensors: tensor 'wte\.weight' has shape \[2×2\], expected \[2×3\]/);
+    await rejects(f.get('wte.weight', [4]), /has shape \[2×2\], expected \[4\]/);
   });
   const none = freshPath();
   await writeSafetensors(none, []);
   await withSafetensors(none, async (f) => {
     assert.equal(f.names, []);
-    await rejectsWith(f.get('x'), /no tensor 'x' \(the file has no tensors\)/);
+    await rejects(f.get('x'), /no tensor 'x' \(the file has no tensors\)/);
   });
 });
 
 test('writing checks value counts and names', async () => {
   const path = freshPath();
-  await rejectsWith(writeSafetensors(path, [['a', { shape: [2, 3], data: new Float32Array(5) }]]), /tensor 'a' has 5 values, shape \[2×3\] needs 6/);
+  await rejects(writeSafetensors(path, [['a', { shape: [2, 3], data: new Float32Array(5) }]]), /tensor 'a' has 5 values, shape \[2×3\] needs 6/);
   const one = { shape: [1], data: new Float32Array(1) };
-  await rejectsWith(writeSafetensors(path, [['a', one], ['a', one]]), /tensor name 'a' is reserved or repeated/);
-  await rejectsWith(writeSafetensors(path, [['__metadata__', one]]), /reserved or repeated/);
+  await rejects(writeSafetensors(path, [['a', one], ['a', one]]), /tensor name 'a' is reserved or repeated/);
+  await rejects(writeSafetensors(path, [['__metadata__', one]]), /reserved or repeated/);
   // Names that are Object properties are plain keys.
   await writeSafetensors(path, [['__proto__', one], ['toString', one]]);
   await withSafetensors(path, async (f) => assert.equal(f.names, ['__proto__', 'toString']));
@@ -198,10 +190,10 @@ test('atomic writes replace the file whole and leave no temporary file, even on 
     yield new Uint8Array([1, 2, 3]);
     throw new Error('disk on fire');
   }
-  await rejectsWith(writeFileAtomic(path, failing()), /disk on fire/);
+  await rejects(writeFileAtomic(path, failing()), /disk on fire/);
   assert.is(readFileSync(path, 'utf8'), 'new');
   assert.equal(readdirSync(sub), ['out.bin']);
-  await rejectsWith(writeFileAtomic(join(sub, 'missing-dir', 'x'), 'x'), /ENOENT/);
+  await rejects(writeFileAtomic(join(sub, 'missing-dir', 'x'), 'x'), /ENOENT/);
 });
 
 test.run();

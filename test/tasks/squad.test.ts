@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ const valid = (): SquadFile => ({
   ],
 });
 
-function rejects(json: unknown, pattern: RegExp): void {
+function invalid(json: unknown, pattern: RegExp): void {
   assert.throws(() => parseSquad(json, 'test.json'), (e: Error) => {
     assert.match(e.message, /^test\.json: not valid SQuAD v1\.1:\n/);
     assert.match(e.message, pattern);
@@ -76,27 +77,27 @@ test('missing and mistyped fields are errors that say where', () => {
   for (const [mutate, pattern] of cases) {
     const f = valid();
     mutate(f);
-    rejects(f, pattern);
+    invalid(f, pattern);
   }
-  rejects([1], /\(root\): expected object, received array/);
+  invalid([1], /\(root\): expected object, received array/);
 });
 
 test('answers must be spans of the context at answer_start', () => {
   const moved = valid();
   moved.data[0]!.paragraphs[0]!.qas[1]!.answers[0]!.answer_start = 40;
-  rejects(moved, /data\[0\]\.paragraphs\[0\]\.qas\[1\]\.answers\[0\]: text "green" is not at answer_start 40 \(the context there reads "g is "; the text occurs at 45\)/);
+  invalid(moved, /data\[0\]\.paragraphs\[0\]\.qas\[1\]\.answers\[0\]: text "green" is not at answer_start 40 \(the context there reads "g is "; the text occurs at 45\)/);
   const absent = valid();
   absent.data[1]!.paragraphs[0]!.qas[0]!.answers[0]!.text = 'D';
-  rejects(absent, /data\[1\]\.paragraphs\[0\]\.qas\[0\]\.answers\[0\]: text "D" is not at answer_start 2 \(the context there reads "B"; the text does not occur in the context\)/);
+  invalid(absent, /data\[1\]\.paragraphs\[0\]\.qas\[0\]\.answers\[0\]: text "D" is not at answer_start 2 \(the context there reads "B"; the text does not occur in the context\)/);
   const pastEnd = valid();
   pastEnd.data[1]!.paragraphs[0]!.qas[0]!.answers[0]!.answer_start = 5;
-  rejects(pastEnd, /text "B" is not at answer_start 5 \(the context there reads ""; the text occurs at 2\)/);
+  invalid(pastEnd, /text "B" is not at answer_start 5 \(the context there reads ""; the text occurs at 2\)/);
 });
 
 test('question ids must be unique; many problems are listed up to a limit', () => {
   const dup = valid();
   dup.data[1]!.paragraphs[0]!.qas[0]!.id = 'q1';
-  rejects(dup, /data\[1\]\.paragraphs\[0\]\.qas\[0\]: id 'q1' repeats data\[0\]\.paragraphs\[0\]\.qas\[0\]/);
+  invalid(dup, /data\[1\]\.paragraphs\[0\]\.qas\[0\]: id 'q1' repeats data\[0\]\.paragraphs\[0\]\.qas\[0\]/);
   const many = valid();
   const qas = many.data[1]!.paragraphs[0]!.qas;
   for (let i = 0; i < 14; i++) qas.push({ id: `x${i}`, question: '?', answers: [{ text: 'Z', answer_start: 0 }] });
@@ -111,26 +112,15 @@ test('question ids must be unique; many problems are listed up to a limit', () =
 test('a file that is not JSON is named', async () => {
   const path = join(dir, 'broken.json');
   writeFileSync(path, '{"data": [');
-  try {
-    await loadSquad(path);
-    assert.unreachable('loaded');
-  } catch (e) {
-    assert.match((e as Error).message, new RegExp(`^${path.replace(/[.]/g, '\\.')}: .*JSON`));
-  }
-  await loadSquad(join(dir, 'absent.json')).then(
-    () => assert.unreachable('loaded'),
-    (e: Error) => assert.match(e.message, /absent\.json: ENOENT/),
-  );
+  await rejects(loadSquad(path), new RegExp(`SquadError: ${path.replace(/[.]/g, '\\.')}: .*JSON`));
+  await rejects(loadSquad(join(dir, 'absent.json')), /absent\.json: ENOENT/);
 });
 
 test('writing refuses data that would not load', async () => {
   const bad = valid();
   bad.data[0]!.paragraphs[0]!.qas[0]!.answers[0]!.answer_start = 0;
   const path = join(dir, 'never.json');
-  await writeSquad(path, bad).then(
-    () => assert.unreachable('written'),
-    (e: Error) => assert.match(e.message, /never\.json \(being written\): not valid SQuAD v1\.1:\n.*text "Ossel" is not at answer_start 0/),
-  );
+  await rejects(writeSquad(path, bad), /never\.json \(being written\): not valid SQuAD v1\.1:\n.*text "Ossel" is not at answer_start 0/);
   assert.throws(() => readFileSync(path), /ENOENT/);
 });
 
