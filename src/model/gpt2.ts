@@ -86,7 +86,7 @@ interface LayerActs {
   x: F32;
   ln1: LayerNormOut;
   qkv: F32;
-  att: { out: Tensor; att: Tensor };
+  att: ReturnType<typeof attentionForward>;
   proj: F32;
   x2: F32;
   ln2: LayerNormOut;
@@ -202,7 +202,7 @@ export class Pass {
       layernormBackward(gpu, dln2, a.x2, p('ln_2.weight'), a.ln2.mean, a.ln2.rstd, { dinp: dx, dweight: pg('ln_2.weight'), dbias: pg('ln_2.bias') });
       // x2 = x + proj(attn(ln1(x))).
       const datt = lin(a.att.out, 'attn.c_proj', dx);
-      const dqkv = t(attentionBackward(gpu, datt, a.qkv, a.att.att, NH));
+      const dqkv = t(attentionBackward(gpu, datt, a.qkv, a.att.att, NH) as F32);
       const dln1 = lin(a.ln1.out, 'attn.c_attn', dqkv);
       layernormBackward(gpu, dln1, a.x, p('ln_1.weight'), a.ln1.mean, a.ln1.rstd, { dinp: dx, dweight: pg('ln_1.weight'), dbias: pg('ln_1.bias') });
     }
