@@ -5,7 +5,7 @@
 // max-subtracted, deterministic, any V. It saves lse = logsumexp(row), so backward is elementwise.
 // Target IGNORE gives loss 0 and zero gradient; a target ≥ V (not IGNORE) gives NaN.
 // mean: one workgroup: the mean loss over rows with a target, and its gradient per row (1/count).
-// backward ACCUMULATES (+=) dlogits = (softmax - onehot)·dloss, as llm.c does.
+// backward (elementwise) ACCUMULATES (+=) dlogits = (softmax - onehot)·dloss, as llm.c does.
 
 struct Params { N: u32, V: u32 }
 
@@ -76,15 +76,18 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   }
 }
 
+// Grid: x = column chunk of WG, y·z = row (z folds rows past the y limit), so a workgroup's
+// target, lse and dloss loads are uniform (cheap on lavapipe) and no index needs a division.
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let k = (wid.y * nwg.x + wid.x) * WG + lid.x;
-  if (k >= p.N * p.V) { return; }
-  let row = k / p.V;
+  let row = wid.z * nwg.y + wid.y;
+  let j = wid.x * WG + lid.x;
+  if (row >= p.N || j >= p.V) { return; }
   let t = targets[row];
   if (t == IGNORE) { return; }
+  let k = row * p.V + j;
   let prob = exp(logits[k] - lse[row]);
-  let g = (prob - select(0.0, 1.0, k % p.V == t)) * dlosses[row];
+  let g = (prob - select(0.0, 1.0, j == t)) * dlosses[row];
   dlogits[k] += select(bitcast<f32>(NAN_BITS), g, t < p.V);
 }
 

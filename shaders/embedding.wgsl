@@ -3,9 +3,11 @@
 // a silently wrong row), and adds nothing to dwte.
 //
 // Backward ACCUMULATES (+=) into dwte and dwpe, deterministically and without atomics:
-// - wte_backward: a workgroup per (position i, channel chunk). Only the workgroup of a token's
-//   first occurrence does work: it sums dout over all occurrences in position order. Token loads
-//   come from workgroup_id-derived addresses (uniform: cheap on lavapipe); cost O(N²·C/WG).
+// - link: one invocation per position finds the next position with the same token and whether
+//   it is the token's first occurrence (O(N²) scalar work in all, tiny next to the rest).
+// - wte_backward: a workgroup per (channel chunk, position). Only a token's first occurrence does
+//   work: it walks the token's chain of positions in order, summing dout (O(N·C) in all). Chain
+//   loads come from workgroup-uniform addresses: cheap on lavapipe.
 // - wpe_backward: one invocation per (t, c), summing over the batch in order.
 
 struct Params { N: u32, T: u32, C: u32, V: u32 }
@@ -16,9 +18,12 @@ struct Params { N: u32, T: u32, C: u32, V: u32 }
 @group(0) @binding(2) var<storage, read> wte: array<f32>;
 @group(0) @binding(3) var<storage, read> wpe: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-// wte_backward: tokens, dout, dwte
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dwte: array<f32>;
+// link: tokens, links_out (next position with the same token, or N; 1 if first occurrence)
+@group(0) @binding(2) var<storage, read_write> links_out: array<vec2u>;
+// wte_backward: tokens, links, dout, dwte
+@group(0) @binding(2) var<storage, read> links: array<vec2u>;
+@group(0) @binding(3) var<storage, read> dout: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dwte: array<f32>;
 // wpe_backward: dout_pos, dwpe
 @group(0) @binding(1) var<storage, read> dout_pos: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dwpe: array<f32>;
@@ -42,22 +47,32 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   out[k] = select(bitcast<f32>(NAN_BITS), wte[tok * p.C + c] + pos, tok < p.V);
 }
 
+@compute @workgroup_size(WG)
+fn link(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i >= p.N) { return; }
+  let tok = tokens[i];
+  var next = p.N;
+  for (var j = i + 1u; j < p.N; j++) {
+    if (tokens[j] == tok) { next = j; break; }
+  }
+  var first = 1u;
+  for (var j = 0u; j < i; j++) {
+    if (tokens[j] == tok) { first = 0u; break; }
+  }
+  links_out[i] = vec2u(next, first);
+}
+
 // Grid: x = channel chunk of WG, y·z = position (z folds positions past the y limit).
 @compute @workgroup_size(WG)
 fn wte_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = wid.z * nwg.y + wid.y;
-  if (i >= p.N) { return; }
+  let c = wid.x * WG + lid.x;
+  if (i >= p.N || c >= p.C || links[i].y == 0u) { return; }
   let tok = tokens[i];
   if (tok >= p.V) { return; }
-  for (var j = 0u; j < i; j++) {
-    if (tokens[j] == tok) { return; } // an earlier occurrence owns this token
-  }
-  let c = wid.x * WG + lid.x;
-  if (c >= p.C) { return; }
   var acc = 0.0;
-  for (var j = i; j < p.N; j++) {
-    if (tokens[j] == tok) { acc += dout[j * p.C + c]; }
-  }
+  for (var j = i; j < p.N; j = links[j].x) { acc += dout[j * p.C + c]; }
   dwte[tok * p.C + c] += acc;
 }
 

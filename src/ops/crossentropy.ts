@@ -25,6 +25,12 @@ function dims(op: string, logits: F32, targets: Targets) {
   return { N: targets.size, V, rows };
 }
 
+/** Workgroups for one row per y (folded into z past the limit), WG columns per x. */
+function rowGrid(gpu: Gpu, N: number, V: number): [number, number, number] {
+  const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
+  return [Math.ceil(V / WG), Math.min(N, maxDim), Math.ceil(N / maxDim)];
+}
+
 export interface CrossEntropyOut {
   /** Per-row loss, 0 where the target is IGNORE_INDEX. */
   losses: F32;
@@ -63,6 +69,6 @@ export function crossEntropyBackward(gpu: Gpu, logits: F32, targets: Targets, ls
   const grad = dlogits ?? gpu.zeros(logits.shape);
   expect(op, 'dlogits', grad, logits.shape);
   noAlias(op, grad, logits, lse, dlosses);
-  gpu.dispatch(BACKWARD, { params: { N, V }, tensors: [logits, targets, lse, dlosses, grad], workgroups: gpu.grid(N * V, WG) });
+  gpu.dispatch(BACKWARD, { params: { N, V }, tensors: [logits, targets, lse, dlosses, grad], workgroups: rowGrid(gpu, N, V) });
   return grad;
 }

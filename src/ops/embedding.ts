@@ -9,6 +9,7 @@ import { ShapeError, expect, noAlias } from './check.ts';
 const WG = 64;
 const spec = (entry: string): KernelSpec => ({ shader: 'embedding.wgsl', entry, params: ['N:u32', 'T:u32', 'C:u32', 'V:u32'], constants: { WG } });
 const FORWARD = spec('forward');
+const LINK = spec('link');
 const WTE_BACKWARD = spec('wte_backward');
 const WPE_BACKWARD = spec('wpe_backward');
 
@@ -49,6 +50,9 @@ export function embeddingBackward(gpu: Gpu, dout: F32, tokens: Tokens, dwte: F32
   noAlias(op, dwte, dout, dwpe);
   noAlias(op, dwpe, dout);
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
-  gpu.dispatch(WTE_BACKWARD, { params, tensors: [tokens, dout, dwte], workgroups: [Math.ceil(C / WG), Math.min(N, maxDim), Math.ceil(N / maxDim)] });
+  const links = gpu.empty([N, 2], 'u32', 'embedding.links');
+  gpu.dispatch(LINK, { params, tensors: [tokens, links], workgroups: gpu.grid(N, WG) });
+  gpu.dispatch(WTE_BACKWARD, { params, tensors: [tokens, links, dout, dwte], workgroups: [Math.ceil(C / WG), Math.min(N, maxDim), Math.ceil(N / maxDim)] });
+  links.release();
   gpu.dispatch(WPE_BACKWARD, { params, tensors: [dout, dwpe], workgroups: gpu.grid(T * C, WG) });
 }

@@ -13,6 +13,7 @@ const SHAPES: [number, number, number, number, number][] = [
   [3, 7, 13, 11, 8],
   [4, 16, 67, 5, 16],
   [2, 33, 6, 97, 40],
+  [1, 70_000, 1, 3, 70_000], // positions past the 65535 workgroups of one grid dimension
 ];
 
 function tokensFor(B: number, T: number, V: number, seed: number): Uint32Array {
