@@ -49,16 +49,24 @@ fn gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 fn u_at(i: u32, k: u32) -> f32 { return src[lr.offset + i * lr.r + k]; }
 fn v_at(j: u32, k: u32) -> f32 { return src[lr.offset + lr.m * lr.r + j * lr.r + k]; }
 
-// dst[i, j] += alpha * Σ_k U[i, k] V[j, k]. One row per workgroup row, so U's loads are uniform.
+// dst[i, j] += alpha * Σ_k U[i, k] V[j, k]. Each invocation does four rows of one column, so one
+// load of V[j, k] (strided across lanes) serves four rows; U's loads are uniform in the workgroup.
 @compute @workgroup_size(WG)
 fn lowrank_add(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let i = wid.y;
   let j = wid.x * WG + lid.x;
   if (j >= lr.n) { return; }
-  var s = 0.0;
-  for (var k = 0u; k < lr.r; k++) { s = fma(u_at(i, k), v_at(j, k), s); }
-  let at = i * lr.n + j;
-  dst[at] = dst[at] + lr.alpha * s;
+  let i0 = wid.y * 4u;
+  // Rows past the end repeat the last row; their results are not stored.
+  let rows = min(vec4u(i0, i0 + 1u, i0 + 2u, i0 + 3u), vec4u(lr.m - 1u));
+  var s = vec4f(0.0);
+  for (var k = 0u; k < lr.r; k++) {
+    let u = vec4f(u_at(rows.x, k), u_at(rows.y, k), u_at(rows.z, k), u_at(rows.w, k));
+    s = fma(u, vec4f(v_at(j, k)), s);
+  }
+  for (var q = 0u; q < 4u && i0 + q < lr.m; q++) {
+    let at = (i0 + q) * lr.n + j;
+    dst[at] = dst[at] + lr.alpha * s[q];
+  }
 }
 
 // dU[i, k] = alpha * Σ_j dW'[i, j] V[j, k]. One k per workgroup row, so V's loads are uniform.

@@ -144,7 +144,7 @@ function addScaled(gpu: Gpu, op: string, target: Tensor, e: Edit, alpha: number)
   checkEdit(op, e, target, 'target');
   noAlias(op, target, actionOf(e));
   if (e.kind === 'lowrank') {
-    gpu.dispatch(LOWRANK_ADD, { params: lowRankParams(e, alpha), tensors: [e.factors, target], workgroups: [Math.ceil(e.cols / WG), e.rows] });
+    gpu.dispatch(LOWRANK_ADD, { params: lowRankParams(e, alpha), tensors: [e.factors, target], workgroups: [Math.ceil(e.cols / WG), Math.ceil(e.rows / 4)] });
     return target;
   }
   perBlock(gpu, SCATTER_ADD, e, alpha, [e.delta, target]);
