@@ -1,7 +1,8 @@
 // The `seal` command.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, GpuUnavailableError, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
 import { doctor } from './doctor.ts';
+import { pretrainCommand } from './pretrain.ts';
 
 interface GlobalOpts {
   backend?: string;
@@ -34,6 +35,37 @@ program
   .action(async (opts: { json?: boolean }, cmd: Command) => {
     const ok = await doctor(deviceOptions(cmd), Boolean(opts.json));
     process.exitCode = ok ? 0 : 1;
+  });
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+};
+
+program
+  .command('pretrain')
+  .description('train a base model from scratch on a SQuAD-format corpus (passages and their QA), with checkpoints and resume')
+  .option('--data <file>', 'SQuAD v1.1 JSON to train on', 'data/knowledge/pretrain.json')
+  .option('--out <file>', 'checkpoint (safetensors), written atomically', 'runs/pretrain/model.safetensors')
+  .option('--layers <n>', 'transformer blocks', int, 2)
+  .option('--heads <n>', 'attention heads', int, 4)
+  .option('--width <n>', 'embedding width (divisible by heads)', int, 128)
+  .option('--ctx <n>', 'context length', int, 128)
+  .option('--batch <n>', 'sequences per step', int, 8)
+  .option('--seq <n>', 'tokens per sequence', int, 128)
+  .option('--steps <n>', 'optimisation steps', int, 1500)
+  .option('--lr <x>', 'peak learning rate', num, 3e-3)
+  .option('--seed <n>', 'seed for init and data order', int, 1)
+  .option('--checkpoint-every <n>', 'steps between checkpoints', int, 100)
+  .option('--resume', 'continue the unfinished run in --out')
+  .action(async (opts, cmd: Command) => {
+    await pretrainCommand(deviceOptions(cmd), { ...opts, resume: Boolean(opts.resume) });
   });
 
 try {

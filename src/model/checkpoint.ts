@@ -1,0 +1,62 @@
+// Model checkpoints as safetensors: parameters under their GPT-2 names, optional AdamW moments
+// under `adam.m.*` / `adam.v.*`, and the config, tokenizer and training state as metadata.
+// Written atomically (temp file + rename), so a killed run never leaves a torn checkpoint.
+import type { Gpu } from '../gpu/gpu.ts';
+import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
+import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
+import { GPT2, type ParamMap } from './gpt2.ts';
+import type { Trainer } from './train.ts';
+
+const FORMAT = 'seal-webgpu/gpt2';
+
+export interface CheckpointMeta {
+  tokenizer: string;
+  /** Free-form JSON state of whoever wrote it (e.g. the pretrain run's step and config). */
+  state?: unknown;
+}
+
+export async function saveCheckpoint(path: string, model: GPT2, meta: CheckpointMeta, trainer?: Trainer): Promise<void> {
+  const gpu = model.gpu;
+  const entries: [string, ParamMap][] = [['', model.params]];
+  if (trainer) entries.push(['adam.m.', trainer.m], ['adam.v.', trainer.v]);
+  const names = entries.flatMap(([prefix, map]) => [...map.keys()].map((k) => [prefix + k, map.get(k)!] as const));
+  const data = await gpu.readMany(names.map(([, t]) => t));
+  const tensors: [string, TensorToWrite][] = names.map(([n, t], i) => [n, { shape: t.shape, data: data[i] as Float32Array }]);
+  await writeSafetensors(path, tensors, {
+    format: FORMAT,
+    config: JSON.stringify(model.config),
+    tokenizer: meta.tokenizer,
+    ...(trainer ? { step: String(trainer.step) } : {}),
+    ...(meta.state !== undefined ? { state: JSON.stringify(meta.state) } : {}),
+  });
+}
+
+export interface LoadedCheckpoint {
+  model: GPT2;
+  tokenizer: string;
+  /** AdamW state when the checkpoint has it. */
+  optimizer?: { m: ParamMap; v: ParamMap; step: number };
+  state?: unknown;
+}
+
+export async function loadCheckpoint(gpu: Gpu, path: string, opts: { optimizer?: boolean } = {}): Promise<LoadedCheckpoint> {
+  return withSafetensors(path, async (f) => {
+    if (f.metadata.format !== FORMAT || !f.metadata.config) {
+      throw new Error(`${path}: not a seal-webgpu checkpoint (no '${FORMAT}' metadata); for a Hugging Face GPT-2 file use the GPT-2 import`);
+    }
+    const config = validateConfig(JSON.parse(f.metadata.config) as GPT2Config);
+    const specs = paramSpecs(config);
+    const read = async (prefix: string): Promise<ParamMap> => {
+      const map: ParamMap = new Map();
+      for (const s of specs) map.set(s.name, gpu.tensor(await f.get(prefix + s.name, s.shape), s.shape, 'f32', prefix + s.name));
+      return map;
+    };
+    const model = new GPT2(gpu, config, await read(''));
+    const result: LoadedCheckpoint = { model, tokenizer: f.metadata.tokenizer ?? 'byte' };
+    if (f.metadata.state) result.state = JSON.parse(f.metadata.state);
+    if (opts.optimizer && f.metadata.step !== undefined) {
+      result.optimizer = { m: await read('adam.m.'), v: await read('adam.v.'), step: Number(f.metadata.step) };
+    }
+    return result;
+  });
+}

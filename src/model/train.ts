@@ -1,0 +1,67 @@
+// One optimisation step of a GPT2 on the GPU: zero grads, forward, backward, clip, AdamW. The host
+// reads back only the loss and the gradient norm, once per step.
+import type { F32 } from '../gpu/tensor.ts';
+import { adamw, clipGradNorm, type AdamWConfig } from '../ops/optimizer.ts';
+import type { GPT2, ParamMap, Tokens } from './gpt2.ts';
+
+export interface TrainConfig {
+  lr: number;
+  /** Linear warm-up steps, then cosine decay to lr·minLrRatio at totalSteps. */
+  warmup: number;
+  totalSteps: number;
+  minLrRatio: number;
+  weightDecay: number;
+  gradClip: number;
+}
+
+export const DEFAULT_TRAIN: TrainConfig = { lr: 3e-3, warmup: 50, totalSteps: 2000, minLrRatio: 0.1, weightDecay: 0.01, gradClip: 1 };
+
+export function learningRate(c: TrainConfig, step: number): number {
+  if (step < c.warmup) return (c.lr * (step + 1)) / c.warmup;
+  const p = Math.min(1, (step - c.warmup) / Math.max(1, c.totalSteps - c.warmup));
+  return c.lr * (c.minLrRatio + (1 - c.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * p)));
+}
+
+export class Trainer {
+  readonly model: GPT2;
+  readonly config: TrainConfig;
+  readonly grads: ParamMap;
+  readonly m: ParamMap;
+  readonly v: ParamMap;
+  /** Steps taken so far. */
+  step = 0;
+
+  constructor(model: GPT2, config: TrainConfig, state?: { m: ParamMap; v: ParamMap; step: number }) {
+    this.model = model;
+    this.config = config;
+    this.grads = model.zerosLike();
+    this.m = state?.m ?? model.zerosLike();
+    this.v = state?.v ?? model.zerosLike();
+    this.step = state?.step ?? 0;
+  }
+
+  /** One step on a batch; resolves to the batch's loss (before the update) and the gradient norm. */
+  async train(tokens: Tokens, targets: Tokens): Promise<{ loss: number; gradNorm: number; lr: number }> {
+    const gpu = this.model.gpu;
+    for (const g of this.grads.values()) gpu.write(g, new Float32Array(g.size));
+    const pass = this.model.forward(tokens, targets);
+    pass.backward(this.grads);
+    const norm = clipGradNorm(gpu, [...this.grads.values()], this.config.gradClip);
+    const lr = learningRate(this.config, this.step);
+    const opt: AdamWConfig = { lr, weightDecay: this.config.weightDecay };
+    for (const [name, p] of this.model.params) {
+      // LayerNorm gains, biases and embeddings are not decayed (as GPT-2 training code does).
+      const decay = p.shape.length === 2 && name !== 'wte.weight' && name !== 'wpe.weight';
+      adamw(gpu, p, this.grads.get(name)!, this.m.get(name)!, this.v.get(name)!, this.step + 1, decay ? opt : { ...opt, weightDecay: 0 });
+    }
+    const [loss, gradNorm] = await gpu.readMany([pass.loss as F32, norm]);
+    pass.release();
+    norm.release();
+    this.step++;
+    return { loss: loss![0]!, gradNorm: gradNorm![0]!, lr };
+  }
+
+  release(): void {
+    for (const map of [this.grads, this.m, this.v]) for (const t of map.values()) t.release();
+  }
+}

@@ -1,0 +1,50 @@
+// Text formats the models see, and the pretraining token stream. One place defines how a question
+// and its answer are written, so pretraining, rewards and evaluation agree.
+import type { Tokenizer } from '../io/tokenizer.ts';
+import { Rng } from '../util/random.ts';
+import type { Passage } from './squad.ts';
+
+/** The prompt for a question asked without the passage in context. */
+export const questionPrompt = (question: string) => `Q: ${question}\nA:`;
+/** The answer continuation scored after the prompt. */
+export const answerText = (answer: string) => ` ${answer}\n`;
+
+/**
+ * Pretraining documents: each passage followed by its questions and answers (the model learns the
+ * facts and the QA format), and each QA pair again on its own (so answers come from memory, not
+ * only from a passage just read).
+ */
+export function pretrainDocuments(passages: readonly Passage[]): string[] {
+  const docs: string[] = [];
+  for (const p of passages) {
+    const qa = p.questions.map((q) => questionPrompt(q.question) + answerText(q.answers[0]!));
+    docs.push(`${p.context}\n${qa.join('')}`);
+    for (const line of qa) docs.push(line);
+  }
+  return docs;
+}
+
+/** Documents shuffled with a seed and joined by end-of-text into one token stream. */
+export function tokenStream(docs: readonly string[], tok: Tokenizer, seed: number): Uint32Array {
+  const order = new Rng(seed).shuffle([...docs.keys()]);
+  const ids: number[] = [];
+  for (const i of order) ids.push(...tok.encode(docs[i]!), tok.eot);
+  return Uint32Array.from(ids);
+}
+
+/**
+ * Batch number `step` of B windows of T+1 tokens at offsets drawn from (seed, step) alone, so a
+ * resumed run sees exactly the batches an uninterrupted one would.
+ */
+export function batchAt(stream: Uint32Array, B: number, T: number, seed: number, step: number): { tokens: Uint32Array; targets: Uint32Array } {
+  if (stream.length < T + 1) throw new RangeError(`token stream of ${stream.length} is shorter than one window (${T + 1})`);
+  const rng = new Rng((seed * 0x9e3779b1 + step) >>> 0);
+  const tokens = new Uint32Array(B * T);
+  const targets = new Uint32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const o = rng.int(stream.length - T);
+    tokens.set(stream.subarray(o, o + T), b * T);
+    targets.set(stream.subarray(o + 1, o + T + 1), b * T);
+  }
+  return { tokens, targets };
+}

@@ -1,0 +1,80 @@
+// Pretraining a base model on the knowledge corpus, with periodic atomic checkpoints and resume.
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Gpu } from '../gpu/gpu.ts';
+import { tokenizerFromName } from '../io/tokenizer.ts';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import type { GPT2Config } from '../model/config.ts';
+import { GPT2 } from '../model/gpt2.ts';
+import { Trainer, type TrainConfig } from '../model/train.ts';
+import { batchAt, pretrainDocuments, tokenStream } from './corpus.ts';
+import type { Passage } from './squad.ts';
+
+export interface PretrainOptions {
+  passages: readonly Passage[];
+  out: string;
+  model: GPT2Config;
+  train: TrainConfig;
+  tokenizer: string;
+  batch: number;
+  seq: number;
+  seed: number;
+  checkpointEvery: number;
+  /** Continue from `out` when it holds an unfinished run. */
+  resume: boolean;
+  onStep?: (s: { step: number; total: number; loss: number; gradNorm: number; lr: number; tokensPerSec: number }) => void;
+  onResume?: (step: number) => void;
+}
+
+interface RunState {
+  seed: number;
+  batch: number;
+  seq: number;
+  train: TrainConfig;
+}
+
+export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: GPT2; losses: number[] }> {
+  if (o.seq > o.model.nCtx) throw new RangeError(`--seq ${o.seq} is longer than the model's context (${o.model.nCtx})`);
+  const tok = tokenizerFromName(o.tokenizer);
+  if (tok.vocabSize !== o.model.vocabSize) throw new RangeError(`tokenizer '${tok.name}' has ${tok.vocabSize} tokens; the model's vocabulary is ${o.model.vocabSize}`);
+  mkdirSync(dirname(o.out), { recursive: true });
+  const stream = tokenStream(pretrainDocuments(o.passages), tok, o.seed);
+  let model: GPT2;
+  let trainer: Trainer;
+  if (o.resume && existsSync(o.out)) {
+    const ck = await loadCheckpoint(gpu, o.out, { optimizer: true });
+    const s = ck.state as RunState | undefined;
+    if (!ck.optimizer || !s) throw new Error(`${o.out}: has no training state to resume from (a finished or exported model?)`);
+    if (s.seed !== o.seed || s.batch !== o.batch || s.seq !== o.seq) {
+      throw new Error(`${o.out}: was trained with seed ${s.seed}, batch ${s.batch}, seq ${s.seq}; resume with the same settings`);
+    }
+    model = ck.model;
+    trainer = new Trainer(model, s.train, ck.optimizer);
+    o.onResume?.(trainer.step);
+  } else {
+    model = GPT2.init(gpu, o.model, o.seed);
+    trainer = new Trainer(model, o.train);
+  }
+  const state: RunState = { seed: o.seed, batch: o.batch, seq: o.seq, train: trainer.config };
+  const losses: number[] = [];
+  const total = trainer.config.totalSteps;
+  let t0 = performance.now();
+  while (trainer.step < total) {
+    const { tokens, targets } = batchAt(stream, o.batch, o.seq, o.seed, trainer.step);
+    const tt = gpu.tensor(tokens, [o.batch, o.seq]);
+    const tg = gpu.tensor(targets, [o.batch, o.seq]);
+    const r = await trainer.train(tt, tg);
+    tt.release();
+    tg.release();
+    if (!Number.isFinite(r.loss)) throw new Error(`pretrain: loss became ${r.loss} at step ${trainer.step}; lower --lr`);
+    losses.push(r.loss);
+    const now = performance.now();
+    o.onStep?.({ step: trainer.step, total, ...r, tokensPerSec: (o.batch * o.seq * 1000) / (now - t0) });
+    t0 = now;
+    if (trainer.step % o.checkpointEvery === 0 || trainer.step === total) {
+      await saveCheckpoint(o.out, model, { tokenizer: tok.name, state }, trainer);
+    }
+  }
+  trainer.release();
+  return { model, losses };
+}
