@@ -27,7 +27,7 @@ export async function pretrainCommand(dev: DeviceOptions, o: PretrainCliOptions)
   const passages = await loadSquad(o.data);
   const gpu = await Gpu.create(dev);
   const bar = new SingleBar(
-    { format: 'pretrain |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50 },
+    { format: 'pretrain |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 },
     Presets.shades_classic,
   );
   try {
