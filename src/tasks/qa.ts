@@ -1,0 +1,94 @@
+// Scoring a model on question/answer items without the passage in context: the mean cross-entropy
+// of the answer tokens given the question prompt. Rewards (SEAL) and evaluation both use this.
+import type { F32 } from '../gpu/tensor.ts';
+import type { Tokenizer } from '../io/tokenizer.ts';
+import type { GPT2 } from '../model/gpt2.ts';
+import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { answerText, questionPrompt } from './corpus.ts';
+
+export interface QAItem {
+  question: string;
+  answer: string;
+}
+
+export interface EncodedQA {
+  tokens: Uint32Array;
+  targets: Uint32Array;
+  B: number;
+  T: number;
+  /** Answer tokens per item (the positions that carry a loss). */
+  answerTokens: number[];
+}
+
+/**
+ * Items as one right-padded batch: prompt then answer, with a loss only on answer tokens. A prompt
+ * too long for the context loses its start; padding sits after each item, which causal attention
+ * never lets earlier positions see.
+ */
+export function encodeQA(tok: Tokenizer, items: readonly QAItem[], nCtx: number, context = ''): EncodedQA {
+  const seqs = items.map((it) => {
+    const prompt = tok.encode(context + questionPrompt(it.question));
+    const answer = tok.encode(answerText(it.answer));
+    if (answer.length + 1 > nCtx) throw new RangeError(`answer '${it.answer}' is ${answer.length} tokens, too long for a context of ${nCtx}`);
+    const all = [...prompt, ...answer].slice(-(nCtx + 1));
+    return { all, answerStart: all.length - answer.length };
+  });
+  const T = Math.max(1, ...seqs.map((s) => s.all.length - 1));
+  const B = items.length;
+  const tokens = new Uint32Array(B * T);
+  const targets = new Uint32Array(B * T).fill(IGNORE_INDEX);
+  seqs.forEach(({ all, answerStart }, b) => {
+    for (let t = 0; t < all.length - 1; t++) {
+      tokens[b * T + t] = all[t]!;
+      if (t + 1 >= answerStart) targets[b * T + t] = all[t + 1]!;
+    }
+  });
+  return { tokens, targets, B, T, answerTokens: seqs.map((s) => s.all.length - s.answerStart) };
+}
+
+/**
+ * Mean answer-token negative log-likelihood per item, optionally under edited weights (overrides)
+ * or with text (e.g. the passage) placed before each question.
+ */
+export async function answerNll(
+  model: GPT2,
+  tok: Tokenizer,
+  items: readonly QAItem[],
+  opts: { overrides?: ReadonlyMap<string, F32>; context?: string } = {},
+): Promise<Float64Array> {
+  if (items.length === 0) return new Float64Array(0);
+  const gpu = model.gpu;
+  const e = encodeQA(tok, items, model.config.nCtx, opts.context);
+  const tokens = gpu.tensor(e.tokens, [e.B, e.T]);
+  const targets = gpu.tensor(e.targets, [e.B, e.T]);
+  const pass = model.forward(tokens, targets, opts.overrides);
+  try {
+    const losses = await gpu.read(pass.losses!);
+    const out = new Float64Array(e.B);
+    for (let b = 0; b < e.B; b++) {
+      let s = 0;
+      for (let t = 0; t < e.T; t++) s += losses[b * e.T + t]!;
+      out[b] = s / e.answerTokens[b]!;
+    }
+    return out;
+  } finally {
+    pass.release();
+    tokens.release();
+    targets.release();
+  }
+}
+
+/** SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces. */
+export function normalizeAnswer(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
+    .replace(/\b(a|an|the)\b/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+export const exactMatch = (prediction: string, answers: readonly string[]) =>
+  answers.some((a) => normalizeAnswer(a) === normalizeAnswer(prediction));
+
+export const mean = (xs: ArrayLike<number>) => (xs.length ? Array.prototype.reduce.call(xs, (a: number, b: number) => a + b, 0) as number / xs.length : NaN);
