@@ -91,4 +91,8 @@ export function normalizeAnswer(s: string): string {
 export const exactMatch = (prediction: string, answers: readonly string[]) =>
   answers.some((a) => normalizeAnswer(a) === normalizeAnswer(prediction));
 
-export const mean = (xs: ArrayLike<number>) => (xs.length ? Array.prototype.reduce.call(xs, (a: number, b: number) => a + b, 0) as number / xs.length : NaN);
+export function mean(xs: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i]!;
+  return xs.length ? s / xs.length : NaN;
+}
