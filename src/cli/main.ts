@@ -68,6 +68,23 @@ program
     await pretrainCommand(deviceOptions(cmd), { ...opts, resume: Boolean(opts.resume) });
   });
 
+program
+  .command('bench')
+  .description('benchmark our kernels against peers (plain JS, gpu.js, TensorFlow.js-WebGPU, onnxruntime-node) on this adapter')
+  .option('--json', 'one JSON object per case')
+  .option('--quick', 'fewer and smaller cases')
+  .option('--full', 'add the largest shapes (2048³)')
+  .option('--filter <text>', 'only cases whose name contains this')
+  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string }, cmd: Command) => {
+    // The suite acquires its own device from the SEAL_* environment: pass the flags on through it.
+    const d = deviceOptions(cmd);
+    if (d.backend) process.env.SEAL_BACKEND = d.backend;
+    if (d.adapter) process.env.SEAL_ADAPTER = d.adapter;
+    if (d.powerPreference) process.env.SEAL_POWER = d.powerPreference;
+    const { runBench } = await import('../../bench/index.ts');
+    await runBench({ json: Boolean(opts.json), quick: Boolean(opts.quick), full: Boolean(opts.full), ...(opts.filter ? { filter: opts.filter } : {}) });
+  });
+
 try {
   await program.parseAsync();
 } catch (e) {
