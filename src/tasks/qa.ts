@@ -4,6 +4,7 @@ import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { generate } from '../model/generate.ts';
 import { answerText, questionPrompt } from './corpus.ts';
 
 export interface QAItem {
@@ -95,4 +96,20 @@ export function mean(xs: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < xs.length; i++) s += xs[i]!;
   return xs.length ? s / xs.length : NaN;
+}
+
+/**
+ * Greedy answers to questions asked as questionPrompt(question) (after `context`, if given):
+ * generation stops at a newline or after maxNew tokens (default 16), batched over the questions.
+ * A prompt too long for the context loses its start, as in encodeQA.
+ */
+export async function greedyAnswers(
+  model: GPT2,
+  tok: Tokenizer,
+  questions: readonly string[],
+  opts: { overrides?: ReadonlyMap<string, F32>; context?: string; maxNew?: number } = {},
+): Promise<string[]> {
+  const prompts = questions.map((q) => (opts.context ?? '') + questionPrompt(q));
+  const gens = await generate(model, tok, prompts, { maxNew: opts.maxNew ?? 16, overrides: opts.overrides, stop: ['\n'], truncate: true });
+  return gens.map((g) => g.text.trim());
 }
