@@ -1,0 +1,121 @@
+// The paper's baseline: finetune on the passage for k steps (AdamW, LM loss on the passage text),
+// either only the masked parameters SEAL edits or the whole model. What is trained is a delta per
+// edited tensor, θ' = θ + M⊙δ (src/ops/edit.ts): the forward runs on scratch copies base + δ, the
+// full backward's gradient at each edited tensor is gathered at the mask into dδ, and AdamW updates
+// δ only. So nothing outside the mask moves (not even by weight decay, which pulls δ towards the
+// base), the base is only read, and ‖δ‖ is the edit norm.
+import type { F32 } from '../gpu/tensor.ts';
+import type { Tokenizer } from '../io/tokenizer.ts';
+import type { GPT2 } from '../model/gpt2.ts';
+import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { editBackward } from '../ops/edit.ts';
+import { adamw, clipGradNorm } from '../ops/optimizer.ts';
+import { resolveMask, type Mask } from '../seal/mask.ts';
+import { MaskedDelta, type Method } from './eval.ts';
+import type { Passage } from './squad.ts';
+
+export interface FinetuneOptions {
+  steps: number;
+  lr: number;
+  /** AdamW's decoupled decay of δ, i.e. towards the base weights. */
+  weightDecay: number;
+  /** Global-norm clip of dδ; 0 for none. */
+  gradClip: number;
+}
+
+export const DEFAULT_FINETUNE: FinetuneOptions = { steps: 10, lr: 1e-3, weightDecay: 0, gradClip: 1 };
+
+/**
+ * The passage as one batch of windows: end-of-text then the text (documents start so in
+ * pretraining), cut into rows of nCtx inputs whose targets are the next tokens; the last row is
+ * padded with IGNORE_INDEX. Every token after the first is predicted exactly once.
+ */
+export function passageBatch(tok: Tokenizer, text: string, nCtx: number): { tokens: Uint32Array; targets: Uint32Array; B: number; T: number } {
+  const ids = [tok.eot, ...tok.encode(text)];
+  const predicted = ids.length - 1;
+  if (predicted < 1) throw new RangeError('finetune: the passage text is empty');
+  const B = Math.ceil(predicted / nCtx);
+  const T = Math.min(nCtx, predicted);
+  const tokens = new Uint32Array(B * T);
+  const targets = new Uint32Array(B * T).fill(IGNORE_INDEX);
+  for (let b = 0; b < B; b++) {
+    const from = b * T;
+    const n = Math.min(T, predicted - from);
+    tokens.set(ids.slice(from, from + n), b * T);
+    targets.set(ids.slice(from + 1, from + n + 1), b * T);
+  }
+  return { tokens, targets, B, T };
+}
+
+/** The model's mean LM loss on a text (as finetuned on), optionally under overrides. */
+export async function textLoss(model: GPT2, tok: Tokenizer, text: string, overrides?: ReadonlyMap<string, F32>): Promise<number> {
+  const gpu = model.gpu;
+  const b = passageBatch(tok, text, model.config.nCtx);
+  const tokens = gpu.tensor(b.tokens, [b.B, b.T]);
+  const targets = gpu.tensor(b.targets, [b.B, b.T]);
+  const pass = model.forward(tokens, targets, overrides);
+  const loss = await gpu.scalar(pass.loss!);
+  pass.release();
+  tokens.release();
+  targets.release();
+  return loss;
+}
+
+/** Every tensor of the model, whole: the scope of the full finetune. */
+export function fullMask(model: GPT2): Mask {
+  return resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['**'] });
+}
+
+function checkOptions(o: FinetuneOptions): void {
+  if (!Number.isInteger(o.steps) || o.steps < 1) throw new RangeError(`finetune: steps (k) must be an integer ≥ 1, got ${o.steps}`);
+  if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw new RangeError(`finetune: lr must be a positive number, got ${o.lr}`);
+  if (!(o.weightDecay >= 0) || !(o.gradClip >= 0)) throw new RangeError(`finetune: weightDecay and gradClip must be ≥ 0, got ${o.weightDecay}, ${o.gradClip}`);
+}
+
+/**
+ * Finetuning as an adaptation method: `scope` is the SEAL mask ('finetune-mask') or 'full'
+ * ('finetune-full'). Deterministic: every step is one full batch of the passage.
+ */
+export function finetuneMethod(model: GPT2, tok: Tokenizer, scope: Mask | 'full', options: Partial<FinetuneOptions> = {}): Method {
+  const o = { ...DEFAULT_FINETUNE, ...options };
+  checkOptions(o);
+  const mask = scope === 'full' ? fullMask(model) : scope;
+  const gpu = model.gpu;
+  return {
+    name: scope === 'full' ? 'finetune-full' : 'finetune-mask',
+    seeded: false,
+    async adapt(passage: Passage) {
+      const b = passageBatch(tok, passage.context, model.config.nCtx);
+      const tokens = gpu.tensor(b.tokens, [b.B, b.T]);
+      const targets = gpu.tensor(b.targets, [b.B, b.T]);
+      const delta = new MaskedDelta(model, mask.entries);
+      const zeros = () => mask.entries.map((e) => gpu.zeros([e.size]));
+      const [dDelta, m, v] = [zeros(), zeros(), zeros()];
+      // The backward writes every parameter's gradient; only the edited tensors' are read.
+      const grads = model.zerosLike();
+      const edited = mask.entries.map((e) => grads.get(e.name)!);
+      let overrides: Map<string, F32> | undefined;
+      try {
+        for (let step = 1; step <= o.steps; step++) {
+          overrides = delta.apply(overrides);
+          for (const g of edited) gpu.write(g, new Float32Array(g.size));
+          const pass = model.forward(tokens, targets, overrides);
+          pass.backward(grads);
+          pass.release();
+          edited.forEach((g, i) => editBackward(gpu, g, delta.edit(i), dDelta[i]));
+          if (o.gradClip > 0) clipGradNorm(gpu, dDelta, o.gradClip).release();
+          delta.deltas.forEach((d, i) => adamw(gpu, d, dDelta[i]!, m[i]!, v[i]!, step, { lr: o.lr, weightDecay: o.weightDecay }));
+        }
+        overrides = delta.apply(overrides);
+        const editNorm = await delta.norm();
+        const final = overrides;
+        overrides = undefined;
+        return { overrides: final, editNorm, release: () => final.forEach((t) => t.release()) };
+      } finally {
+        overrides?.forEach((t) => t.release());
+        for (const t of [tokens, targets, ...dDelta, ...m, ...v, ...grads.values()]) t.release();
+        delta.release();
+      }
+    },
+  };
+}
