@@ -1,0 +1,89 @@
+// Loading any model file we know, with its tokenizer: our checkpoints (safetensors whose metadata
+// format is 'seal-webgpu/gpt2') and Hugging Face GPT-2 model.safetensors files. A directory means
+// the model.safetensors inside it. Every tensor must fit one storage binding of the adapter; that
+// is checked from the header, before gigabytes are read, with a message naming the tensor.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Gpu } from '../gpu/gpu.ts';
+import { fmtShape, numel } from '../gpu/tensor.ts';
+import { loadGpt2Weights, ourName, type LoadGpt2Options } from '../io/gpt2-import.ts';
+import { withSafetensors } from '../io/safetensors.ts';
+import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { GPT2 } from './gpt2.ts';
+
+/** The metadata format saveCheckpoint writes. */
+const CHECKPOINT_FORMAT = 'seal-webgpu/gpt2';
+
+export interface LoadedModel {
+  model: GPT2;
+  tokenizer: Tokenizer;
+  /** Which kind of file it was. */
+  format: 'seal' | 'huggingface';
+}
+
+export interface LoadModelOptions extends LoadGpt2Options {
+  /** Tokenizer name, overriding the checkpoint's (or, for an HF file, the one its vocabulary implies). */
+  tokenizer?: string;
+}
+
+export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const file = await modelFile(path);
+  const header = await withSafetensors(file, async (f) => ({ metadata: f.metadata, shapes: [...f.tensors].map(([n, t]) => [n, t.shape] as const) }));
+  const format = header.metadata.format;
+  const isSeal = format === CHECKPOINT_FORMAT;
+  const isHf = !isSeal && header.shapes.some(([n]) => ourName(n) === 'wte.weight');
+  if (!isSeal && !isHf) {
+    throw new Error(
+      `${file}: not a model file we can load: neither a seal-webgpu checkpoint (metadata format '${CHECKPOINT_FORMAT}'${format ? `; this file's is '${format}'` : ''}) ` +
+        `nor a Hugging Face GPT-2 model.safetensors (no wte.weight; tensors: ${header.shapes.slice(0, 4).map(([n]) => n).join(', ') || 'none'}${header.shapes.length > 4 ? ', …' : ''})`,
+    );
+  }
+  // Only what becomes a GPU tensor: not HF's mask buffers or its tied LM head.
+  checkBindings(gpu, file, isSeal ? header.shapes : header.shapes.filter(([n]) => ourName(n) !== null));
+  if (isSeal) {
+    const { model, tokenizer } = await loadCheckpoint(gpu, file);
+    return { model, tokenizer: fitting(model, tokenizerFromName(opts.tokenizer ?? tokenizer), file), format: 'seal' };
+  }
+  const { config, tensors } = await loadGpt2Weights(file, opts);
+  const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : tokenizerForVocab(config.vocabSize, file);
+  const model = GPT2.fromArrays(gpu, config, new Map([...tensors].map(([n, t]) => [n, t.data])));
+  return { model, tokenizer: fitting(model, tok, file), format: 'huggingface' };
+}
+
+async function modelFile(path: string): Promise<string> {
+  const s = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`${path}: cannot open the model file (${e.code ?? e.message})`);
+  });
+  return s.isDirectory() ? join(path, 'model.safetensors') : path;
+}
+
+/** Every tensor (as f32) must fit one storage binding; say which one does not, and what to do. */
+export function checkBindings(gpu: Pick<Gpu, 'limits' | 'summary'>, file: string, shapes: readonly (readonly [string, readonly number[]])[]): void {
+  const max = gpu.limits.maxStorageBufferBindingSize;
+  for (const [name, shape] of shapes) {
+    const bytes = numel(shape) * 4;
+    if (bytes > max) {
+      const adapter = gpu.summary.description || gpu.summary.device || 'this adapter';
+      throw new RangeError(
+        `${file}: tensor '${name}' ${fmtShape(shape)} needs ${bytes} bytes as f32, over the adapter's maxStorageBufferBindingSize of ${max} bytes (${adapter}); ` +
+          `load this model on a GPU adapter with larger storage bindings (see seal doctor; choose one with SEAL_ADAPTER / SEAL_BACKEND), or use a smaller model`,
+      );
+    }
+  }
+}
+
+/** GPT-2's BPE for its 50257 ids (or a vocabulary padded past them), bytes for 257. */
+function tokenizerForVocab(vocabSize: number, file: string): Tokenizer {
+  if (vocabSize >= gpt2Tokenizer.vocabSize) return gpt2Tokenizer;
+  if (vocabSize === byteTokenizer.vocabSize) return byteTokenizer;
+  throw new Error(`${file}: a vocabulary of ${vocabSize} matches no tokenizer we know (gpt2: ${gpt2Tokenizer.vocabSize}, byte: ${byteTokenizer.vocabSize}); pass the tokenizer option`);
+}
+
+function fitting(model: GPT2, tok: Tokenizer, file: string): Tokenizer {
+  if (tok.vocabSize > model.config.vocabSize) {
+    model.release();
+    throw new Error(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
+  }
+  return tok;
+}

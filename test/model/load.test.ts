@@ -1,0 +1,108 @@
+// loadModel: our checkpoints and Hugging Face GPT-2 files, detected by content, with their
+// tokenizers; named errors for other files and for tensors over the adapter's binding limit.
+import { rejects } from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
+import { saveCheckpoint } from '../../src/model/checkpoint.ts';
+import { GPT2_SMALL, paramSpecs, type GPT2Config } from '../../src/model/config.ts';
+import { GPT2 } from '../../src/model/gpt2.ts';
+import { checkBindings, loadModel } from '../../src/model/load.ts';
+import * as ref from '../../src/reference/gpt2.ts';
+import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'load-test-'));
+test.after(() => {
+  rmSync(root, { recursive: true, force: true });
+  releaseGpu();
+});
+let dirNo = 0;
+
+/** A GPT-2 in HF's layout: `transformer.` names, the attention-mask buffers, config.json beside. */
+async function hfModel(config: GPT2Config, seed: number): Promise<{ dir: string; weights: Map<string, Float32Array> }> {
+  const r = rng(seed);
+  const weights = new Map(paramSpecs(config).map((s) => [s.name, r.uniformArray(s.shape.reduce((a, b) => a * b, 1), -0.5, 0.5)]));
+  const tensors: [string, TensorToWrite][] = paramSpecs(config).map((s) => [`transformer.${s.name}`, { shape: s.shape, data: weights.get(s.name)! }]);
+  const T = config.nCtx;
+  for (let l = 0; l < config.nLayer; l++) tensors.push([`transformer.h.${l}.attn.bias`, { shape: [1, 1, T, T], data: new Float32Array(T * T) }]);
+  const dir = join(root, `hf${dirNo++}`);
+  mkdirSync(dir);
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  const { vocabSize, nCtx, nLayer, nHead, nEmbd } = config;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', vocab_size: vocabSize, n_positions: nCtx, n_layer: nLayer, n_head: nHead, n_embd: nEmbd }));
+  return { dir, weights };
+}
+
+const TINY: GPT2Config = { vocabSize: 257, nCtx: 12, nLayer: 2, nHead: 3, nEmbd: 18 };
+
+test('a Hugging Face GPT-2 file loads with the tokenizer its vocabulary implies, and its logits match the CPU reference', async () => {
+  const g = await gpu();
+  const { dir, weights } = await hfModel(TINY, 1);
+  for (const path of [dir, join(dir, 'model.safetensors')]) {
+    const { model, tokenizer, format } = await loadModel(g, path);
+    assert.is(format, 'huggingface');
+    assert.is(tokenizer.name, 'byte');
+    assert.equal(model.config, TINY);
+    const [B, T] = [2, 7];
+    const ids = Uint32Array.from({ length: B * T }, (_, i) => (i * 37 + 5) % TINY.vocabSize);
+    const tokens = g.tensor(ids, [B, T]);
+    const pass = model.forward(tokens);
+    const want = ref.forward(TINY, new Map([...weights].map(([n, a]) => [n, Float64Array.from(a)])), ids, new Uint32Array(B * T).fill(ref.IGNORE), B, T);
+    close(await g.read(pass.logits), want.logits, 1e-4, 1e-4, 'logits');
+    pass.release();
+    tokens.release();
+    model.release();
+  }
+});
+
+test('our checkpoint loads with its own tokenizer and the same weights', async () => {
+  const g = await gpu();
+  const saved = GPT2.init(g, TINY, 2);
+  const path = join(root, 'ours.safetensors');
+  await saveCheckpoint(path, saved, { tokenizer: 'byte' });
+  const { model, tokenizer, format } = await loadModel(g, path);
+  assert.is(format, 'seal');
+  assert.is(tokenizer.name, 'byte');
+  assert.equal(model.config, TINY);
+  const [a, b] = [await saved.toArrays(), await model.toArrays()];
+  for (const [n, x] of a) sameBits(b.get(n)!, x, n);
+  saved.release();
+  model.release();
+});
+
+test('other files, missing files and unfit tokenizers are named errors', async () => {
+  const g = await gpu();
+  const other = join(root, 'other.safetensors');
+  await writeSafetensors(other, [['encoder.weight', { shape: [2, 2], data: new Float32Array(4) }]], { format: 'seal-webgpu/policy' });
+  await rejects(loadModel(g, other), /other\.safetensors: not a model file we can load: neither a seal-webgpu checkpoint \(metadata format 'seal-webgpu\/gpt2'; this file's is 'seal-webgpu\/policy'\) nor a Hugging Face GPT-2 model\.safetensors \(no wte\.weight; tensors: encoder\.weight\)/);
+  await rejects(loadModel(g, join(root, 'nowhere')), /nowhere: cannot open the model file \(ENOENT\)/);
+  const notSafetensors = join(root, 'junk.bin');
+  writeFileSync(notSafetensors, 'not a safetensors file at all');
+  await rejects(loadModel(g, notSafetensors), /junk\.bin/);
+  const { dir } = await hfModel({ ...TINY, vocabSize: 11 }, 3);
+  await rejects(loadModel(g, dir), /a vocabulary of 11 matches no tokenizer we know .*; pass the tokenizer option/);
+  const live = g.liveTensors;
+  await rejects(loadModel(g, dir, { tokenizer: 'byte' }), /the byte tokenizer has 257 ids but the model's vocabulary is 11/);
+  assert.is(g.liveTensors, live, 'a refused model is released');
+});
+
+test('a tensor over the binding limit is named with the limit and what to do, before anything is read', async () => {
+  const lavapipe = { limits: { maxStorageBufferBindingSize: 134217728 } as GPUSupportedLimits, summary: { description: 'llvmpipe (LLVM 15.0.7, 256 bits)' } } as Pick<Gpu, 'limits' | 'summary'>;
+  const small = paramSpecs(GPT2_SMALL).map((s) => [s.name, s.shape] as const);
+  assert.throws(
+    () => checkBindings(lavapipe, 'gpt2/model.safetensors', small),
+    /gpt2\/model\.safetensors: tensor 'wte\.weight' \[50257×768\] needs 154389504 bytes as f32, over the adapter's maxStorageBufferBindingSize of 134217728 bytes \(llvmpipe.*\); load this model on a GPU adapter with larger storage bindings/,
+  );
+  checkBindings(lavapipe, 'ok', small.slice(1));
+  // Through loadModel, on an adapter whose limit the tiny model's wte (257×18 f32) passes.
+  const g = await gpu();
+  const cramped = Object.create(g, { limits: { value: { maxStorageBufferBindingSize: 257 * 18 * 4 - 4 } } }) as Gpu;
+  const { dir } = await hfModel(TINY, 4);
+  await rejects(loadModel(cramped, dir), /tensor 'transformer\.wte\.weight' \[257×18\] needs 18504 bytes as f32, over the adapter's maxStorageBufferBindingSize of 18500 bytes/);
+});
+
+test.run();
