@@ -33,7 +33,7 @@ test('relu and reluBackward match the reference exactly, zeros included', async 
     const y = relu(g, tx);
     const fromOutput = reluBackward(g, y, tdy);
     const fromInput = reluBackward(g, tx, tdy);
-    const [gy, gdy, gdx] = await g.readMany([y, fromOutput, fromInput]);
+    const [gy, gdy, gdx] = (await g.readMany([y, fromOutput, fromInput])) as Float32Array[];
     const expectedY = Float32Array.from(ref.relu(x));
     sameBits(gy!, expectedY, `relu n=${n}`);
     sameBits(gdy!, Float32Array.from(ref.reluBackward(expectedY, dy)), `reluBackward(y) n=${n}`);

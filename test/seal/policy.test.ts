@@ -11,7 +11,6 @@ import { adamw } from '../../src/ops/optimizer.ts';
 import { gaussianLogProb, normalizeAdvantages, ppoLoss, ppoLossBackward } from '../../src/ops/ppo.ts';
 import * as ref from '../../src/reference/policy.ts';
 import { Policy, policyParamShapes, type PolicyConfig } from '../../src/seal/policy.ts';
-import type { Rng } from '../../src/util/random.ts';
 import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.ts';
 
 const dir = await mkdtemp(join(tmpdir(), 'seal-policy-'));
@@ -35,11 +34,11 @@ const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const maxAbs = (a: ArrayLike<number>) => Math.max(1, ...Array.from(a, Math.abs));
 
 /** O(1) parameters (init's decoder is too small to test anything), log σ in [−0.5, 0.5], gain 0.7. */
-function randomArrays(config: PolicyConfig, rand: Rng = r): Map<string, Float32Array> {
+function randomArrays(config: PolicyConfig): Map<string, Float32Array> {
   return new Map(
     policyParamShapes(config).map(([name, shape]) => {
       const n = numel(shape);
-      const data = name === 'grad_gain' ? Float32Array.of(0.7) : name === 'log_std' ? rand.uniformArray(n, -0.5, 0.5) : rand.uniformArray(n, -1, 1);
+      const data = name === 'grad_gain' ? Float32Array.of(0.7) : name === 'log_std' ? r.uniformArray(n, -0.5, 0.5) : r.uniformArray(n, -1, 1);
       return [name, data];
     }),
   );
