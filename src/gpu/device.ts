@@ -66,9 +66,20 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): DeviceOpti
 
 let globalsInstalled = false;
 
+/**
+ * Dawn instances stay referenced from here until released. dawn.node's device keeps only a raw
+ * pointer to its instance: if the object create() returned is garbage-collected while a device is
+ * in use, the next event poll is a use-after-free that kills the process (docs/lavapipe-crash.md).
+ */
+const liveInstances = new Set<GPU>();
+
+export function releaseInstance(gpu: GPU): void {
+  liveInstances.delete(gpu);
+}
+
 export interface Acquired {
-  /** The Dawn instance: Node stays alive while it is referenced; drop it to exit. */
-  gpu: GPU | null;
+  /** The Dawn instance; kept alive until releaseInstance(). */
+  gpu: GPU;
   adapter: GPUAdapter;
   device: GPUDevice;
   summary: AdapterSummary;
@@ -90,15 +101,18 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<Acquired>
   if (opts.backend) flags.push(`backend=${opts.backend}`);
   if (opts.adapter) flags.push(`adapter=${opts.adapter}`);
   let gpu: GPU | null = create(flags);
+  liveInstances.add(gpu);
   const what = opts.backend || opts.adapter ? ` for backend=${opts.backend ?? 'any'}, adapter=${opts.adapter ?? 'any'}` : '';
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
   } catch (e) {
+    liveInstances.delete(gpu!);
     gpu = null;
     throw new GpuUnavailableError(`no WebGPU adapter found${what}: ${(e as Error).message.trim()}\n\n${INSTALL_HELP}`);
   }
   if (!adapter) {
+    liveInstances.delete(gpu!);
     gpu = null;
     throw new GpuUnavailableError(`no WebGPU adapter found${what}\n\n${INSTALL_HELP}`);
   }
@@ -115,7 +129,7 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<Acquired>
     backend: opts.backend ?? backendFromDescription(info),
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
   };
-  return { gpu, adapter, device, summary };
+  return { gpu: gpu!, adapter, device, summary };
 }
 
 function backendFromDescription(info: GPUAdapterInfo): string {

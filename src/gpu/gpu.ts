@@ -1,5 +1,5 @@
 // The runtime: tensors, a pipeline cache, batched dispatch into one command buffer, explicit readback.
-import { acquireDevice, optionsFromEnv, type AdapterSummary, type DeviceOptions } from './device.ts';
+import { acquireDevice, optionsFromEnv, releaseInstance, type AdapterSummary, type DeviceOptions } from './device.ts';
 import { Tensor, BYTES_PER_ELEMENT, checkShape, fmtShape, numel, type DType, type TypedArrayFor } from './tensor.ts';
 import { kernelKey, packParams, paramBytes, shaderSource, type KernelSpec, type ParamValues } from './kernel.ts';
 
@@ -79,7 +79,7 @@ export class Gpu {
   /** Acquires an adapter and device; options default to the SEAL_* environment variables. */
   static async create(opts: DeviceOptions = optionsFromEnv()): Promise<Gpu> {
     const { gpu, adapter, device, summary } = await acquireDevice(opts);
-    return new Gpu(gpu!, adapter, device, summary);
+    return new Gpu(gpu, adapter, device, summary);
   }
 
   // ---- tensors ----------------------------------------------------------------------------------
@@ -423,6 +423,7 @@ export class Gpu {
     this.#encoder = null;
     this.#pass = null;
     this.device.destroy();
+    if (this.#instance) releaseInstance(this.#instance);
     this.#instance = null;
   }
 }
