@@ -298,8 +298,9 @@ export class Gpu {
       const used = i < this.#chunkIndex ? UNIFORM_CHUNK : this.#chunkUsed;
       if (used > 0) this.device.queue.writeBuffer(c.buffer, 0, c.staging.buffer, 0, used);
     }
-    if (this.#profiling && this.#profileLabels.length > 0) this.#resolveProfile();
+    const afterProfile = this.#profiling && this.#profileLabels.length > 0 ? this.#resolveProfile() : null;
     this.device.queue.submit([this.#encoder.finish()]);
+    afterProfile?.();
     this.#encoder = null;
     this.#chunkIndex = 0;
     this.#chunkUsed = 0;
@@ -382,7 +383,8 @@ export class Gpu {
     return true;
   }
 
-  #resolveProfile(): void {
+  /** Encodes the timestamp resolve; returns what must run after the submit (mapping its result). */
+  #resolveProfile(): () => void {
     const labels = this.#profileLabels;
     this.#profileLabels = [];
     const bytes = labels.length * 16;
@@ -391,13 +393,15 @@ export class Gpu {
     this.#encoder!.resolveQuerySet(this.#querySet!, 0, 2 * labels.length, resolve, 0);
     this.#encoder!.copyBufferToBuffer(resolve, 0, read, 0, bytes);
     this.#afterSubmit.push(resolve);
-    this.#profileResults.push(
-      read.mapAsync(GPUMapMode.READ).then(() => {
-        const ts = new BigUint64Array(read.getMappedRange().slice(0));
-        read.destroy();
-        return labels.map((label, i) => ({ label, ms: Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6 }));
-      }),
-    );
+    // Mapping before the submit that writes the buffer is invalid: map once it is submitted.
+    return () =>
+      this.#profileResults.push(
+        read.mapAsync(GPUMapMode.READ).then(() => {
+          const ts = new BigUint64Array(read.getMappedRange().slice(0));
+          read.destroy();
+          return labels.map((label, i) => ({ label, ms: Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6 }));
+        }),
+      );
   }
 
   /** Timings of the profiled dispatches submitted since the last call. */

@@ -189,6 +189,22 @@ test('an unknown backend or adapter is a clear error', async () => {
   );
 });
 
+test('GPU timestamps per dispatch, when the adapter has them', async () => {
+  const g = await gpu();
+  if (!g.setProfiling(true)) return; // no 'timestamp-query' on this adapter
+  const x = g.tensor(new Float32Array(4096).fill(1));
+  const y = scale(g, x, 2);
+  const z = add(g, x, y, 1);
+  assert.equal((await g.read(z))[0], 3);
+  const profile = await g.profile();
+  g.setProfiling(false);
+  assert.is(profile.length, 2);
+  assert.match(profile[0]!.label, /scale/);
+  assert.match(profile[1]!.label, /add/);
+  assert.ok(profile.every((p) => Number.isFinite(p.ms) && p.ms >= 0));
+  for (const t of [x, y, z]) t.release();
+});
+
 test('after destroy, use fails clearly instead of hanging', async () => {
   const g = await Gpu.create();
   const x = g.zeros([4]);
