@@ -3,6 +3,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, GpuUnavailableError, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
 import { doctor } from './doctor.ts';
 import { pretrainCommand } from './pretrain.ts';
+import { configFromFlags, trainCommand } from './train.ts';
+import { parseRange } from '../seal/mask.ts';
+import { ConfigError } from '../seal/config.ts';
 
 interface GlobalOpts {
   backend?: string;
@@ -85,10 +88,80 @@ program
     await runBench({ json: Boolean(opts.json), quick: Boolean(opts.quick), full: Boolean(opts.full), ...(opts.filter ? { filter: opts.filter } : {}) });
   });
 
+const range = (v: string) => {
+  try {
+    return parseRange(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+};
+const float = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
+  return n;
+};
+
+program
+  .command('train')
+  .description('train the edit generator (SEAL variant A) with PPO or ReST-EM; writes a run directory')
+  .option('--run <dir>', 'run directory: config.json, metrics.jsonl, checkpoint, policy', 'runs/seal')
+  .option('--config <file>', 'JSON config (fields as in config.json); flags override it')
+  .option('--resume', 'continue the run in --run from its last checkpoint')
+  .option('--model <file>', 'frozen base model checkpoint')
+  .option('--mask <globs>', 'comma-separated tensor-name globs the edit may change, e.g. h.1.mlp.c_proj.weight')
+  .option('--mask-rows <a:b>', 'only these rows of the masked tensors', range)
+  .option('--mask-cols <a:b>', 'only these columns', range)
+  .addOption(new Option('--edit <kind>', 'edit parameterisation').choices(['dense', 'lowrank']))
+  .option('--rank <n>', 'rank of low-rank edits', int)
+  .option('--alpha <x>', 'edit step scale α', num)
+  .option('--penalty <x>', 'λ of the edit-norm penalty in the reward', float)
+  .addOption(new Option('--features <kind>', 'context features').choices(['pooled', 'pooled+grad']))
+  .addOption(new Option('--algo <name>', 'policy update').choices(['ppo', 'rest-em']))
+  .option('--iterations <n>', 'iterations', int)
+  .option('--batch <n>', 'passages per iteration (B)', int)
+  .option('--group <n>', 'edits sampled per passage (G)', int)
+  .option('--epochs <n>', 'policy epochs per iteration', int)
+  .option('--step-lr <x>', 'learning rate of the step head', float)
+  .option('--delta-lr <x>', 'learning rate of the delta head', float)
+  .option('--step-log-std <x>', 'initial log σ of the step head', float)
+  .option('--learn-std', 'learn log σ as well')
+  .option('--latent <n>', 'policy hidden width', int)
+  .option('--init-log-std <x>', 'initial log σ of the edit distribution', float)
+  .option('--seed <n>', 'seed', int)
+  .action(async (opts, cmd: Command) => {
+    const config = configFromFlags(opts, opts.config);
+    await trainCommand(deviceOptions(cmd), opts.run, config, Boolean(opts.resume));
+  });
+
+program
+  .command('eval')
+  .description('knowledge incorporation on a split: answer NLL, exact match, time, edit norm and forgetting per method (no edit, in context, finetune, random edit)')
+  .option('--model <file>', 'base model checkpoint', 'data/base.safetensors')
+  .option('--split <name>', 'held-out, rl-train or pretrain (or a SQuAD JSON file)', 'held-out')
+  .option('--data-dir <dir>', 'where the splits and general.txt are', 'data/knowledge')
+  .option('--methods <list>', 'comma-separated: base, in-context, finetune-mask, finetune-full, random', 'base,in-context,finetune-mask,finetune-full,random')
+  .option('--mask <globs>', 'comma-separated tensor-name globs the masked finetune and random edit change', 'h.1.mlp.c_proj.weight')
+  .option('--mask-rows <a:b>', 'only these rows of the masked tensors')
+  .option('--mask-cols <a:b>', 'only these columns')
+  .option('--finetune-steps <k>', 'AdamW steps of the finetune baselines', int, 10)
+  .option('--finetune-lr <x>', 'learning rate of the finetune baselines', num, 1e-3)
+  .option('--random-norm <x|method>', 'norm of the random edit: a number, or finetune-mask / finetune-full to match its norm per passage', 'finetune-mask')
+  .option('--seeds <n>', 'seeds for methods with randomness', int, 3)
+  .option('--passages <n>', 'only the first n passages', int)
+  .option('--general <n>', 'general-text lines for forgetting', int, 64)
+  .option('--max-new <n>', 'longest greedy answer, in tokens', int, 16)
+  .option('--json', 'print the full result as JSON')
+  .option('--report <dir>', 'write report.md and charts there')
+  .option('--metrics <file>', 'metrics.jsonl of a training run, charted in the report')
+  .action(async (opts, cmd: Command) => {
+    const { evalCommand } = await import('./eval.ts');
+    await evalCommand(deviceOptions(cmd), opts);
+  });
+
 try {
   await program.parseAsync();
 } catch (e) {
-  if (e instanceof GpuUnavailableError) {
+  if (e instanceof GpuUnavailableError || e instanceof ConfigError) {
     console.error(`seal: ${e.message}`);
     process.exitCode = 2;
   } else throw e;

@@ -1,0 +1,107 @@
+// Scoring edits on a passage's own questions, with no passage in context. Each passage's questions
+// are tokenised and uploaded once; scoring an edit is one forward under the edited weights. Many
+// edits are encoded into one batch and read back together.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { F32, Tensor } from '../gpu/tensor.ts';
+import type { Tokenizer } from '../io/tokenizer.ts';
+import type { GPT2 } from '../model/gpt2.ts';
+import type { Passage } from '../tasks/squad.ts';
+import { encodeQA } from '../tasks/qa.ts';
+import { questionRole } from '../tasks/synthetic.ts';
+
+interface EncodedPassage {
+  tokens: Tensor<'u32'>;
+  targets: Tensor<'u32'>;
+  T: number;
+  answerTokens: number[];
+  /** Per item: 'scored' items make the reward; 'measured' ones only watch for reward hacking. */
+  roles: ('scored' | 'measured')[];
+}
+
+export interface PassageScore {
+  /** Mean answer NLL over the scored questions. */
+  scored: number;
+  /** Mean answer NLL over the measured questions (NaN when a passage has none). */
+  measured: number;
+}
+
+/**
+ * Questions whose ids end in -a score the reward and -b only measure (the synthetic data's
+ * convention); a passage from elsewhere scores with every question and measures with none.
+ */
+function roleOf(id: string): 'scored' | 'measured' {
+  try {
+    return questionRole(id);
+  } catch {
+    return 'scored';
+  }
+}
+
+export class QAScorer {
+  readonly #model: GPT2;
+  readonly #encoded: EncodedPassage[];
+
+  constructor(model: GPT2, tok: Tokenizer, passages: readonly Passage[]) {
+    this.#model = model;
+    const gpu = model.gpu;
+    this.#encoded = passages.map((p) => {
+      if (p.questions.length === 0) throw new RangeError(`passage ${p.id} has no questions to score an edit with`);
+      const items = p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
+      const e = encodeQA(tok, items, model.config.nCtx);
+      return {
+        tokens: gpu.tensor(e.tokens, [e.B, e.T]),
+        targets: gpu.tensor(e.targets, [e.B, e.T]),
+        T: e.T,
+        answerTokens: e.answerTokens,
+        roles: p.questions.map((q) => roleOf(q.id)),
+      };
+    });
+  }
+
+  get size(): number {
+    return this.#encoded.length;
+  }
+
+  /** Encodes passage p's forward under `overrides`; the returned losses are read later. */
+  encode(p: number, overrides?: ReadonlyMap<string, F32>): { losses: F32; release(): void } {
+    const e = this.#encoded[p];
+    if (!e) throw new RangeError(`no passage ${p} in this scorer (${this.#encoded.length})`);
+    const pass = this.#model.forward(e.tokens, e.targets, overrides);
+    return { losses: pass.losses!, release: () => pass.release() };
+  }
+
+  /** Per-position losses of passage p (as read back) → its scored and measured mean NLL. */
+  summarize(p: number, losses: Float32Array): PassageScore {
+    const e = this.#encoded[p]!;
+    const sums = { scored: [0, 0], measured: [0, 0] };
+    e.answerTokens.forEach((n, b) => {
+      let s = 0;
+      for (let t = 0; t < e.T; t++) s += losses[b * e.T + t]!;
+      const acc = sums[e.roles[b]!];
+      acc[0]! += s / n;
+      acc[1]!++;
+    });
+    return { scored: sums.scored[0]! / sums.scored[1]!, measured: sums.measured[1] ? sums.measured[0]! / sums.measured[1] : NaN };
+  }
+
+  /** Scores passages (each with its own overrides, or the base) in one batch. */
+  async score(gpu: Gpu, jobs: readonly { p: number; overrides?: ReadonlyMap<string, F32>; before?: () => void }[]): Promise<PassageScore[]> {
+    const passes = jobs.map((j) => {
+      j.before?.();
+      return this.encode(j.p, j.overrides);
+    });
+    try {
+      const data = await gpu.readMany(passes.map((x) => x.losses));
+      return jobs.map((j, i) => this.summarize(j.p, data[i] as Float32Array));
+    } finally {
+      for (const x of passes) x.release();
+    }
+  }
+
+  release(): void {
+    for (const e of this.#encoded) {
+      e.tokens.release();
+      e.targets.release();
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// A SEAL training run on disk: the resolved config, metrics.jsonl (one line per iteration), and a
+// checkpoint of the policy with its optimizer state, written atomically. A killed run resumes from
+// its last checkpoint and, under the same seed, ends where an uninterrupted run would.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { resolveConfig, type SealConfig } from './config.ts';
+import { readHeads, saveHeads } from './heads.ts';
+import type { IterationMetrics, SealTrainer, TrainerState } from './trainer.ts';
+
+export const runFiles = (dir: string) => ({
+  config: join(dir, 'config.json'),
+  metrics: join(dir, 'metrics.jsonl'),
+  checkpoint: join(dir, 'checkpoint.safetensors'),
+  policy: join(dir, 'policy.safetensors'),
+});
+
+/** Starts a run directory, or reopens one to resume (its saved config wins; flags may not change it). */
+export async function openRun(dir: string, config: SealConfig, resume: boolean): Promise<{ config: SealConfig; state?: TrainerState; metrics: IterationMetrics[] }> {
+  const f = runFiles(dir);
+  if (resume && existsSync(f.checkpoint)) {
+    const saved = resolveConfig(JSON.parse(readFileSync(f.config, 'utf8')) as Record<string, unknown>);
+    const state = await readCheckpoint(f.checkpoint);
+    // Lines past the checkpoint belong to iterations that will run again.
+    const metrics = existsSync(f.metrics)
+      ? readFileSync(f.metrics, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as IterationMetrics).filter((m) => m.iteration < state.iteration)
+      : [];
+    await writeMetrics(dir, metrics);
+    return { config: saved, state, metrics };
+  }
+  if (existsSync(f.checkpoint) && !resume) throw new Error(`${dir} already holds a run; pass --resume to continue it or choose another --run`);
+  mkdirSync(dir, { recursive: true });
+  await writeFileAtomic(f.config, JSON.stringify(config, null, 2) + '\n');
+  await writeMetrics(dir, []);
+  return { config, metrics: [] };
+}
+
+export async function writeMetrics(dir: string, metrics: readonly IterationMetrics[]): Promise<void> {
+  await writeFileAtomic(runFiles(dir).metrics, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
+}
+
+export async function saveCheckpoint(dir: string, trainer: SealTrainer): Promise<void> {
+  await saveHeads(runFiles(dir).checkpoint, trainer.heads, { iteration: String(trainer.iteration), adamStep: String(trainer.adamStep) }, true);
+}
+
+async function readCheckpoint(path: string): Promise<TrainerState> {
+  const { arrays, metadata } = await readHeads(path);
+  const state = { heads: arrays, adamStep: Number(metadata.adamStep), iteration: Number(metadata.iteration) };
+  if (!Number.isInteger(state.iteration) || !Number.isInteger(state.adamStep)) throw new Error(`${path}: checkpoint metadata lacks iteration/adamStep`);
+  return state;
+}

@@ -1,0 +1,416 @@
+// The SEAL loop (DESIGN.md §1, variant A): per iteration, sample B passages × G edits from the
+// policy, apply each to scratch copies of the masked tensors (the base stays frozen), score the
+// edited model on the passage's questions, and update the policy with PPO (or ReST-EM). All
+// tensors stay on the GPU; the host reads back rewards and a few scalars.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { F32 } from '../gpu/tensor.ts';
+import type { Tokenizer } from '../io/tokenizer.ts';
+import type { GPT2 } from '../model/gpt2.ts';
+import { add, axpy } from '../ops/elementwise.ts';
+import { matmul } from '../ops/matmul.ts';
+import { adamw, clipGradNorm } from '../ops/optimizer.ts';
+import { gaussianLogProb, normalizeAdvantages, ppoLoss, ppoLossBackward, PpoStat } from '../ops/ppo.ts';
+import type { Passage } from '../tasks/squad.ts';
+import { Rng } from '../util/random.ts';
+import type { SealConfig } from './config.ts';
+import { EditScratch, editLayout, type EditLayout } from './edits.ts';
+import { passageFeatures, type PassageFeatures } from './features.ts';
+import { GeneralTextScorer } from './general.ts';
+import { headConfigs, makeHeads, releaseHeads, type Head, type HeadArrays } from './heads.ts';
+import { resolveMask, type Mask } from './mask.ts';
+import { QAScorer, type PassageScore } from './reward.ts';
+
+export interface SealData {
+  train: Passage[];
+  heldOut: Passage[];
+  general: string[];
+}
+
+export interface IterationMetrics {
+  iteration: number;
+  /** Set when the iteration made no update, with why (e.g. a NaN reward). */
+  skipped?: string;
+  rewardMean: number;
+  rewardStd: number;
+  /** Mean scored-answer NLL drop from the base (the reward before the penalty). */
+  improvement: number;
+  /** The same on the measured questions: a reward that rises while this does not is hacking. */
+  measuredImprovement: number;
+  editNorm: number;
+  clipFraction: number;
+  approxKl: number;
+  entropy: number;
+  epochs: number;
+  /** Mean sampled step along the passage gradient direction (step head). */
+  stepSize?: number;
+  /** ReST-EM: edits kept (reward > 0). */
+  kept?: number;
+  heldOutImprovement?: number;
+  heldOutMeasured?: number;
+  forgetting?: number;
+  ms: { sample: number; score: number; update: number; eval: number; total: number };
+}
+
+/** What a resumed trainer restores: the heads' parameters and Adam moments, and the counters. */
+export interface TrainerState {
+  heads: HeadArrays;
+  adamStep: number;
+  iteration: number;
+}
+
+/** The per-iteration generator: a resumed run draws exactly what an uninterrupted one would. */
+export const iterationRng = (seed: number, iteration: number) => new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(iteration + 1, 0x85ebca6b)) >>> 0);
+
+const std = (xs: number[], m: number) => Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / Math.max(1, xs.length - 1));
+const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+export class SealTrainer {
+  readonly gpu: Gpu;
+  readonly model: GPT2;
+  readonly config: SealConfig;
+  readonly mask: Mask;
+  readonly layout: EditLayout;
+  readonly heads: Head[];
+  /** AdamW step count, shared by the heads (they update together). */
+  adamStep = 0;
+  iteration = 0;
+  readonly #trainScorer: QAScorer;
+  readonly #heldScorer: QAScorer;
+  readonly #general: GeneralTextScorer;
+  readonly #scratch: EditScratch;
+  readonly #trainFeatures: PassageFeatures[];
+  readonly #heldFeatures: PassageFeatures[];
+  readonly #trainBase: PassageScore[];
+  readonly #heldBase: PassageScore[];
+  readonly #generalBase: number;
+
+  private constructor(init: {
+    model: GPT2;
+    config: SealConfig;
+    mask: Mask;
+    layout: EditLayout;
+    heads: Head[];
+    adamStep: number;
+    iteration: number;
+    trainScorer: QAScorer;
+    heldScorer: QAScorer;
+    general: GeneralTextScorer;
+    trainFeatures: PassageFeatures[];
+    heldFeatures: PassageFeatures[];
+    trainBase: PassageScore[];
+    heldBase: PassageScore[];
+    generalBase: number;
+  }) {
+    this.gpu = init.model.gpu;
+    this.model = init.model;
+    this.config = init.config;
+    this.mask = init.mask;
+    this.layout = init.layout;
+    this.heads = init.heads;
+    this.adamStep = init.adamStep;
+    this.iteration = init.iteration;
+    this.#trainScorer = init.trainScorer;
+    this.#heldScorer = init.heldScorer;
+    this.#general = init.general;
+    this.#trainFeatures = init.trainFeatures;
+    this.#heldFeatures = init.heldFeatures;
+    this.#trainBase = init.trainBase;
+    this.#heldBase = init.heldBase;
+    this.#generalBase = init.generalBase;
+    this.#scratch = new EditScratch(this.gpu, init.model.params, init.layout);
+  }
+
+  /**
+   * Builds a trainer on a frozen model: resolves the mask, computes every passage's features and
+   * the base scores once. `resume` restores the policy, its optimizer and the iteration count.
+   */
+  static async create(
+    model: GPT2,
+    tok: Tokenizer,
+    config: SealConfig,
+    data: SealData,
+    resume?: TrainerState,
+    onProgress?: (what: string, done: number, total: number) => void,
+  ): Promise<SealTrainer> {
+    const gpu = model.gpu;
+    if (data.train.length < config.batch) throw new RangeError(`batch ${config.batch} is larger than the training split (${data.train.length} passages)`);
+    const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
+    const mask = resolveMask(shapes, config.mask);
+    const layout = editLayout(mask, config.edit, config.rank);
+    const layer = config.featureLayer < 0 ? model.config.nLayer + config.featureLayer : config.featureLayer;
+    // The gradient direction is a dense delta: it only makes sense for dense edits.
+    const withGrad = config.features === 'pooled+grad';
+    if (withGrad && config.edit !== 'dense') throw new RangeError("features 'pooled+grad' needs dense edits (the gradient is a dense delta); use features 'pooled' with low-rank edits");
+    const heldOut = data.heldOut.slice(0, config.heldOutCount);
+    const all = [...data.train, ...heldOut];
+    const features: PassageFeatures[] = [];
+    for (const [i, p] of all.entries()) {
+      features.push(await passageFeatures(model, tok, p.context, layer, withGrad ? mask : undefined));
+      onProgress?.('features', i + 1, all.length);
+    }
+    const trainScorer = new QAScorer(model, tok, data.train);
+    const heldScorer = new QAScorer(model, tok, heldOut);
+    const trainBase = await trainScorer.score(gpu, data.train.map((_, p) => ({ p })));
+    const heldBase = await heldScorer.score(gpu, heldOut.map((_, p) => ({ p })));
+    const general = new GeneralTextScorer(model, tok, data.general.slice(0, config.forgettingLines));
+    const generalBase = await general.loss();
+    const heads = makeHeads(gpu, config, headConfigs(config, model.config.nEmbd, layout.actionDim), resume?.heads);
+    return new SealTrainer({
+      model,
+      config,
+      mask,
+      layout,
+      heads,
+      adamStep: resume?.adamStep ?? 0,
+      iteration: resume?.iteration ?? 0,
+      trainScorer,
+      heldScorer,
+      general,
+      trainFeatures: features.slice(0, data.train.length),
+      heldFeatures: features.slice(data.train.length),
+      trainBase,
+      heldBase,
+      generalBase,
+    });
+  }
+
+  /** Contexts (and gradient directions) for the given passages, one row each, uploaded. */
+  #inputs(feats: readonly PassageFeatures[]): { ctx: F32; dirs?: F32 } {
+    const d = this.model.config.nEmbd;
+    const D = this.layout.actionDim;
+    const ctx = new Float32Array(feats.length * d);
+    feats.forEach((f, i) => ctx.set(f.pooled, i * d));
+    const out: { ctx: F32; dirs?: F32 } = { ctx: this.gpu.tensor(ctx, [feats.length, d]) };
+    if (this.#step) {
+      const dirs = new Float32Array(feats.length * D);
+      feats.forEach((f, i) => dirs.set(f.direction!, i * D));
+      out.dirs = this.gpu.tensor(dirs, [feats.length, D]);
+    }
+    return out;
+  }
+
+  get #step(): Head | undefined {
+    return this.heads.find((h) => h.name === 'step');
+  }
+
+  /**
+   * Applies edit i (delta row i, plus step sizes[i] along dirs row i) for passage ps[i] of `scorer`,
+   * scores every edit in one batch, and gives ‖θ' − θ‖ per edit.
+   */
+  async #scoreEdits(scorer: QAScorer, ps: readonly number[], delta: F32, dirs?: F32, sizes?: ArrayLike<number>): Promise<{ scores: PassageScore[]; norms: number[] }> {
+    const gpu = this.gpu;
+    const a = this.config.alpha;
+    const norms: F32[] = [];
+    const scores = await scorer.score(
+      gpu,
+      ps.map((p, i) => ({
+        p,
+        overrides: this.#scratch.overrides,
+        before: () => {
+          this.#scratch.apply(delta, i, a, dirs && sizes ? { dirs, row: i, size: sizes[i]! } : undefined);
+          norms.push(this.#scratch.squaredNorm());
+        },
+      })),
+    );
+    const sq = await gpu.readMany(norms);
+    for (const t of norms) t.release();
+    return { scores, norms: sq.map((x) => Math.sqrt(x[0]!)) };
+  }
+
+  /** One iteration: sample, score, update. Returns its metrics; a NaN reward skips the update. */
+  async step(): Promise<IterationMetrics> {
+    const gpu = this.gpu;
+    const c = this.config;
+    const t0 = performance.now();
+    const rng = iterationRng(c.seed, this.iteration);
+    const N = c.batch * c.group;
+    const chosen = rng.shuffle([...this.#trainFeatures.keys()]).slice(0, c.batch);
+    const ps = chosen.flatMap((p) => Array<number>(c.group).fill(p));
+    const { ctx, dirs } = this.#inputs(ps.map((p) => this.#trainFeatures[p]!));
+
+    // Sample every head: actions and their log-probabilities under the sampling policy.
+    const samples = this.heads.map((h) => {
+      const D = h.policy.config.actionDim;
+      const pass = h.policy.forward(ctx);
+      const noise = gpu.tensor(rng.normalArray(N * D), [N, D]);
+      const actions = h.policy.sample(pass.mu, noise);
+      const logpOld = gaussianLogProb(gpu, pass.mu, h.policy.params.get('log_std')!, actions);
+      pass.release();
+      noise.release();
+      return { head: h, actions, logpOld };
+    });
+    const stepSample = samples.find((s) => s.head.name === 'step');
+    // Step sizes are per-edit scalars on the host: N floats, read once.
+    const sizes = stepSample ? await gpu.read(stepSample.actions) : undefined;
+    const t1 = performance.now();
+
+    const { scores, norms } = await this.#scoreEdits(this.#trainScorer, ps, samples[0]!.actions, dirs, sizes);
+    const improvement = scores.map((s, i) => this.#trainBase[ps[i]!]!.scored - s.scored);
+    const measured = scores.map((s, i) => this.#trainBase[ps[i]!]!.measured - s.measured);
+    const rewards = improvement.map((imp, i) => imp - c.penalty * norms[i]! ** 2);
+    const t2 = performance.now();
+
+    const rewardMean = avg(rewards);
+    const m: IterationMetrics = {
+      iteration: this.iteration,
+      rewardMean,
+      rewardStd: std(rewards, rewardMean),
+      improvement: avg(improvement),
+      measuredImprovement: avg(measured.filter((x) => !Number.isNaN(x))),
+      editNorm: avg(norms),
+      clipFraction: 0,
+      approxKl: 0,
+      entropy: 0,
+      epochs: 0,
+      ms: { sample: t1 - t0, score: t2 - t1, update: 0, eval: 0, total: 0 },
+    };
+    if (sizes) m.stepSize = avg(Array.from(sizes));
+    if (!rewards.every(Number.isFinite)) {
+      m.skipped = `non-finite reward in ${rewards.filter((r) => !Number.isFinite(r)).length} of ${N} edits`;
+    } else if (c.algo === 'ppo') {
+      Object.assign(m, await this.#ppoUpdate(ctx, samples, rewards));
+    } else {
+      Object.assign(m, await this.#restUpdate(ctx, samples, rewards));
+    }
+    for (const s of samples) {
+      s.actions.release();
+      s.logpOld.release();
+    }
+    ctx.release();
+    dirs?.release();
+    const t3 = performance.now();
+    m.ms.update = t3 - t2;
+    this.iteration++;
+    if (this.iteration % c.evalEvery === 0 || this.iteration === c.iterations) {
+      Object.assign(m, await this.evaluateHeldOut());
+    }
+    m.ms.eval = performance.now() - t3;
+    m.ms.total = performance.now() - t0;
+    return m;
+  }
+
+  /**
+   * PPO epochs over the whole batch, each head with its own ratio and clip against the same
+   * advantages. An epoch whose approximate KL (any head) passes 1.5·targetKl stops the iteration
+   * before it updates.
+   */
+  async #ppoUpdate(ctx: F32, samples: readonly { head: Head; actions: F32; logpOld: F32 }[], rewards: number[]) {
+    const gpu = this.gpu;
+    const c = this.config;
+    const raw = gpu.tensor(Float32Array.from(rewards));
+    const advantages = normalizeAdvantages(gpu, raw, c.normalize === 'group' ? c.group : rewards.length);
+    raw.release();
+    const cfg = { clip: c.clip, entropyCoef: c.entropyCoef };
+    let stats: number[][] = [];
+    let epochs = 0;
+    for (let e = 0; e < c.epochs; e++) {
+      const passes = samples.map((s) => {
+        const pass = s.head.policy.forward(ctx);
+        const batch = { mu: pass.mu, logStd: s.head.policy.params.get('log_std')!, actions: s.actions, logpOld: s.logpOld, advantages };
+        return { s, pass, batch, fwd: ppoLoss(gpu, batch, cfg) };
+      });
+      stats = (await gpu.readMany(passes.map((p) => p.fwd.stats))).map((x) => Array.from(x));
+      const stop = stats.some((st) => st[PpoStat.approxKl]! > 1.5 * c.targetKl);
+      if (!stop) {
+        for (const { s, pass, batch, fwd } of passes) {
+          const { dMu, dLogStd } = ppoLossBackward(gpu, batch, fwd.ratio, cfg);
+          this.#zeroGrads(s.head);
+          pass.backward(dMu, s.head.grads);
+          axpy(gpu, 1, dLogStd, s.head.grads.get('log_std')!);
+          dMu.release();
+          dLogStd.release();
+        }
+        this.#applyGrads();
+        epochs++;
+      }
+      for (const { pass, fwd } of passes) {
+        for (const t of [fwd.logp, fwd.ratio, fwd.stats]) t.release();
+        pass.release();
+      }
+      if (stop) break;
+    }
+    advantages.release();
+    // The step head's diagnostics when it exists (its KL is the one that moves); else the delta head's.
+    const st = stats[stats.length - 1]!;
+    return { clipFraction: st[PpoStat.clipFraction]!, approxKl: Math.max(...stats.map((x) => x[PpoStat.approxKl]!)), entropy: st[PpoStat.entropy]!, epochs };
+  }
+
+  /** ReST-EM: keep the edits that beat the base (reward > 0) and regress each head's mean onto them. */
+  async #restUpdate(ctx: F32, samples: readonly { head: Head; actions: F32 }[], rewards: number[]) {
+    const gpu = this.gpu;
+    const N = rewards.length;
+    const kept = rewards.map((r) => r > 0);
+    const count = kept.filter(Boolean).length;
+    if (count === 0) return { epochs: 0, kept: 0 };
+    // d/dμ of Σᵢ wᵢ·½‖μᵢ − aᵢ‖² with wᵢ = 1/count for kept edits: diag(w)·(μ − a), as a matmul.
+    const w = new Float32Array(N * N);
+    kept.forEach((k, i) => (w[i * N + i] = k ? 1 / count : 0));
+    const weights = gpu.tensor(w, [N, N]);
+    for (let e = 0; e < this.config.epochs; e++) {
+      for (const s of samples) {
+        const pass = s.head.policy.forward(ctx);
+        const diff = add(gpu, pass.mu, s.actions, -1);
+        const dMu = matmul(gpu, weights, diff) as F32;
+        this.#zeroGrads(s.head);
+        pass.backward(dMu, s.head.grads);
+        for (const t of [diff, dMu]) t.release();
+        pass.release();
+      }
+      this.#applyGrads();
+    }
+    weights.release();
+    return { epochs: this.config.epochs, kept: count };
+  }
+
+  #zeroGrads(h: Head): void {
+    for (const g of h.grads.values()) this.gpu.write(g, new Float32Array(g.size));
+  }
+
+  /** Clips each head's gradient norm and takes one AdamW step on every head. */
+  #applyGrads(): void {
+    const gpu = this.gpu;
+    const c = this.config;
+    this.adamStep++;
+    for (const h of this.heads) {
+      clipGradNorm(gpu, [...h.grads.values()], c.gradClip).release();
+      for (const [name, p] of h.policy.params) {
+        if (name === 'log_std' && !c.learnStd) continue;
+        if (h.lr > 0) adamw(gpu, p, h.grads.get(name)!, h.m.get(name)!, h.v.get(name)!, this.adamStep, { lr: h.lr, weightDecay: 0 });
+      }
+    }
+  }
+
+  /** The heads' mean actions (no sampling) for the given features: what inference-time adaptation uses. */
+  async meanActions(feats: readonly PassageFeatures[]): Promise<{ delta: F32; dirs?: F32; sizes?: Float32Array; release(): void }> {
+    const { ctx, dirs } = this.#inputs(feats);
+    const [delta, step] = this.heads.map((h) => h.policy.forward(ctx));
+    const sizes = step ? await this.gpu.read(step.mu) : undefined;
+    step?.release();
+    ctx.release();
+    return { delta: delta!.mu, ...(dirs ? { dirs } : {}), ...(sizes ? { sizes } : {}), release: () => (delta!.release(), dirs?.release()) };
+  }
+
+  /** The mean edit (no sampling) of each held-out passage: answer-NLL drop and forgetting. */
+  async evaluateHeldOut(): Promise<{ heldOutImprovement: number; heldOutMeasured: number; forgetting: number }> {
+    const mean = await this.meanActions(this.#heldFeatures);
+    const ps = [...this.#heldFeatures.keys()];
+    const { scores } = await this.#scoreEdits(this.#heldScorer, ps, mean.delta, mean.dirs, mean.sizes);
+    // Forgetting: general-text loss under the first held-out passage's edit.
+    this.#scratch.apply(mean.delta, 0, this.config.alpha, mean.dirs && mean.sizes ? { dirs: mean.dirs, row: 0, size: mean.sizes[0]! } : undefined);
+    const general = await this.#general.loss(this.#scratch.overrides);
+    mean.release();
+    return {
+      heldOutImprovement: avg(scores.map((s, p) => this.#heldBase[p]!.scored - s.scored)),
+      heldOutMeasured: avg(scores.map((s, p) => this.#heldBase[p]!.measured - s.measured).filter((x) => !Number.isNaN(x))),
+      forgetting: general - this.#generalBase,
+    };
+  }
+
+  release(): void {
+    this.#scratch.release();
+    this.#trainScorer.release();
+    this.#heldScorer.release();
+    this.#general.release();
+    releaseHeads(this.heads);
+  }
+}
