@@ -43,10 +43,8 @@ export interface Ticks {
 export function niceTicks(lo: number, hi: number, count = 5): Ticks {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new RangeError(`niceTicks: bounds must be finite, got ${lo}, ${hi}`);
   if (hi < lo) [lo, hi] = [hi, lo];
-  if (hi === lo) {
-    const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
-    [lo, hi] = [lo - pad, hi + pad];
-  }
+  // A single value: all zeros (e.g. no exact matches) show as 0..1, anything else gets ±10%.
+  if (hi === lo) [lo, hi] = lo === 0 ? [0, 1] : [lo - Math.abs(lo) * 0.1, hi + Math.abs(lo) * 0.1];
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
@@ -62,8 +60,10 @@ export function tickLabel(v: number, step: number): string {
   if (Math.abs(v) < step * 1e-9) return '0';
   const a = Math.abs(v);
   if (a >= 1e6 || a < 1e-4) return v.toExponential(1);
-  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9) + (Math.round(step / 10 ** Math.floor(Math.log10(step))) === 2.5 ? 1 : 0));
-  return v.toFixed(Math.min(decimals, 6));
+  // The fewest decimals that write the step exactly (2.5 needs one, 0.25 two).
+  let decimals = 0;
+  while (decimals < 6 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6 * step * 10 ** decimals) decimals++;
+  return v.toFixed(decimals);
 }
 
 interface Frame {
