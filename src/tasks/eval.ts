@@ -41,6 +41,22 @@ export const baseMethod: Method = { name: 'base', seeded: false, adapt: async ()
 /** The passage in context before each question: a reference point, not an edit. */
 export const inContextMethod: Method = { name: 'in-context', seeded: false, adapt: async (p) => unchanged(`${p.context}\n`) };
 
+/**
+ * A method from an inference-time adapter (SEAL's Adapter in src/seal/adapt.ts): it edits from the
+ * passage text alone. Its overrides belong to the adapter (reused by its next adapt), so release
+ * here frees nothing.
+ */
+export function adapterMethod(name: string, adapter: { adapt(text: string): Promise<{ overrides: ReadonlyMap<string, F32>; editNorm: number }> }): Method {
+  return {
+    name,
+    seeded: false,
+    async adapt(passage) {
+      const { overrides, editNorm } = await adapter.adapt(passage.context);
+      return { overrides, editNorm, release() {} };
+    },
+  };
+}
+
 // ── masked deltas ──────────────────────────────────────────────────────────────────────────────
 
 /** One delta tensor per mask entry (packed like the entry's block), added to copies of the base tensors. */

@@ -9,6 +9,7 @@ import { GPT2 } from '../../src/model/gpt2.ts';
 import * as ref from '../../src/reference/gpt2.ts';
 import { resolveMask } from '../../src/seal/mask.ts';
 import {
+  adapterMethod,
   baseMethod,
   evaluate,
   formatTable,
@@ -178,6 +179,26 @@ test('every baseline runs; seeds give mean ± std; the base bits and the tensor 
   const after = await model.toArrays();
   for (const [name, a] of before) sameBits(after.get(name)!, a, name);
   assert.is(g.liveTensors, live, `leaked: ${g.liveLabels().slice(live).join(', ')}`);
+  model.release();
+});
+
+test('an inference-time adapter plugs in as a method: its overrides and norm are what gets scored', async () => {
+  const { model, mask, forgetting } = await fixture();
+  // A stand-in for SEAL's Adapter: a fixed random edit, whatever the text (which it records).
+  const random = randomEditMethod(model, mask.entries, 0.5);
+  const seen: string[] = [];
+  const fixed = await random.adapt(PASSAGES[0]!, 9);
+  const seal = adapterMethod('seal', { adapt: async (text) => (seen.push(text), { overrides: fixed.overrides!, editNorm: fixed.editNorm }) });
+  const r = await evaluate(model, tok, PASSAGES, [seal], { forgetting });
+  assert.equal(seen, PASSAGES.map((p) => p.context));
+  for (const p of PASSAGES) {
+    const run = r.runs.find((x) => x.passage === p.id)!;
+    assert.equal(run.questionNll, Array.from(await answerNll(model, tok, items(p), { overrides: fixed.overrides! })));
+    close([run.editNorm], [0.5], 1e-5, 0, 'norm');
+  }
+  assert.ok(r.methods[0]!.forgetting.mean !== 0);
+  assert.not.ok(fixed.overrides!.get('h.1.mlp.c_proj.weight')!.released, 'the adapter owns its overrides');
+  fixed.release();
   model.release();
 });
 
