@@ -10,12 +10,12 @@ import { add, axpy } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
 import { gaussianLogProb, normalizeAdvantages, ppoLoss, ppoLossBackward, PpoStat } from '../ops/ppo.ts';
+import { ForgettingProbe, sampleLines } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { Rng } from '../util/random.ts';
 import type { SealConfig } from './config.ts';
 import { EditScratch, editLayout, type EditLayout } from './edits.ts';
 import { passageFeatures, type PassageFeatures } from './features.ts';
-import { GeneralTextScorer } from './general.ts';
 import { headConfigs, makeHeads, releaseHeads, type Head, type HeadArrays } from './heads.ts';
 import { resolveMask, type Mask } from './mask.ts';
 import { QAScorer, type PassageScore } from './reward.ts';
@@ -41,6 +41,8 @@ export interface IterationMetrics {
   approxKl: number;
   entropy: number;
   epochs: number;
+  /** Approximate KL of the delta head when a step head leads the headline numbers. */
+  deltaKl?: number;
   /** Mean sampled step along the passage gradient direction (step head). */
   stepSize?: number;
   /** ReST-EM: edits kept (reward > 0). */
@@ -76,13 +78,12 @@ export class SealTrainer {
   iteration = 0;
   readonly #trainScorer: QAScorer;
   readonly #heldScorer: QAScorer;
-  readonly #general: GeneralTextScorer;
+  readonly #forgetting: ForgettingProbe;
   readonly #scratch: EditScratch;
   readonly #trainFeatures: PassageFeatures[];
   readonly #heldFeatures: PassageFeatures[];
   readonly #trainBase: PassageScore[];
   readonly #heldBase: PassageScore[];
-  readonly #generalBase: number;
 
   private constructor(init: {
     model: GPT2;
@@ -94,12 +95,11 @@ export class SealTrainer {
     iteration: number;
     trainScorer: QAScorer;
     heldScorer: QAScorer;
-    general: GeneralTextScorer;
+    forgetting: ForgettingProbe;
     trainFeatures: PassageFeatures[];
     heldFeatures: PassageFeatures[];
     trainBase: PassageScore[];
     heldBase: PassageScore[];
-    generalBase: number;
   }) {
     this.gpu = init.model.gpu;
     this.model = init.model;
@@ -111,12 +111,11 @@ export class SealTrainer {
     this.iteration = init.iteration;
     this.#trainScorer = init.trainScorer;
     this.#heldScorer = init.heldScorer;
-    this.#general = init.general;
+    this.#forgetting = init.forgetting;
     this.#trainFeatures = init.trainFeatures;
     this.#heldFeatures = init.heldFeatures;
     this.#trainBase = init.trainBase;
     this.#heldBase = init.heldBase;
-    this.#generalBase = init.generalBase;
     this.#scratch = new EditScratch(this.gpu, init.model.params, init.layout);
   }
 
@@ -152,8 +151,7 @@ export class SealTrainer {
     const heldScorer = new QAScorer(model, tok, heldOut);
     const trainBase = await trainScorer.score(gpu, data.train.map((_, p) => ({ p })));
     const heldBase = await heldScorer.score(gpu, heldOut.map((_, p) => ({ p })));
-    const general = new GeneralTextScorer(model, tok, data.general.slice(0, config.forgettingLines));
-    const generalBase = await general.loss();
+    const forgetting = await ForgettingProbe.create(model, tok, sampleLines(data.general, config.forgettingLines, config.seed));
     const heads = makeHeads(gpu, config, headConfigs(config, model.config.nEmbd, layout.actionDim), resume?.heads);
     return new SealTrainer({
       model,
@@ -165,12 +163,11 @@ export class SealTrainer {
       iteration: resume?.iteration ?? 0,
       trainScorer,
       heldScorer,
-      general,
+      forgetting,
       trainFeatures: features.slice(0, data.train.length),
       heldFeatures: features.slice(data.train.length),
       trainBase,
       heldBase,
-      generalBase,
     });
   }
 
@@ -291,8 +288,8 @@ export class SealTrainer {
 
   /**
    * PPO epochs over the whole batch, each head with its own ratio and clip against the same
-   * advantages. An epoch whose approximate KL (any head) passes 1.5·targetKl stops the iteration
-   * before it updates.
+   * advantages. A head whose approximate KL passes 1.5·targetKl stops updating for the rest of the
+   * iteration (checked before each update); the others go on.
    */
   async #ppoUpdate(ctx: F32, samples: readonly { head: Head; actions: F32; logpOld: F32 }[], rewards: number[]) {
     const gpu = this.gpu;
@@ -301,38 +298,49 @@ export class SealTrainer {
     const advantages = normalizeAdvantages(gpu, raw, c.normalize === 'group' ? c.group : rewards.length);
     raw.release();
     const cfg = { clip: c.clip, entropyCoef: c.entropyCoef };
-    let stats: number[][] = [];
+    const stats: number[][] = samples.map(() => [0, 0, 0, 0, 0]);
+    const active = samples.map(() => true);
     let epochs = 0;
-    for (let e = 0; e < c.epochs; e++) {
-      const passes = samples.map((s) => {
+    for (let e = 0; e < c.epochs && active.some(Boolean); e++) {
+      const passes = samples.filter((_, i) => active[i]).map((s) => {
         const pass = s.head.policy.forward(ctx);
         const batch = { mu: pass.mu, logStd: s.head.policy.params.get('log_std')!, actions: s.actions, logpOld: s.logpOld, advantages };
         return { s, pass, batch, fwd: ppoLoss(gpu, batch, cfg) };
       });
-      stats = (await gpu.readMany(passes.map((p) => p.fwd.stats))).map((x) => Array.from(x));
-      const stop = stats.some((st) => st[PpoStat.approxKl]! > 1.5 * c.targetKl);
-      if (!stop) {
-        for (const { s, pass, batch, fwd } of passes) {
-          const { dMu, dLogStd } = ppoLossBackward(gpu, batch, fwd.ratio, cfg);
-          this.#zeroGrads(s.head);
-          pass.backward(dMu, s.head.grads);
-          axpy(gpu, 1, dLogStd, s.head.grads.get('log_std')!);
-          dMu.release();
-          dLogStd.release();
-        }
-        this.#applyGrads();
+      const read = await gpu.readMany(passes.map((p) => p.fwd.stats));
+      const updating = passes.filter((p, i) => {
+        const k = samples.indexOf(p.s);
+        stats[k] = Array.from(read[i]!);
+        if (stats[k]![PpoStat.approxKl]! > 1.5 * c.targetKl) active[k] = false;
+        return active[k];
+      });
+      for (const { s, pass, batch, fwd } of updating) {
+        const { dMu, dLogStd } = ppoLossBackward(gpu, batch, fwd.ratio, cfg);
+        this.#zeroGrads(s.head);
+        pass.backward(dMu, s.head.grads);
+        axpy(gpu, 1, dLogStd, s.head.grads.get('log_std')!);
+        dMu.release();
+        dLogStd.release();
+      }
+      if (updating.length) {
+        this.#applyGrads(updating.map((p) => p.s.head));
         epochs++;
       }
       for (const { pass, fwd } of passes) {
         for (const t of [fwd.logp, fwd.ratio, fwd.stats]) t.release();
         pass.release();
       }
-      if (stop) break;
     }
     advantages.release();
-    // The step head's diagnostics when it exists (its KL is the one that moves); else the delta head's.
-    const st = stats[stats.length - 1]!;
-    return { clipFraction: st[PpoStat.clipFraction]!, approxKl: Math.max(...stats.map((x) => x[PpoStat.approxKl]!)), entropy: st[PpoStat.entropy]!, epochs };
+    // Headline diagnostics from the last head (the step head when there is one: the one that moves).
+    const last = stats[stats.length - 1]!;
+    return {
+      clipFraction: last[PpoStat.clipFraction]!,
+      approxKl: last[PpoStat.approxKl]!,
+      entropy: last[PpoStat.entropy]!,
+      epochs,
+      ...(samples.length > 1 ? { deltaKl: stats[0]![PpoStat.approxKl]! } : {}),
+    };
   }
 
   /** ReST-EM: keep the edits that beat the base (reward > 0) and regress each head's mean onto them. */
@@ -356,7 +364,7 @@ export class SealTrainer {
         for (const t of [diff, dMu]) t.release();
         pass.release();
       }
-      this.#applyGrads();
+      this.#applyGrads(this.heads);
     }
     weights.release();
     return { epochs: this.config.epochs, kept: count };
@@ -366,12 +374,12 @@ export class SealTrainer {
     for (const g of h.grads.values()) this.gpu.write(g, new Float32Array(g.size));
   }
 
-  /** Clips each head's gradient norm and takes one AdamW step on every head. */
-  #applyGrads(): void {
+  /** Clips each head's gradient norm and takes one AdamW step on the given heads. */
+  #applyGrads(heads: readonly Head[]): void {
     const gpu = this.gpu;
     const c = this.config;
     this.adamStep++;
-    for (const h of this.heads) {
+    for (const h of heads) {
       clipGradNorm(gpu, [...h.grads.values()], c.gradClip).release();
       for (const [name, p] of h.policy.params) {
         if (name === 'log_std' && !c.learnStd) continue;
@@ -397,12 +405,12 @@ export class SealTrainer {
     const { scores } = await this.#scoreEdits(this.#heldScorer, ps, mean.delta, mean.dirs, mean.sizes);
     // Forgetting: general-text loss under the first held-out passage's edit.
     this.#scratch.apply(mean.delta, 0, this.config.alpha, mean.dirs && mean.sizes ? { dirs: mean.dirs, row: 0, size: mean.sizes[0]! } : undefined);
-    const general = await this.#general.loss(this.#scratch.overrides);
+    const forgetting = await this.#forgetting.measure(this.#scratch.overrides);
     mean.release();
     return {
       heldOutImprovement: avg(scores.map((s, p) => this.#heldBase[p]!.scored - s.scored)),
       heldOutMeasured: avg(scores.map((s, p) => this.#heldBase[p]!.measured - s.measured).filter((x) => !Number.isNaN(x))),
-      forgetting: general - this.#generalBase,
+      forgetting,
     };
   }
 
@@ -410,7 +418,6 @@ export class SealTrainer {
     this.#scratch.release();
     this.#trainScorer.release();
     this.#heldScorer.release();
-    this.#general.release();
     releaseHeads(this.heads);
   }
 }
