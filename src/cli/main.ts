@@ -56,6 +56,7 @@ program
   .description('train a base model from scratch on a SQuAD-format corpus (passages and their QA), with checkpoints and resume')
   .option('--data <file>', 'SQuAD v1.1 JSON to train on', 'data/knowledge/pretrain.json')
   .option('--out <file>', 'checkpoint (safetensors), written atomically', 'runs/pretrain/model.safetensors')
+  .option('--passages <n>', 'only the first n passages of --data', int)
   .option('--layers <n>', 'transformer blocks', int, 2)
   .option('--heads <n>', 'attention heads', int, 4)
   .option('--width <n>', 'embedding width (divisible by heads)', int, 128)

@@ -21,10 +21,11 @@ export interface PretrainCliOptions {
   seed: number;
   checkpointEvery: number;
   resume: boolean;
+  passages?: number;
 }
 
 export async function pretrainCommand(dev: DeviceOptions, o: PretrainCliOptions): Promise<void> {
-  const passages = await loadSquad(o.data);
+  const passages = (await loadSquad(o.data)).slice(0, o.passages);
   const gpu = await Gpu.create(dev);
   const bar = new SingleBar(
     { format: 'pretrain |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 },
