@@ -10,7 +10,8 @@ import { tokenizerFromName } from '../io/tokenizer.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { writeReport, type TrainingRow } from '../report/report.ts';
 import { parseRange, resolveMask, type Mask } from '../seal/mask.ts';
-import { baseMethod, evaluate, formatTable, inContextMethod, matchNorm, pickMethods, randomEditMethod, type Method, type NormFor } from '../tasks/eval.ts';
+import { Adapter } from '../seal/adapt.ts';
+import { adapterMethod, baseMethod, evaluate, formatTable, inContextMethod, matchNorm, pickMethods, randomEditMethod, type Method, type NormFor } from '../tasks/eval.ts';
 import { finetuneMethod } from '../tasks/finetune.ts';
 import { ForgettingProbe, loadGeneralText } from '../tasks/forgetting.ts';
 import { SquadError, loadSquad, type Passage } from '../tasks/squad.ts';
@@ -35,6 +36,8 @@ export interface EvalCliOptions {
   json?: boolean;
   report?: string;
   metrics?: string;
+  /** policy.safetensors of a `seal train` run: adds the 'seal' method. */
+  policy?: string;
 }
 
 /** A clear error for a missing file, with what makes it. */
@@ -57,21 +60,23 @@ async function readMetrics(path: string): Promise<TrainingRow[]> {
 }
 
 /**
- * The methods `--methods` may name. `--random-norm` is a number or the finetune whose norm the
- * random edit takes per passage (that finetune must run first, as evaluate's order does).
+ * The methods `--methods` may name. `--random-norm` is a number or the editing method whose norm
+ * the random edit takes per passage (that method must run first, as evaluate's order does).
  */
-function availableMethods(o: EvalCliOptions, build: { finetune: (scope: Mask | 'full') => Method; random: (norm: NormFor) => Method; mask: Mask }) {
+function availableMethods(o: EvalCliOptions, build: { finetune: (scope: Mask | 'full') => Method; random: (norm: NormFor) => Method; mask: Mask; seal?: () => Method }) {
   const fixed = Number(o.randomNorm);
-  if (!Number.isFinite(fixed) && o.randomNorm !== 'finetune-mask' && o.randomNorm !== 'finetune-full') {
-    throw new EvalInputError(`--random-norm must be a number, finetune-mask or finetune-full; got '${o.randomNorm}'`);
+  const matchable = ['finetune-mask', 'finetune-full', ...(build.seal ? ['seal'] : [])];
+  if (!Number.isFinite(fixed) && !matchable.includes(o.randomNorm)) {
+    throw new EvalInputError(`--random-norm must be a number or one of ${matchable.join(', ')}; got '${o.randomNorm}'`);
   }
   let matched: ReturnType<typeof matchNorm> | undefined;
-  const finetune = (name: string, scope: Mask | 'full') => () => {
-    const method = build.finetune(scope);
+  const matching = (name: string, make: () => Method) => () => {
+    const method = make();
     if (name !== o.randomNorm) return method;
     matched = matchNorm(method);
     return matched.method;
   };
+  const finetune = (name: string, scope: Mask | 'full') => matching(name, () => build.finetune(scope));
   const matchedNorm = (p: Passage) => {
     if (!matched) throw new EvalInputError(`--random-norm ${o.randomNorm}: add ${o.randomNorm} to --methods, before random`);
     return matched.norm(p);
@@ -82,6 +87,7 @@ function availableMethods(o: EvalCliOptions, build: { finetune: (scope: Mask | '
     ['finetune-mask', finetune('finetune-mask', build.mask)],
     ['finetune-full', finetune('finetune-full', 'full')],
     ['random', () => build.random(Number.isFinite(fixed) ? fixed : matchedNorm)],
+    ...(build.seal ? [['seal', matching('seal', build.seal)] as const] : []),
   ]);
 }
 
@@ -96,7 +102,8 @@ export async function evalCommand(dev: DeviceOptions, o: EvalCliOptions): Promis
   }
 }
 
-async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<void> {
+export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<void> {
+  if (o.policy) needFile(o.policy, 'SEAL policy', 'train one with `seal train` (it writes <run>/policy.safetensors)');
   needFile(o.model, 'base model', 'make one with `seal pretrain --out data/base.safetensors` (or pass --model <checkpoint>)');
   const splitFile = o.split.endsWith('.json') ? o.split : join(o.dataDir, `${o.split}.json`);
   needFile(splitFile, 'split', 'pass --split held-out | rl-train | pretrain, or a SQuAD JSON file');
@@ -114,8 +121,10 @@ async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<void> {
     const tok = tokenizerFromName(tokenizer);
     const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
     const mask = resolveMask(shapes, { tensors: o.mask.split(',').map((s) => s.trim()), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) });
+    const adapter = o.policy ? await Adapter.load(gpu, model, tok, o.policy) : undefined;
     const available = availableMethods(o, {
       mask,
+      ...(adapter ? { seal: () => adapterMethod('seal', adapter) } : {}),
       finetune: (scope) => finetuneMethod(model, tok, scope, { steps: o.finetuneSteps, lr: o.finetuneLr }),
       random: (norm) => randomEditMethod(model, mask.entries, norm),
     });
@@ -141,6 +150,7 @@ async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<void> {
       if (written.pngNote) console.error(written.pngNote);
       console.error(`wrote ${written.files.join(', ')}`);
     }
+    adapter?.release();
     model.release();
   } finally {
     bar.stop();

@@ -1,6 +1,7 @@
 // The `seal` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, GpuUnavailableError, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
+import { demoCommand } from './demo.ts';
 import { doctor } from './doctor.ts';
 import { pretrainCommand } from './pretrain.ts';
 import { configFromFlags, trainCommand } from './train.ts';
@@ -140,13 +141,14 @@ program
   .option('--model <file>', 'base model checkpoint', 'data/base.safetensors')
   .option('--split <name>', 'held-out, rl-train or pretrain (or a SQuAD JSON file)', 'held-out')
   .option('--data-dir <dir>', 'where the splits and general.txt are', 'data/knowledge')
-  .option('--methods <list>', 'comma-separated: base, in-context, finetune-mask, finetune-full, random', 'base,in-context,finetune-mask,finetune-full,random')
+  .option('--methods <list>', 'comma-separated: base, in-context, finetune-mask, finetune-full, random, seal (with --policy)', 'base,in-context,finetune-mask,finetune-full,random')
   .option('--mask <globs>', 'comma-separated tensor-name globs the masked finetune and random edit change', 'h.1.mlp.c_proj.weight')
   .option('--mask-rows <a:b>', 'only these rows of the masked tensors')
   .option('--mask-cols <a:b>', 'only these columns')
   .option('--finetune-steps <k>', 'AdamW steps of the finetune baselines', int, 10)
   .option('--finetune-lr <x>', 'learning rate of the finetune baselines', num, 1e-3)
-  .option('--random-norm <x|method>', 'norm of the random edit: a number, or finetune-mask / finetune-full to match its norm per passage', 'finetune-mask')
+  .option('--random-norm <x|method>', 'norm of the random edit: a number, or finetune-mask / finetune-full / seal to match that method per passage', 'finetune-mask')
+  .option('--policy <file>', "a trained SEAL policy (a run's policy.safetensors): adds the 'seal' method")
   .option('--seeds <n>', 'seeds for methods with randomness', int, 3)
   .option('--passages <n>', 'only the first n passages', int)
   .option('--general <n>', 'general-text lines for forgetting', int, 64)
@@ -157,6 +159,17 @@ program
   .action(async (opts, cmd: Command) => {
     const { evalCommand } = await import('./eval.ts');
     await evalCommand(deviceOptions(cmd), opts);
+  });
+
+program
+  .command('demo')
+  .description('the main job: a short SEAL training on the bundled model and data, then the held-out comparison with the baselines and a report')
+  .option('--run <dir>', 'where the run and its report go (replaced)', 'runs/demo')
+  .option('--iterations <n>', 'SEAL training iterations', int, 12)
+  .option('--passages <n>', 'held-out passages to evaluate', int, 16)
+  .option('--seeds <n>', 'seeds for the random edit', int, 2)
+  .action(async (opts, cmd: Command) => {
+    await demoCommand(deviceOptions(cmd), opts);
   });
 
 try {

@@ -1,43 +1,55 @@
-// Inference-time adaptation: a new passage's edit from one generator pass (the policy mean, no
+// Inference-time adaptation: a new passage's edit from one generator pass (the heads' means, no
 // sampling, no RL), applied to scratch copies of the masked tensors. The base stays untouched.
+import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
-import { editSquaredNorm } from '../ops/edit.ts';
-import type { SealConfig } from './config.ts';
+import { resolveConfig, type SealConfig } from './config.ts';
 import { EditScratch, editLayout, type EditLayout } from './edits.ts';
 import { passageFeatures } from './features.ts';
+import { headConfigs, makeHeads, meanActions, readHeads, releaseHeads, type Head } from './heads.ts';
 import { resolveMask, type Mask } from './mask.ts';
-import type { Policy } from './policy.ts';
 
 export interface Adaptation {
   /** The edited tensors by name: pass as `overrides` to forward/generate. Valid until the next adapt. */
   overrides: ReadonlyMap<string, F32>;
-  /** ‖α·M⊙Δ‖ */
+  /** ‖θ' − θ‖ over the masked tensors. */
   editNorm: number;
   ms: number;
 }
 
 export class Adapter {
   readonly model: GPT2;
-  readonly policy: Policy;
+  readonly heads: Head[];
   readonly config: SealConfig;
   readonly mask: Mask;
   readonly layout: EditLayout;
   readonly #tok: Tokenizer;
   readonly #scratch: EditScratch;
 
-  constructor(model: GPT2, tok: Tokenizer, policy: Policy, config: SealConfig) {
+  constructor(model: GPT2, tok: Tokenizer, config: SealConfig, heads: Head[]) {
     this.model = model;
-    this.policy = policy;
     this.config = config;
+    this.heads = heads;
     this.#tok = tok;
     this.mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
     this.layout = editLayout(this.mask, config.edit, config.rank);
-    if (this.layout.actionDim !== policy.config.actionDim) {
-      throw new RangeError(`the policy edits ${policy.config.actionDim} values but the mask gives ${this.layout.actionDim}: wrong model or config for this policy`);
+    const want = heads[0]!.policy.config;
+    if (this.layout.actionDim !== want.actionDim || model.config.nEmbd !== want.inputDim) {
+      throw new RangeError(`this policy edits ${want.actionDim} values from ${want.inputDim} features; the model and mask give ${this.layout.actionDim} from ${model.config.nEmbd}: wrong model for this policy`);
     }
     this.#scratch = new EditScratch(model.gpu, model.params, this.layout);
+  }
+
+  /** The policy a `seal train` run wrote (policy.safetensors, with its config inside). */
+  static async load(gpu: Gpu, model: GPT2, tok: Tokenizer, policyPath: string): Promise<Adapter> {
+    const { arrays, metadata } = await readHeads(policyPath);
+    if (!metadata.seal) throw new Error(`${policyPath}: has no SEAL config (written by an older seal train?)`);
+    const config = resolveConfig(JSON.parse(metadata.seal) as Record<string, unknown>);
+    const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
+    const layout = editLayout(mask, config.edit, config.rank);
+    const heads = makeHeads(gpu, config, headConfigs(config, model.config.nEmbd, layout.actionDim), arrays);
+    return new Adapter(model, tok, config, heads);
   }
 
   async adapt(passage: string): Promise<Adaptation> {
@@ -45,19 +57,21 @@ export class Adapter {
     const t0 = performance.now();
     const c = this.config;
     const layer = c.featureLayer < 0 ? this.model.config.nLayer + c.featureLayer : c.featureLayer;
-    const f = await passageFeatures(this.model, this.#tok, passage, layer, this.policy.config.gradSkip ? this.mask : undefined);
+    const withDir = this.heads.some((h) => h.name === 'step');
+    const f = await passageFeatures(this.model, this.#tok, passage, layer, withDir ? this.mask : undefined);
     const ctx = gpu.tensor(f.pooled, [1, f.pooled.length]);
-    const dir = f.direction ? gpu.tensor(f.direction, [1, f.direction.length]) : undefined;
-    const pass = this.policy.forward(ctx, dir);
-    const overrides = this.#scratch.apply(pass.mu, 0, c.alpha);
-    const norms = this.layout.entries.map((e) => editSquaredNorm(gpu, e.edit(pass.mu, 0, c.alpha)));
-    const sq = await gpu.readMany(norms);
-    for (const t of [...norms, ctx, ...(dir ? [dir] : [])]) t.release();
-    pass.release();
-    return { overrides, editNorm: Math.sqrt(sq.reduce((s, x) => s + x[0]!, 0)), ms: performance.now() - t0 };
+    const dirs = f.direction ? gpu.tensor(f.direction, [1, f.direction.length]) : undefined;
+    const { delta, sizes } = await meanActions(this.heads, ctx);
+    const overrides = this.#scratch.apply(delta.mu, 0, c.alpha, dirs && sizes ? { dirs, row: 0, size: sizes[0]! } : undefined);
+    const sq = this.#scratch.squaredNorm();
+    const norm = Math.sqrt(await gpu.scalar(sq));
+    for (const t of [sq, ctx, ...(dirs ? [dirs] : [])]) t.release();
+    delta.release();
+    return { overrides, editNorm: norm, ms: performance.now() - t0 };
   }
 
   release(): void {
     this.#scratch.release();
+    releaseHeads(this.heads);
   }
 }

@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { SealConfig } from './config.ts';
-import { Policy, type PolicyConfig } from './policy.ts';
+import { Policy, type PolicyConfig, type PolicyPass } from './policy.ts';
 
 export type HeadName = 'delta' | 'step';
 
@@ -69,4 +69,16 @@ export function releaseHeads(heads: readonly Head[]): void {
     h.policy.release();
     for (const map of [h.m, h.v, h.grads]) for (const t of map.values()) t.release();
   }
+}
+
+/**
+ * The heads' mean actions (no sampling) for contexts [N, d]: the delta head's μ, and the step
+ * head's step sizes read back (N floats) when there is one. Release `delta` when done.
+ */
+export async function meanActions(heads: readonly Head[], ctx: F32): Promise<{ delta: PolicyPass; sizes?: Float32Array }> {
+  const [delta, step] = heads.map((h) => h.policy.forward(ctx));
+  if (!step) return { delta: delta! };
+  const sizes = await heads[0]!.policy.gpu.read(step.mu);
+  step.release();
+  return { delta: delta!, sizes };
 }

@@ -16,7 +16,7 @@ import { Rng } from '../util/random.ts';
 import type { SealConfig } from './config.ts';
 import { EditScratch, editLayout, type EditLayout } from './edits.ts';
 import { passageFeatures, type PassageFeatures } from './features.ts';
-import { headConfigs, makeHeads, releaseHeads, type Head, type HeadArrays } from './heads.ts';
+import { headConfigs, makeHeads, meanActions, releaseHeads, type Head, type HeadArrays } from './heads.ts';
 import { resolveMask, type Mask } from './mask.ts';
 import { QAScorer, type PassageScore } from './reward.ts';
 
@@ -388,25 +388,17 @@ export class SealTrainer {
     }
   }
 
-  /** The heads' mean actions (no sampling) for the given features: what inference-time adaptation uses. */
-  async meanActions(feats: readonly PassageFeatures[]): Promise<{ delta: F32; dirs?: F32; sizes?: Float32Array; release(): void }> {
-    const { ctx, dirs } = this.#inputs(feats);
-    const [delta, step] = this.heads.map((h) => h.policy.forward(ctx));
-    const sizes = step ? await this.gpu.read(step.mu) : undefined;
-    step?.release();
-    ctx.release();
-    return { delta: delta!.mu, ...(dirs ? { dirs } : {}), ...(sizes ? { sizes } : {}), release: () => (delta!.release(), dirs?.release()) };
-  }
-
   /** The mean edit (no sampling) of each held-out passage: answer-NLL drop and forgetting. */
   async evaluateHeldOut(): Promise<{ heldOutImprovement: number; heldOutMeasured: number; forgetting: number }> {
-    const mean = await this.meanActions(this.#heldFeatures);
+    const { ctx, dirs } = this.#inputs(this.#heldFeatures);
+    const { delta, sizes } = await meanActions(this.heads, ctx);
     const ps = [...this.#heldFeatures.keys()];
-    const { scores } = await this.#scoreEdits(this.#heldScorer, ps, mean.delta, mean.dirs, mean.sizes);
+    const { scores } = await this.#scoreEdits(this.#heldScorer, ps, delta.mu, dirs, sizes);
     // Forgetting: general-text loss under the first held-out passage's edit.
-    this.#scratch.apply(mean.delta, 0, this.config.alpha, mean.dirs && mean.sizes ? { dirs: mean.dirs, row: 0, size: mean.sizes[0]! } : undefined);
+    this.#scratch.apply(delta.mu, 0, this.config.alpha, dirs && sizes ? { dirs, row: 0, size: sizes[0]! } : undefined);
     const forgetting = await this.#forgetting.measure(this.#scratch.overrides);
-    mean.release();
+    for (const t of [ctx, ...(dirs ? [dirs] : [])]) t.release();
+    delta.release();
     return {
       heldOutImprovement: avg(scores.map((s, p) => this.#heldBase[p]!.scored - s.scored)),
       heldOutMeasured: avg(scores.map((s, p) => this.#heldBase[p]!.measured - s.measured).filter((x) => !Number.isNaN(x))),

@@ -1,0 +1,53 @@
+// `seal demo` (npm start): on the bundled base model and data, a short SEAL training run, then the
+// held-out evaluation against the baselines, the comparison table and a report with charts.
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DeviceOptions } from '../gpu/device.ts';
+import { Gpu } from '../gpu/gpu.ts';
+import { resolveConfig } from '../seal/config.ts';
+import { runFiles } from '../seal/run.ts';
+import { runEval } from './eval.ts';
+import { missingModel, trainRun } from './train.ts';
+
+export interface DemoOptions {
+  run: string;
+  iterations: number;
+  passages: number;
+  seeds: number;
+}
+
+export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<void> {
+  const t0 = performance.now();
+  const config = resolveConfig({ iterations: o.iterations, evalEvery: Math.max(1, Math.floor(o.iterations / 4)), heldOutCount: o.passages });
+  if (!existsSync(config.model)) throw missingModel(config.model);
+  // A demo starts fresh: a previous demo run in the same folder is replaced.
+  rmSync(o.run, { recursive: true, force: true });
+  console.log(`1/2  SEAL training: ${config.iterations} iterations of ${config.batch} passages × ${config.group} sampled edits (${config.algo.toUpperCase()}), run in ${o.run}`);
+  const gpu = await Gpu.create(dev);
+  try {
+    const { trainer } = await trainRun(gpu, o.run, config, false);
+    trainer.release();
+  } finally {
+    gpu.destroy();
+  }
+  const files = runFiles(o.run);
+  console.log(`\n2/2  held-out evaluation: ${o.passages} passages never trained on, ${o.seeds} seeds`);
+  await runEval(dev, {
+    model: config.model,
+    split: 'held-out',
+    dataDir: 'data/knowledge',
+    methods: 'base,in-context,finetune-mask,finetune-full,seal,random',
+    mask: config.mask.tensors.join(','),
+    finetuneSteps: 10,
+    finetuneLr: 1e-3,
+    randomNorm: 'seal',
+    seeds: o.seeds,
+    passages: o.passages,
+    general: 64,
+    maxNew: 16,
+    report: join(o.run, 'report'),
+    metrics: files.metrics,
+    policy: files.policy,
+  });
+  console.log(`\ndemo finished in ${((performance.now() - t0) / 60000).toFixed(1)} min; report: ${join(o.run, 'report', 'report.md')}`);
+}
