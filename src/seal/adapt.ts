@@ -62,6 +62,11 @@ export class Adapter {
     const ctx = gpu.tensor(f.pooled, [1, f.pooled.length]);
     const dirs = f.direction ? gpu.tensor(f.direction, [1, f.direction.length]) : undefined;
     const { delta, sizes } = await meanActions(this.heads, ctx);
+    if (sizes && !Number.isFinite(sizes[0]!)) {
+      for (const t of [ctx, ...(dirs ? [dirs] : [])]) t.release();
+      delta.release();
+      throw new RangeError(`the policy gave a non-finite step size (${sizes[0]}) for this passage`);
+    }
     const overrides = this.#scratch.apply(delta.mu, 0, c.alpha, dirs && sizes ? { dirs, row: 0, size: sizes[0]! } : undefined);
     const sq = this.#scratch.squaredNorm();
     const norm = Math.sqrt(await gpu.scalar(sq));

@@ -191,10 +191,17 @@ export class SealTrainer {
   }
 
   /**
-   * Applies edit i (delta row i, plus step sizes[i] along dirs row i) for passage ps[i] of `scorer`,
-   * scores every edit in one batch, and gives ‖θ' − θ‖ per edit.
+   * Applies edit rows[i] (delta row, plus sizes[row] along that dirs row) to passage ps[i] of
+   * `scorer`, scores every edit in one batch, and gives ‖θ' − θ‖ per edit.
    */
-  async #scoreEdits(scorer: QAScorer, ps: readonly number[], delta: F32, dirs?: F32, sizes?: ArrayLike<number>): Promise<{ scores: PassageScore[]; norms: number[] }> {
+  async #scoreEdits(
+    scorer: QAScorer,
+    ps: readonly number[],
+    delta: F32,
+    dirs?: F32,
+    sizes?: ArrayLike<number>,
+    rows: readonly number[] = [...ps.keys()],
+  ): Promise<{ scores: PassageScore[]; norms: number[] }> {
     const gpu = this.gpu;
     const a = this.config.alpha;
     const norms: F32[] = [];
@@ -204,7 +211,8 @@ export class SealTrainer {
         p,
         overrides: this.#scratch.overrides,
         before: () => {
-          this.#scratch.apply(delta, i, a, dirs && sizes ? { dirs, row: i, size: sizes[i]! } : undefined);
+          const row = rows[i]!;
+          this.#scratch.apply(delta, row, a, dirs && sizes ? { dirs, row, size: sizes[row]! } : undefined);
           norms.push(this.#scratch.squaredNorm());
         },
       })),
@@ -241,10 +249,14 @@ export class SealTrainer {
     const sizes = stepSample ? await gpu.read(stepSample.actions) : undefined;
     const t1 = performance.now();
 
-    const { scores, norms } = await this.#scoreEdits(this.#trainScorer, ps, samples[0]!.actions, dirs, sizes);
-    const improvement = scores.map((s, i) => this.#trainBase[ps[i]!]!.scored - s.scored);
-    const measured = scores.map((s, i) => this.#trainBase[ps[i]!]!.measured - s.measured);
-    const rewards = improvement.map((imp, i) => imp - c.penalty * norms[i]! ** 2);
+    // A non-finite step size cannot even be applied: its edit scores as a NaN reward.
+    const finite = (i: number) => !sizes || Number.isFinite(sizes[i]!);
+    const scored = ps.map((_, i) => i).filter(finite);
+    const { scores, norms } = await this.#scoreEdits(this.#trainScorer, scored.map((i) => ps[i]!), samples[0]!.actions, dirs, sizes, scored);
+    const at = new Map(scored.map((i, k) => [i, k]));
+    const improvement = ps.map((p, i) => (at.has(i) ? this.#trainBase[p]!.scored - scores[at.get(i)!]!.scored : NaN));
+    const measured = ps.map((p, i) => (at.has(i) ? this.#trainBase[p]!.measured - scores[at.get(i)!]!.measured : NaN));
+    const rewards = improvement.map((imp, i) => (at.has(i) ? imp - c.penalty * norms[at.get(i)!]! ** 2 : NaN));
     const t2 = performance.now();
 
     const rewardMean = avg(rewards);
@@ -254,7 +266,7 @@ export class SealTrainer {
       rewardStd: std(rewards, rewardMean),
       improvement: avg(improvement),
       measuredImprovement: avg(measured.filter((x) => !Number.isNaN(x))),
-      editNorm: avg(norms),
+      editNorm: avg(norms.filter(Number.isFinite)),
       clipFraction: 0,
       approxKl: 0,
       entropy: 0,
@@ -392,6 +404,11 @@ export class SealTrainer {
   async evaluateHeldOut(): Promise<{ heldOutImprovement: number; heldOutMeasured: number; forgetting: number }> {
     const { ctx, dirs } = this.#inputs(this.#heldFeatures);
     const { delta, sizes } = await meanActions(this.heads, ctx);
+    if (sizes && !sizes.every(Number.isFinite)) {
+      for (const t of [ctx, ...(dirs ? [dirs] : [])]) t.release();
+      delta.release();
+      return { heldOutImprovement: NaN, heldOutMeasured: NaN, forgetting: NaN };
+    }
     const ps = [...this.#heldFeatures.keys()];
     const { scores } = await this.#scoreEdits(this.#heldScorer, ps, delta.mu, dirs, sizes);
     // Forgetting: general-text loss under the first held-out passage's edit.
