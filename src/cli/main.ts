@@ -1,6 +1,7 @@
 // The `seal` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, GpuUnavailableError, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
+import { adaptCommand } from './adapt.ts';
 import { demoCommand } from './demo.ts';
 import { doctor } from './doctor.ts';
 import { pretrainCommand } from './pretrain.ts';
@@ -170,6 +171,22 @@ program
   .option('--seeds <n>', 'seeds for the random edit', int, 2)
   .action(async (opts, cmd: Command) => {
     await demoCommand(deviceOptions(cmd), opts);
+  });
+
+program
+  .command('adapt')
+  .description('adapt to new passages with a trained generator (one pass, no RL) and answer with the edited model')
+  .option('--policy <file>', "a trained generator (a run's policy.safetensors)", 'runs/demo/policy.safetensors')
+  .option('--model <file>', 'base model (default: the one the policy was trained on)')
+  .option('--passages <file>', 'SQuAD v1.1 JSON: adapt to each passage and answer its questions')
+  .option('--text <passage>', 'a passage as plain text')
+  .option('--question <q>', 'a question to answer after adapting to --text (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--prompt <text>', 'a prompt to continue with the base and the edited model')
+  .option('--max-new <n>', 'longest answer, in tokens', int, 16)
+  .option('--write-edit <file>', 'write the edit alone (θ′ − θ of the masked tensors) as safetensors')
+  .option('--write-model <file>', 'write the edited model as a checkpoint')
+  .action(async (opts, cmd: Command) => {
+    await adaptCommand(deviceOptions(cmd), opts);
   });
 
 try {

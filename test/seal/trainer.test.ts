@@ -14,6 +14,8 @@ import { runFiles } from '../../src/seal/run.ts';
 import { loadSquad, toSquadFile, writeSquad } from '../../src/tasks/squad.ts';
 import { gpu, releaseGpu, sameBits } from '../helpers.ts';
 import { writeFileSync } from 'node:fs';
+import { byteTokenizer } from '../../src/io/tokenizer.ts';
+import { Adapter } from '../../src/seal/adapt.ts';
 
 test.after(releaseGpu);
 const dir = mkdtempSync(join(tmpdir(), 'seal-trainer-'));
@@ -61,6 +63,18 @@ test('training leaves the base model bit for bit as it was', async () => {
   const got = await trainer.model.toArrays();
   for (const [name, a] of want) sameBits(got.get(name)!, a, name);
   before.release();
+
+  // Inference-time adaptation with the saved generator: one pass, an edit on the mask only.
+  const adapter = await Adapter.load(g, trainer.model, byteTokenizer, runFiles(join(dir, 'run-frozen')).policy);
+  const { overrides, editNorm } = await adapter.adapt('Here are a few facts about Quorvel Banth. Quorvel Banth was born in 1911.');
+  assert.equal([...overrides.keys()], ['h.0.mlp.c_proj.weight']);
+  assert.ok(Number.isFinite(editNorm) && editNorm > 0, `edit norm ${editNorm}`);
+  const edited = await g.read(overrides.get('h.0.mlp.c_proj.weight')!);
+  const base = want.get('h.0.mlp.c_proj.weight')!;
+  let sq = 0;
+  for (let i = 0; i < base.length; i++) sq += (edited[i]! - base[i]!) ** 2;
+  assert.ok(Math.abs(Math.sqrt(sq) - editNorm) < 1e-3 * editNorm, 'reported norm is ‖θ′ − θ‖');
+  adapter.release();
   trainer.release();
   trainer.model.release();
 });

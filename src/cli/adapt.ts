@@ -1,0 +1,95 @@
+// `seal adapt`: inference-time adaptation with a trained generator. For each new passage, one
+// generator pass gives the edit (no RL); the edited model answers the questions or a prompt; the
+// edit alone or the whole edited model can be written as safetensors.
+import { existsSync } from 'node:fs';
+import type { DeviceOptions } from '../gpu/device.ts';
+import { Gpu } from '../gpu/gpu.ts';
+import type { F32 } from '../gpu/tensor.ts';
+import { writeSafetensors } from '../io/safetensors.ts';
+import { tokenizerFromName } from '../io/tokenizer.ts';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { GPT2 } from '../model/gpt2.ts';
+import { generate } from '../model/generate.ts';
+import { add } from '../ops/elementwise.ts';
+import { Adapter } from '../seal/adapt.ts';
+import { readHeads } from '../seal/heads.ts';
+import { exactMatch, greedyAnswers } from '../tasks/qa.ts';
+import { loadSquad, type Passage } from '../tasks/squad.ts';
+
+export interface AdaptOptions {
+  policy: string;
+  model?: string;
+  passages?: string;
+  text?: string;
+  question: string[];
+  prompt?: string;
+  maxNew: number;
+  writeEdit?: string;
+  writeModel?: string;
+}
+
+function inputs(o: AdaptOptions): Promise<Passage[]> | Passage[] {
+  if (o.passages && o.text) throw new RangeError('give --passages FILE or --text PASSAGE, not both');
+  if (o.passages) return loadSquad(o.passages);
+  if (!o.text) throw new RangeError('nothing to adapt to: give --passages FILE (SQuAD JSON) or --text PASSAGE');
+  return [{ id: 'text', title: 'text', context: o.text, questions: o.question.map((q, i) => ({ id: `q${i}`, question: q, answers: [] })) }];
+}
+
+export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise<void> {
+  if (!existsSync(o.policy)) throw new RangeError(`policy ${o.policy} not found: train one with \`seal train\` (or \`npm start\`, which writes runs/demo/policy.safetensors)`);
+  const passages = await inputs(o);
+  if ((o.writeEdit || o.writeModel) && passages.length !== 1) throw new RangeError('--write-edit / --write-model write one edit: adapt to one passage (--text, or a file with one passage)');
+  const modelPath = o.model ?? (await readHeads(o.policy)).metadata.model ?? 'data/base.safetensors';
+  const gpu = await Gpu.create(dev);
+  try {
+    const { model, tokenizer } = await loadCheckpoint(gpu, modelPath);
+    const tok = tokenizerFromName(tokenizer);
+    const adapter = await Adapter.load(gpu, model, tok, o.policy);
+    let correct = [0, 0];
+    let total = 0;
+    for (const p of passages) {
+      const questions = p.questions.map((q) => q.question);
+      const before = questions.length ? await greedyAnswers(model, tok, questions, { maxNew: o.maxNew }) : [];
+      const { overrides, editNorm, ms } = await adapter.adapt(p.context);
+      const after = questions.length ? await greedyAnswers(model, tok, questions, { maxNew: o.maxNew, overrides }) : [];
+      console.log(`\n${p.title}: edit ‖Δ‖ ${editNorm.toFixed(3)} in ${ms.toFixed(0)} ms`);
+      p.questions.forEach((q, i) => {
+        const known = q.answers.length > 0;
+        if (known) {
+          correct[0]! += Number(exactMatch(before[i]!, q.answers));
+          correct[1]! += Number(exactMatch(after[i]!, q.answers));
+          total++;
+        }
+        console.log(`  Q: ${q.question}\n     base: ${before[i]}   edited: ${after[i]}${known ? `   (answer: ${q.answers[0]})` : ''}`);
+      });
+      if (o.prompt) {
+        const [b, a] = [await generate(model, tok, [o.prompt], { maxNew: o.maxNew }), await generate(model, tok, [o.prompt], { maxNew: o.maxNew, overrides })];
+        console.log(`  prompt: ${JSON.stringify(o.prompt)}\n     base: ${JSON.stringify(b[0]!.text)}\n     edited: ${JSON.stringify(a[0]!.text)}`);
+      }
+      if (o.writeEdit) await writeEdit(gpu, o.writeEdit, model, overrides);
+      if (o.writeModel) await writeEditedModel(gpu, o.writeModel, model, overrides, tokenizer);
+    }
+    if (total) console.log(`\nexact match: base ${correct[0]}/${total}, edited ${correct[1]}/${total}`);
+    adapter.release();
+    model.release();
+  } finally {
+    gpu.destroy();
+  }
+}
+
+/** The edit alone: θ' − θ for each masked tensor, under the tensor's own name. */
+async function writeEdit(gpu: Gpu, path: string, model: GPT2, overrides: ReadonlyMap<string, F32>): Promise<void> {
+  const names = [...overrides.keys()];
+  const deltas = names.map((n) => add(gpu, overrides.get(n)!, model.params.get(n)!, -1));
+  const data = await gpu.readMany(deltas);
+  await writeSafetensors(path, names.map((n, i) => [n, { shape: deltas[i]!.shape, data: data[i] as Float32Array }]), { kind: 'seal-webgpu/edit' });
+  for (const d of deltas) d.release();
+  console.log(`wrote the edit (${names.join(', ')}) to ${path}`);
+}
+
+/** The whole edited model: a checkpoint like the base with the edited tensors in place. */
+async function writeEditedModel(gpu: Gpu, path: string, model: GPT2, overrides: ReadonlyMap<string, F32>, tokenizer: string): Promise<void> {
+  const edited = new GPT2(gpu, model.config, new Map([...model.params].map(([k, t]) => [k, overrides.get(k) ?? t])));
+  await saveCheckpoint(path, edited, { tokenizer });
+  console.log(`wrote the edited model to ${path}`);
+}
