@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, GpuUnavailableError, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
 import { adaptCommand } from './adapt.ts';
 import { demoCommand } from './demo.ts';
+import { DEFAULT_KNOWLEDGE, writeKnowledgeDataset } from '../tasks/synthetic.ts';
 import { doctor } from './doctor.ts';
 import { pretrainCommand } from './pretrain.ts';
 import { configFromFlags, trainCommand } from './train.ts';
@@ -81,12 +82,18 @@ program
   .option('--quick', 'fewer and smaller cases')
   .option('--full', 'add the largest shapes (2048³)')
   .option('--filter <text>', 'only cases whose name contains this')
-  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string }, cmd: Command) => {
+  .option('--model', 'the model-level suite instead: tokens/s of forward, training step and generation')
+  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string; model?: boolean }, cmd: Command) => {
     // The suite acquires its own device from the SEAL_* environment: pass the flags on through it.
     const d = deviceOptions(cmd);
     if (d.backend) process.env.SEAL_BACKEND = d.backend;
     if (d.adapter) process.env.SEAL_ADAPTER = d.adapter;
     if (d.powerPreference) process.env.SEAL_POWER = d.powerPreference;
+    if (opts.model) {
+      const { modelBench } = await import('../../bench/model.ts');
+      await modelBench({ json: Boolean(opts.json), quick: Boolean(opts.quick) });
+      return;
+    }
     const { runBench } = await import('../../bench/index.ts');
     await runBench({ json: Boolean(opts.json), quick: Boolean(opts.quick), full: Boolean(opts.full), ...(opts.filter ? { filter: opts.filter } : {}) });
   });
@@ -187,6 +194,20 @@ program
   .option('--write-model <file>', 'write the edited model as a checkpoint')
   .action(async (opts, cmd: Command) => {
     await adaptCommand(deviceOptions(cmd), opts);
+  });
+
+program
+  .command('data')
+  .description('generate the synthetic knowledge dataset (SQuAD v1.1 JSON splits and general text), deterministic from a seed')
+  .option('--out <dir>', 'output folder', 'data/knowledge')
+  .option('--seed <n>', 'seed', int, DEFAULT_KNOWLEDGE.seed)
+  .option('--pretrain <n>', 'pretrain passages', int, DEFAULT_KNOWLEDGE.counts.pretrain)
+  .option('--rl-train <n>', 'rl-train passages', int, DEFAULT_KNOWLEDGE.counts.rlTrain)
+  .option('--held-out <n>', 'held-out passages', int, DEFAULT_KNOWLEDGE.counts.heldOut)
+  .option('--general <n>', 'lines of general text', int, DEFAULT_KNOWLEDGE.counts.general)
+  .action(async (o) => {
+    await writeKnowledgeDataset(o.out, { seed: o.seed, counts: { pretrain: o.pretrain, rlTrain: o.rlTrain, heldOut: o.heldOut, general: o.general } });
+    console.log(`wrote ${o.out}`);
   });
 
 try {
