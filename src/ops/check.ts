@@ -1,5 +1,6 @@
 // Shape and dtype checks shared by every op wrapper: fail early, naming the op and the tensors.
-import { fmtShape, type DType, type Tensor } from '../gpu/tensor.ts';
+import type { Gpu } from '../gpu/gpu.ts';
+import { fmtShape, type DType, type F32, type Tensor } from '../gpu/tensor.ts';
 
 export class ShapeError extends RangeError {
   override name = 'ShapeError';
@@ -23,4 +24,12 @@ export function noAlias(op: string, out: Tensor, ...inputs: Tensor[]): void {
   for (const t of inputs) {
     if (t === out) throw new Error(`${op}: out must not be one of the inputs (${out}); use a separate tensor`);
   }
+}
+
+/** An op's output: a new f32 tensor shaped like `like`, or `out` once checked against that shape and for aliasing `like` or `inputs`. */
+export function outputLike(gpu: Gpu, op: string, like: F32, out: F32 | undefined, ...inputs: F32[]): F32 {
+  if (!out) return gpu.empty(like.shape);
+  expect(op, 'out', out, like.shape);
+  noAlias(op, out, like, ...inputs);
+  return out;
 }

@@ -3,7 +3,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
-import { expect, noAlias, sameShape } from './check.ts';
+import { expect, noAlias, outputLike, sameShape } from './check.ts';
 
 const WG = 256;
 const spec = (entry: string): KernelSpec => ({ shader: 'elementwise.wgsl', entry, params: ['n:u32', 'alpha:f32'], constants: { WG } });
@@ -14,18 +14,11 @@ const AXPY = spec('axpy');
 const GELU = spec('gelu');
 const GELU_BACKWARD = spec('gelu_backward');
 
-function outFor(gpu: Gpu, op: string, like: Tensor, out: Tensor | undefined, ...inputs: Tensor[]): Tensor {
-  if (!out) return gpu.empty(like.shape, 'f32');
-  expect(op, 'out', out, like.shape);
-  noAlias(op, out, like, ...inputs);
-  return out;
-}
-
 /** out = a + alpha·b */
 export function add(gpu: Gpu, a: Tensor, b: Tensor, alpha = 1, out?: Tensor): Tensor {
   expect('add', 'a', a, a.shape);
   sameShape('add', a, b);
-  const o = outFor(gpu, 'add', a, out, b);
+  const o = outputLike(gpu, 'add', a, out, b);
   gpu.dispatch(ADD, { params: { n: a.size, alpha }, tensors: [a, b, o], workgroups: gpu.grid(a.size, WG) });
   return o;
 }
@@ -34,7 +27,7 @@ export function add(gpu: Gpu, a: Tensor, b: Tensor, alpha = 1, out?: Tensor): Te
 export function mul(gpu: Gpu, a: Tensor, b: Tensor, out?: Tensor): Tensor {
   expect('mul', 'a', a, a.shape);
   sameShape('mul', a, b);
-  const o = outFor(gpu, 'mul', a, out, b);
+  const o = outputLike(gpu, 'mul', a, out, b);
   gpu.dispatch(MUL, { params: { n: a.size, alpha: 1 }, tensors: [a, b, o], workgroups: gpu.grid(a.size, WG) });
   return o;
 }
@@ -42,7 +35,7 @@ export function mul(gpu: Gpu, a: Tensor, b: Tensor, out?: Tensor): Tensor {
 /** out = alpha·x */
 export function scale(gpu: Gpu, x: Tensor, alpha: number, out?: Tensor): Tensor {
   expect('scale', 'x', x, x.shape);
-  const o = outFor(gpu, 'scale', x, out);
+  const o = outputLike(gpu, 'scale', x, out);
   gpu.dispatch(SCALE, { params: { n: x.size, alpha }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
   return o;
 }
@@ -59,7 +52,7 @@ export function axpy(gpu: Gpu, alpha: number, x: Tensor, y: Tensor): Tensor {
 /** out = gelu(x), GPT-2's tanh form. */
 export function gelu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
   expect('gelu', 'x', x, x.shape);
-  const o = outFor(gpu, 'gelu', x, out);
+  const o = outputLike(gpu, 'gelu', x, out);
   gpu.dispatch(GELU, { params: { n: x.size, alpha: 1 }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
   return o;
 }
@@ -68,7 +61,7 @@ export function gelu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
 export function geluBackward(gpu: Gpu, x: Tensor, dout: Tensor, out?: Tensor): Tensor {
   expect('geluBackward', 'x', x, x.shape);
   sameShape('geluBackward', x, dout, ['x', 'dout']);
-  const o = outFor(gpu, 'geluBackward', x, out, dout);
+  const o = outputLike(gpu, 'geluBackward', x, out, dout);
   gpu.dispatch(GELU_BACKWARD, { params: { n: x.size, alpha: 1 }, tensors: [x, dout, o], workgroups: gpu.grid(x.size, WG) });
   return o;
 }

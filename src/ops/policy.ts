@@ -4,7 +4,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
-import { ShapeError, expect, noAlias, sameShape } from './check.ts';
+import { ShapeError, expect, noAlias, outputLike, sameShape } from './check.ts';
 import { axpy, mul } from './elementwise.ts';
 import { sum } from './reduce.ts';
 
@@ -15,17 +15,10 @@ const RELU_BACKWARD = spec('relu_backward');
 const SAMPLE = spec('gaussian_sample');
 const GAIN_SKIP = spec('gain_skip');
 
-function outLike(gpu: Gpu, op: string, like: Tensor, out: Tensor | undefined, ...inputs: Tensor[]): Tensor {
-  if (!out) return gpu.empty(like.shape);
-  expect(op, 'out', out, like.shape);
-  noAlias(op, out, like, ...inputs);
-  return out;
-}
-
 /** out = max(x, 0); a NaN stays NaN. */
 export function relu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
   expect('relu', 'x', x, x.shape);
-  const o = outLike(gpu, 'relu', x, out);
+  const o = outputLike(gpu, 'relu', x, out);
   gpu.dispatch(RELU, { params: { n: x.size, D: 1 }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
   return o;
 }
@@ -38,7 +31,7 @@ export function relu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
 export function reluBackward(gpu: Gpu, y: Tensor, dy: Tensor, out?: Tensor): Tensor {
   expect('reluBackward', 'y', y, y.shape);
   sameShape('reluBackward', y, dy, ['y', 'dy']);
-  const o = outLike(gpu, 'reluBackward', y, out, dy);
+  const o = outputLike(gpu, 'reluBackward', y, out, dy);
   gpu.dispatch(RELU_BACKWARD, { params: { n: y.size, D: 1 }, tensors: [y, dy, o], workgroups: gpu.grid(y.size, WG) });
   return o;
 }
@@ -51,7 +44,7 @@ export function gaussianSample(gpu: Gpu, mu: Tensor, logStd: Tensor, noise: Tens
   expect(op, 'mu', mu, [-1, D]);
   expect(op, 'logStd', logStd, [D]);
   sameShape(op, mu, noise, ['mu', 'noise']);
-  const o = outLike(gpu, op, mu, out, logStd, noise);
+  const o = outputLike(gpu, op, mu, out, logStd, noise);
   gpu.dispatch(SAMPLE, { params: { n: mu.size, D: Math.max(D, 1) }, tensors: [mu, logStd, noise, o], workgroups: gpu.grid(mu.size, WG) });
   return o;
 }

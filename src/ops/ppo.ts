@@ -10,7 +10,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
-import { ShapeError, expect, noAlias, sameShape } from './check.ts';
+import { ShapeError, expect, noAlias, outputLike, sameShape } from './check.ts';
 
 const WG = 64;
 const PPO_PARAMS = ['B:u32', 'D:u32', 'clip:f32', 'ent_coef:f32'];
@@ -129,9 +129,7 @@ export function valueLoss(gpu: Gpu, values: Tensor, returns: Tensor): Tensor {
 export function valueLossBackward(gpu: Gpu, values: Tensor, returns: Tensor, scale = 1, out?: Tensor): Tensor {
   const op = 'valueLossBackward';
   const B = valueArgs(op, values, returns);
-  const o = out ?? gpu.empty(values.shape);
-  expect(op, 'out', o, values.shape);
-  noAlias(op, o, values, returns);
+  const o = outputLike(gpu, op, values, out, returns);
   gpu.dispatch(VALUE_GRAD, { params: { B, scale }, tensors: [values, returns, o], workgroups: gpu.grid(B, WG) });
   return o;
 }
@@ -148,9 +146,7 @@ export function normalizeAdvantages(gpu: Gpu, advantages: Tensor, groupSize = ad
   if (!Number.isInteger(groupSize) || groupSize < 1 || n % groupSize !== 0) {
     throw new ShapeError(`${op}: groupSize ${groupSize} must be a positive divisor of the batch size ${n}`);
   }
-  const o = out ?? gpu.empty([n]);
-  expect(op, 'out', o, [n]);
-  noAlias(op, o, advantages);
+  const o = outputLike(gpu, op, advantages, out);
   const groups = n / groupSize;
   gpu.dispatch(NORMALIZE, { params: { groups, size: groupSize }, tensors: [advantages, o], workgroups: gpu.grid(groups, WG) });
   return o;
