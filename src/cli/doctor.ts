@@ -1,21 +1,13 @@
 // `seal doctor`: what adapter this machine gives us, its limits, and a self-test against the CPU.
 import { Gpu } from '../gpu/gpu.ts';
-import type { DeviceOptions } from '../gpu/device.ts';
+import { WANTED_LIMITS, type DeviceOptions } from '../gpu/device.ts';
 import { matmul } from '../ops/matmul.ts';
 import { add } from '../ops/elementwise.ts';
 import * as ref from '../reference/ops.ts';
 import { Rng } from '../util/random.ts';
 
-const SHOWN_LIMITS = [
-  'maxStorageBufferBindingSize',
-  'maxBufferSize',
-  'maxStorageBuffersPerShaderStage',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupsPerDimension',
-  'minUniformBufferOffsetAlignment',
-] as const;
+/** The limits the device asks for, plus the uniform alignment our per-dispatch params depend on. */
+const SHOWN_LIMITS = [...WANTED_LIMITS, 'minUniformBufferOffsetAlignment'] as const;
 
 export interface SelfTestResult {
   name: string;

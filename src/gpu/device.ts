@@ -30,7 +30,7 @@ export class GpuUnavailableError extends Error {
 }
 
 /** Limits we raise to whatever the adapter offers: large weights and wide workgroups need them. */
-const WANTED_LIMITS = [
+export const WANTED_LIMITS = [
   'maxStorageBufferBindingSize',
   'maxBufferSize',
   'maxStorageBuffersPerShaderStage',
