@@ -43,16 +43,26 @@ program
     process.exitCode = ok ? 0 : 1;
   });
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-};
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
-  return n;
-};
+/**
+ * A commander argument parser: `convert` the text (an error it throws is shown as is), then refuse
+ * a value that fails `ok` with `message`.
+ */
+function argParser<T>(convert: (v: string) => T, ok: (x: T) => boolean = () => true, message = ''): (v: string) => T {
+  return (v) => {
+    let x: T;
+    try {
+      x = convert(v);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+    if (!ok(x)) throw new InvalidArgumentError(message);
+    return x;
+  };
+}
+const int = argParser(Number, (n) => Number.isInteger(n) && n >= 1, 'must be a positive integer');
+const num = argParser(Number, (n) => Number.isFinite(n) && n > 0, 'must be a positive number');
+const float = argParser(Number, Number.isFinite, 'must be a number');
+const range = argParser(parseRange);
 
 program
   .command('pretrain')
@@ -97,19 +107,6 @@ program
     const { runBench } = await import('../../bench/index.ts');
     await runBench({ json: Boolean(opts.json), quick: Boolean(opts.quick), full: Boolean(opts.full), ...(opts.filter ? { filter: opts.filter } : {}) });
   });
-
-const range = (v: string) => {
-  try {
-    return parseRange(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-};
-const float = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
-  return n;
-};
 
 program
   .command('train')
