@@ -1,8 +1,7 @@
 // The small kernels of the SEAL edit generator (src/seal/policy.ts) that no other op family covers:
-// ReLU and its backward, the Gaussian sample a = μ + exp(log σ)⊙ε, and the scalar-gain skip term
-// μ += g·dir with g read from a tensor (so a training step never reads it back). Flat 1-D grids,
-// folded into y past 65535 workgroups. Every entry point uses only some of the bindings below; two
-// variables share a binding number where entry points need different access modes there.
+// ReLU and its backward, and the Gaussian sample a = μ + exp(log σ)⊙ε. Flat 1-D grids, folded into
+// y past 65535 workgroups. Every entry point uses only some of the bindings below; two variables
+// share a binding number where entry points need different access modes there.
 
 struct Params { n: u32, D: u32 }
 
@@ -19,10 +18,6 @@ struct Params { n: u32, D: u32 }
 @group(0) @binding(2) var<storage, read> log_std: array<f32>;
 @group(0) @binding(3) var<storage, read> noise: array<f32>;
 @group(0) @binding(4) var<storage, read_write> action: array<f32>;
-// gain_skip: dir [n], gain [1] → mu_out [n] += gain·dir
-@group(0) @binding(1) var<storage, read> dir: array<f32>;
-@group(0) @binding(2) var<storage, read> gain: array<f32>;
-@group(0) @binding(3) var<storage, read_write> mu_out: array<f32>;
 
 override WG: u32 = 256;
 
@@ -54,10 +49,4 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 fn gaussian_sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = flat(wid, nwg, lid);
   if (i < p.n) { action[i] = fma(exp(log_std[i % p.D]), noise[i], mu[i]); }
-}
-
-@compute @workgroup_size(WG)
-fn gain_skip(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let i = flat(wid, nwg, lid);
-  if (i < p.n) { mu_out[i] = fma(gain[0], dir[i], mu_out[i]); }
 }

@@ -1,19 +1,15 @@
 // The policy network's own small ops (shaders/policy.wgsl), forward and backward side by side:
-// ReLU, the Gaussian sample a = μ + exp(log σ)⊙ε, and the scalar-gain skip μ += g·dir whose gain
-// lives in a [1] tensor. The linear layers are matmul.ts's.
+// ReLU and the Gaussian sample a = μ + exp(log σ)⊙ε. The linear layers are matmul.ts's.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
-import { ShapeError, expect, noAlias, outputLike, sameShape } from './check.ts';
-import { axpy, mul } from './elementwise.ts';
-import { sum } from './reduce.ts';
+import { ShapeError, expect, outputLike, sameShape } from './check.ts';
 
 const WG = 256;
 const spec = (entry: string): KernelSpec => ({ shader: 'policy.wgsl', entry, params: ['n:u32', 'D:u32'], constants: { WG } });
 const RELU = spec('relu');
 const RELU_BACKWARD = spec('relu_backward');
 const SAMPLE = spec('gaussian_sample');
-const GAIN_SKIP = spec('gain_skip');
 
 /** out = max(x, 0); a NaN stays NaN. */
 export function relu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
@@ -47,30 +43,4 @@ export function gaussianSample(gpu: Gpu, mu: Tensor, logStd: Tensor, noise: Tens
   const o = outputLike(gpu, op, mu, out, logStd, noise);
   gpu.dispatch(SAMPLE, { params: { n: mu.size, D: Math.max(D, 1) }, tensors: [mu, logStd, noise, o], workgroups: gpu.grid(mu.size, WG) });
   return o;
-}
-
-/** mu += gain[0]·dir in place (gain a [1] tensor, read on the GPU); returns mu. */
-export function gainSkip(gpu: Gpu, gain: Tensor, dir: Tensor, mu: Tensor): Tensor {
-  const op = 'gainSkip';
-  expect(op, 'gain', gain, [1]);
-  expect(op, 'dir', dir, dir.shape);
-  sameShape(op, dir, mu, ['dir', 'mu']);
-  noAlias(op, mu, gain, dir);
-  gpu.dispatch(GAIN_SKIP, { params: { n: mu.size, D: 1 }, tensors: [dir, gain, mu], workgroups: gpu.grid(mu.size, WG) });
-  return mu;
-}
-
-/** dGain += Σ dMu ⊙ dir (a deterministic tree sum, see reduce.ts); returns dGain. */
-export function gainSkipBackward(gpu: Gpu, dir: Tensor, dMu: Tensor, dGain: Tensor): Tensor {
-  const op = 'gainSkipBackward';
-  expect(op, 'dir', dir, dir.shape);
-  sameShape(op, dir, dMu, ['dir', 'dMu']);
-  expect(op, 'dGain', dGain, [1]);
-  noAlias(op, dGain, dir, dMu);
-  const prod = mul(gpu, dMu, dir);
-  const total = sum(gpu, prod);
-  axpy(gpu, 1, total, dGain);
-  prod.release();
-  total.release();
-  return dGain;
 }

@@ -1,5 +1,5 @@
 // CPU reference of the policy network (src/seal/policy.ts) and its ops (src/ops/policy.ts), in f64,
-// written straight from the formulas: μ = relu(ctx·Wenc + benc)·Wdec + bdec (+ g·dir).
+// written straight from the formulas: μ = relu(ctx·Wenc + benc)·Wdec + bdec.
 
 type Arr = ArrayLike<number>;
 
@@ -7,7 +7,6 @@ export interface PolicyDims {
   inputDim: number;
   latent: number;
   actionDim: number;
-  gradSkip: boolean;
 }
 
 /** relu'(0) = 0, as in PyTorch. */
@@ -54,21 +53,17 @@ const param = (params: ReadonlyMap<string, Arr>, name: string): Arr => {
   return p;
 };
 
-export function policyForward(dims: PolicyDims, params: ReadonlyMap<string, Arr>, ctx: Arr, N: number, dir?: Arr): { h: Float64Array; mu: Float64Array } {
+export function policyForward(dims: PolicyDims, params: ReadonlyMap<string, Arr>, ctx: Arr, N: number): { h: Float64Array; mu: Float64Array } {
   const { inputDim: d, latent: L, actionDim: D } = dims;
   const h = relu(linear(ctx, param(params, 'enc.weight'), param(params, 'enc.bias'), N, d, L));
   const mu = linear(h, param(params, 'dec.weight'), param(params, 'dec.bias'), N, L, D);
-  if (dims.gradSkip) {
-    const g = param(params, 'grad_gain')[0]!;
-    for (let i = 0; i < mu.length; i++) mu[i] = mu[i]! + g * dir![i]!;
-  }
   return { h, mu };
 }
 
 /** d(loss)/d(param) for every parameter but log_std, given dMu [N, D]. */
-export function policyBackward(dims: PolicyDims, params: ReadonlyMap<string, Arr>, ctx: Arr, N: number, dMu: Arr, dir?: Arr): Map<string, Float64Array> {
+export function policyBackward(dims: PolicyDims, params: ReadonlyMap<string, Arr>, ctx: Arr, N: number, dMu: Arr): Map<string, Float64Array> {
   const { inputDim: d, latent: L, actionDim: D } = dims;
-  const { h } = policyForward(dims, params, ctx, N, dir);
+  const { h } = policyForward(dims, params, ctx, N);
   const grads = new Map<string, Float64Array>([
     ['enc.weight', new Float64Array(d * L)],
     ['enc.bias', new Float64Array(L)],
@@ -77,10 +72,5 @@ export function policyBackward(dims: PolicyDims, params: ReadonlyMap<string, Arr
   ]);
   const dh = linearBackward(h, param(params, 'dec.weight'), dMu, grads.get('dec.weight')!, grads.get('dec.bias')!, N, L, D);
   linearBackward(ctx, param(params, 'enc.weight'), reluBackward(h, dh), grads.get('enc.weight')!, grads.get('enc.bias')!, N, d, L);
-  if (dims.gradSkip) {
-    let s = 0;
-    for (let i = 0; i < N * D; i++) s += dMu[i]! * dir![i]!;
-    grads.set('grad_gain', Float64Array.of(s));
-  }
   return grads;
 }

@@ -24,8 +24,8 @@ export interface Head {
 export type HeadArrays = Map<string, Float32Array>;
 
 export function headConfigs(config: SealConfig, inputDim: number, actionDim: number): Map<HeadName, PolicyConfig> {
-  const heads = new Map<HeadName, PolicyConfig>([['delta', { inputDim, latent: config.latent, actionDim, initLogStd: config.initLogStd, gradSkip: false }]]);
-  if (config.features === 'pooled+grad') heads.set('step', { inputDim, latent: config.latent, actionDim: 1, initLogStd: config.stepLogStd, gradSkip: false });
+  const heads = new Map<HeadName, PolicyConfig>([['delta', { inputDim, latent: config.latent, actionDim, initLogStd: config.initLogStd }]]);
+  if (config.features === 'pooled+grad') heads.set('step', { inputDim, latent: config.latent, actionDim: 1, initLogStd: config.stepLogStd });
   return heads;
 }
 

@@ -1,15 +1,14 @@
 // The edit generator π_φ(a | c) of SEAL variant A (DESIGN.md §1): an MLP maps a passage's context
 // features to the mean μ of a diagonal Gaussian over edit actions, μ = relu(c·Wenc + benc)·Wdec +
-// bdec, optionally plus a learned scalar gain times a per-sample direction (the masked LM-loss
-// gradient, so the policy can start from "one gradient step" and learn how far to take it). log σ
-// is learned and state-independent. Everything runs on the GPU; a forward returns a pass that owns
-// its activations, whose backward accumulates parameter gradients (log σ's comes from the PPO op).
+// bdec. log σ is learned and state-independent. Everything runs on the GPU; a forward returns a
+// pass that owns its activations, whose backward accumulates parameter gradients (log σ's comes
+// from the PPO op).
 import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, type F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { ShapeError, expect } from '../ops/check.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
-import { gainSkip, gainSkipBackward, gaussianSample, relu, reluBackward } from '../ops/policy.ts';
+import { gaussianSample, relu, reluBackward } from '../ops/policy.ts';
 import { Rng } from '../util/random.ts';
 
 export interface PolicyConfig {
@@ -21,16 +20,14 @@ export interface PolicyConfig {
   actionDim: number;
   /** Initial log σ for every action dim. */
   initLogStd: number;
-  /** Adds a learned scalar gain times a per-sample direction (the masked LM-loss gradient) to μ. */
-  gradSkip: boolean;
 }
 
 export interface PolicyPass {
   /** [N, D]; owned by the pass, freed by release(). */
   mu: F32;
   /**
-   * Accumulates (+=) d(loss)/d(param) for enc/dec weights and biases and grad_gain into grads, given
-   * dMu [N, D]. log_std's gradient comes from the PPO op directly and is not touched here.
+   * Accumulates (+=) d(loss)/d(param) for enc/dec weights and biases into grads, given dMu [N, D].
+   * log_std's gradient comes from the PPO op directly and is not touched here.
    */
   backward(dMu: F32, grads: Map<string, F32>): void;
   /** Frees the activations, μ included. */
@@ -44,15 +41,13 @@ const RESERVED = ['format', 'config'];
 /** Every parameter's name and shape, in file order. */
 export function policyParamShapes(config: PolicyConfig): [string, number[]][] {
   const { inputDim: d, latent: L, actionDim: D } = config;
-  const shapes: [string, number[]][] = [
+  return [
     ['enc.weight', [d, L]],
     ['enc.bias', [L]],
     ['dec.weight', [L, D]],
     ['dec.bias', [D]],
     ['log_std', [D]],
   ];
-  if (config.gradSkip) shapes.push(['grad_gain', [1]]);
-  return shapes;
 }
 
 export function validatePolicyConfig(config: PolicyConfig, where = 'PolicyConfig'): PolicyConfig {
@@ -64,9 +59,8 @@ export function validatePolicyConfig(config: PolicyConfig, where = 'PolicyConfig
   if (typeof config.initLogStd !== 'number' || !Number.isFinite(config.initLogStd)) {
     throw new RangeError(`${where}: initLogStd must be a finite number, got ${JSON.stringify(config.initLogStd)}`);
   }
-  if (typeof config.gradSkip !== 'boolean') throw new TypeError(`${where}: gradSkip must be true or false, got ${JSON.stringify(config.gradSkip)}`);
-  const { inputDim, latent, actionDim, initLogStd, gradSkip } = config;
-  return { inputDim, latent, actionDim, initLogStd, gradSkip };
+  const { inputDim, latent, actionDim, initLogStd } = config;
+  return { inputDim, latent, actionDim, initLogStd };
 }
 
 export class Policy {
@@ -82,7 +76,7 @@ export class Policy {
 
   /**
    * Fresh parameters: enc ~ N(0, 2/d) (He, for the ReLU), dec ~ N(0, (1e-3)²/latent) so the first
-   * edits are small but every unit still gets a gradient, biases 0, log σ = initLogStd, gain 0.
+   * edits are small but every unit still gets a gradient, biases 0, log σ = initLogStd.
    */
   static init(gpu: Gpu, config: PolicyConfig, seed: number): Policy {
     const c = validatePolicyConfig(config);
@@ -129,24 +123,20 @@ export class Policy {
     return this.params.get(name)!;
   }
 
-  /** μ [N, D] for contexts [N, d] (and directions [N, D] when gradSkip): μ = relu(ctx·Wenc + benc)·Wdec + bdec (+ grad_gain·dir). */
-  forward(ctx: F32, dir?: F32): PolicyPass {
+  /** μ [N, D] for contexts [N, d]: μ = relu(ctx·Wenc + benc)·Wdec + bdec. */
+  forward(ctx: F32): PolicyPass {
     const op = 'Policy.forward';
-    const { inputDim: d, actionDim: D, gradSkip } = this.config;
+    const { inputDim: d } = this.config;
     if (ctx.shape.length !== 2) throw new ShapeError(`${op}: ctx must be 2-D [N, ${d}], got ${ctx}`);
     const N = ctx.shape[0]!;
     expect(op, 'ctx', ctx, [N, d]);
-    if (gradSkip && !dir) throw new Error(`${op}: gradSkip is on, so the directions dir [${N}, ${D}] are required`);
-    if (!gradSkip && dir) throw new Error(`${op}: dir was given but this policy has gradSkip off; it would be ignored`);
-    if (dir) expect(op, 'dir', dir, [N, D]);
     const gpu = this.gpu;
     const pre = matmul(gpu, ctx, this.#p('enc.weight'), { bias: this.#p('enc.bias') });
     // relu(x) > 0 exactly where x > 0, so the backward needs only h.
     const h = relu(gpu, pre);
     pre.release();
     const mu = matmul(gpu, h, this.#p('dec.weight'), { bias: this.#p('dec.bias') });
-    if (dir) gainSkip(gpu, this.#p('grad_gain'), dir, mu);
-    return new Pass(this, ctx, dir, h, mu);
+    return new Pass(this, ctx, h, mu);
   }
 
   /** actions = μ + exp(log_std) ⊙ noise, noise [N, D] standard normal (drawn by the caller from a seeded Rng). */
@@ -194,14 +184,12 @@ class Pass implements PolicyPass {
   readonly mu: F32;
   readonly #policy: Policy;
   readonly #ctx: F32;
-  readonly #dir: F32 | undefined;
   readonly #h: F32;
   #released = false;
 
-  constructor(policy: Policy, ctx: F32, dir: F32 | undefined, h: F32, mu: F32) {
+  constructor(policy: Policy, ctx: F32, h: F32, mu: F32) {
     this.#policy = policy;
     this.#ctx = ctx;
-    this.#dir = dir;
     this.#h = h;
     this.mu = mu;
   }
@@ -219,7 +207,6 @@ class Pass implements PolicyPass {
       return t;
     };
     const [dEncW, dEncB, dDecW, dDecB] = ['enc.weight', 'enc.bias', 'dec.weight', 'dec.bias'].map(g) as [F32, F32, F32, F32];
-    const dGain = this.#dir ? g('grad_gain') : undefined;
     const p = (name: string) => policy.params.get(name)!;
     const dh = matmulBackward(gpu, this.#h, p('dec.weight'), dMu, { dw: dDecW, dbias: dDecB, accumulate: true }).dx;
     const dPre = reluBackward(gpu, this.#h, dh);
@@ -227,7 +214,6 @@ class Pass implements PolicyPass {
     // matmulBackward always forms d(ctx) too; the policy has no use for it.
     matmulBackward(gpu, this.#ctx, p('enc.weight'), dPre, { dw: dEncW, dbias: dEncB, accumulate: true }).dx.release();
     dPre.release();
-    if (this.#dir) gainSkipBackward(gpu, this.#dir, dMu, dGain!);
   }
 
   release(): void {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gainSkip, gainSkipBackward, gaussianSample, relu, reluBackward } from '../../src/ops/policy.ts';
+import { gaussianSample, relu, reluBackward } from '../../src/ops/policy.ts';
 import * as ref from '../../src/reference/policy.ts';
 import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
 
@@ -58,32 +58,11 @@ test('gaussianSample matches the reference, log σ broadcast over rows', async (
   }
 });
 
-test('gainSkip and gainSkipBackward match the reference (and accumulate)', async () => {
-  const g = await gpu();
-  for (const n of SIZES) {
-    const [mu, dir, dMu] = [r.uniformArray(n), r.uniformArray(n), r.uniformArray(n)];
-    const gain = r.uniformArray(1, -2, 2);
-    const tMu = g.tensor(mu);
-    const tDir = g.tensor(dir);
-    assert.is(gainSkip(g, g.tensor(gain), tDir, tMu), tMu, 'in place');
-    const dGain = g.tensor(Float32Array.of(0.25));
-    gainSkipBackward(g, tDir, g.tensor(dMu), dGain);
-    const [gMu, gGain] = await g.readMany([tMu, dGain]);
-    close(gMu!, Float64Array.from(mu, (m, i) => m + gain[0]! * dir[i]!), 1e-6, 1e-6, `gainSkip n=${n}`);
-    const dot = dMu.reduce((s, v, i) => s + v * dir[i]!, 0);
-    close(gGain!, [0.25 + dot], 1e-5, 1e-5, `gainSkipBackward n=${n}`);
-  }
-});
-
 test('policy kernels are deterministic', async () => {
   const g = await gpu();
   const [N, D] = [3, 4099];
   const [x, dy, ls] = [g.tensor(withZeros(N * D), [N, D]), g.tensor(r.uniformArray(N * D), [N, D]), g.tensor(r.uniformArray(D))];
-  const once = () => {
-    const acc = g.tensor(Float32Array.of(0));
-    gainSkipBackward(g, x, dy, acc);
-    return g.readMany([relu(g, x), reluBackward(g, x, dy), gaussianSample(g, x, ls, dy), acc]);
-  };
+  const once = () => g.readMany([relu(g, x), reluBackward(g, x, dy), gaussianSample(g, x, ls, dy)]);
   const [a, b] = [await once(), await once()];
   a.forEach((v, i) => sameBits(v as Float32Array, b[i] as Float32Array, `output ${i}`));
 });
@@ -99,9 +78,6 @@ test('NaN and Inf propagate', async () => {
   assert.ok(Number.isNaN(y![0]) && y![1] === Infinity && y![2] === 0 && y![3] === 2, `relu ${y}`);
   assert.ok(Number.isNaN(dx![0]) && dx![1] === 1 && dx![2] === 0, `reluBackward ${dx}`);
   assert.ok(Number.isNaN(a![0]) && a![1] === Infinity && a![2] === -Infinity && Number.isNaN(a![3]), `sample ${a}`);
-  const mu = g.tensor(Float32Array.of(1, 2));
-  gainSkip(g, g.tensor(Float32Array.of(NaN)), g.tensor(Float32Array.of(1, 1)), mu);
-  assert.ok((await g.read(mu)).every(Number.isNaN), 'a NaN gain');
 });
 
 test('bad shapes, dtypes and aliasing are named', async () => {
@@ -116,9 +92,6 @@ test('bad shapes, dtypes and aliasing are named', async () => {
   assert.throws(() => gaussianSample(g, g.zeros([6]), g.zeros([6]), g.zeros([6])), /gaussianSample: mu must be 2-D/);
   assert.throws(() => gaussianSample(g, a, g.zeros([2]), a), /gaussianSample: logStd must have shape \[3\], got \[2\]/);
   assert.throws(() => gaussianSample(g, a, g.zeros([3]), b), /gaussianSample: noise must have shape \[2×3\]/);
-  assert.throws(() => gainSkip(g, g.zeros([2]), a, a), /gainSkip: gain must have shape \[1\], got \[2\]/);
-  assert.throws(() => gainSkip(g, g.zeros([1]), a, a), /gainSkip: out must not be one of the inputs/);
-  assert.throws(() => gainSkipBackward(g, a, b, g.zeros([1])), /gainSkipBackward: dMu must have shape \[2×3\]/);
   a.release();
   assert.throws(() => relu(g, a), /relu: x was released/);
 });

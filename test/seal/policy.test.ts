@@ -20,25 +20,23 @@ test.after(async () => {
 });
 
 const r = rng(23);
-const SMALL: PolicyConfig = { inputDim: 5, latent: 7, actionDim: 13, initLogStd: -1, gradSkip: false };
+const SMALL: PolicyConfig = { inputDim: 5, latent: 7, actionDim: 13, initLogStd: -1 };
 // [N, config]: one sample at awkward sizes, and a long action past many workgroups and matmul tiles.
-const CASES: [number, PolicyConfig][] = [1, 6].flatMap((N) =>
-  [false, true].flatMap((gradSkip) => [
-    [N, { ...SMALL, gradSkip }],
-    [N, { ...SMALL, actionDim: 4099, gradSkip }],
-  ] as [number, PolicyConfig][]),
-);
+const CASES: [number, PolicyConfig][] = [1, 6].flatMap((N) => [
+  [N, SMALL],
+  [N, { ...SMALL, actionDim: 4099 }],
+] as [number, PolicyConfig][]);
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 /** f32 sums over thousands of terms cancel: absolute tolerances scale with the largest value. */
 const maxAbs = (a: ArrayLike<number>) => Math.max(1, ...Array.from(a, Math.abs));
 
-/** O(1) parameters (init's decoder is too small to test anything), log σ in [−0.5, 0.5], gain 0.7. */
+/** O(1) parameters (init's decoder is too small to test anything), log σ in [−0.5, 0.5]. */
 function randomArrays(config: PolicyConfig): Map<string, Float32Array> {
   return new Map(
     policyParamShapes(config).map(([name, shape]) => {
       const n = numel(shape);
-      const data = name === 'grad_gain' ? Float32Array.of(0.7) : name === 'log_std' ? r.uniformArray(n, -0.5, 0.5) : r.uniformArray(n, -1, 1);
+      const data = name === 'log_std' ? r.uniformArray(n, -0.5, 0.5) : r.uniformArray(n, -1, 1);
       return [name, data];
     }),
   );
@@ -46,47 +44,43 @@ function randomArrays(config: PolicyConfig): Map<string, Float32Array> {
 
 interface Inputs {
   ctx: Float32Array;
-  dir: Float32Array | undefined;
   dMu: Float32Array;
 }
 
 function inputs(N: number, c: PolicyConfig): Inputs {
-  return { ctx: r.uniformArray(N * c.inputDim), dir: c.gradSkip ? r.uniformArray(N * c.actionDim) : undefined, dMu: r.uniformArray(N * c.actionDim) };
+  return { ctx: r.uniformArray(N * c.inputDim), dMu: r.uniformArray(N * c.actionDim) };
 }
 
 function upload(g: Gpu, N: number, c: PolicyConfig, x: Inputs) {
   return {
     ctx: g.tensor(x.ctx, [N, c.inputDim]),
-    dir: x.dir && g.tensor(x.dir, [N, c.actionDim]),
     dMu: g.tensor(x.dMu, [N, c.actionDim]),
   };
 }
 
 test('reference backward agrees with finite differences of sum(μ ⊙ G) (f64)', async () => {
-  for (const gradSkip of [false, true]) {
-    const c = { ...SMALL, gradSkip };
-    const N = 3;
-    const params = new Map([...randomArrays(c)].map(([k, v]) => [k, Float64Array.from(v)]));
-    const x = inputs(N, c);
-    const G = x.dMu;
-    const loss = () => ref.policyForward(c, params, x.ctx, N, x.dir).mu.reduce((s, m, i) => s + m * G[i]!, 0);
-    const grads = ref.policyBackward(c, params, x.ctx, N, G, x.dir);
-    assert.equal([...grads.keys()].sort(), policyParamShapes(c).map(([n]) => n).filter((n) => n !== 'log_std').sort());
-    for (const [name, expected] of grads) {
-      close(expected, await numericGrad(loss, params.get(name)!), 1e-6, 1e-8, `${name} gradSkip=${gradSkip}`);
-    }
+  const c = SMALL;
+  const N = 3;
+  const params = new Map([...randomArrays(c)].map(([k, v]) => [k, Float64Array.from(v)]));
+  const x = inputs(N, c);
+  const G = x.dMu;
+  const loss = () => ref.policyForward(c, params, x.ctx, N).mu.reduce((s, m, i) => s + m * G[i]!, 0);
+  const grads = ref.policyBackward(c, params, x.ctx, N, G);
+  assert.equal([...grads.keys()].sort(), policyParamShapes(c).map(([n]) => n).filter((n) => n !== 'log_std').sort());
+  for (const [name, expected] of grads) {
+    close(expected, await numericGrad(loss, params.get(name)!), 1e-6, 1e-8, name);
   }
 });
 
-test('forward, backward (accumulating) and sample match the reference, gradSkip on and off', async () => {
+test('forward, backward (accumulating) and sample match the reference', async () => {
   const g = await gpu();
   for (const [N, c] of CASES) {
-    const what = `N=${N} D=${c.actionDim} gradSkip=${c.gradSkip}`;
+    const what = `N=${N} D=${c.actionDim}`;
     const arrays = randomArrays(c);
     const policy = Policy.fromArrays(g, c, arrays);
     const x = inputs(N, c);
     const t = upload(g, N, c, x);
-    const pass = policy.forward(t.ctx, t.dir);
+    const pass = policy.forward(t.ctx);
     assert.equal(pass.mu.shape, [N, c.actionDim]);
     // Gradients start non-zero: backward must add to them, and leave log_std's alone.
     const start = randomArrays(c);
@@ -96,10 +90,10 @@ test('forward, backward (accumulating) and sample match the reference, gradSkip 
     const actions = policy.sample(pass.mu, g.tensor(noise, [N, c.actionDim]));
     const names = [...grads.keys()];
     const [mu, a, ...gs] = await g.readMany([pass.mu, actions, ...names.map((n) => grads.get(n)!)]);
-    const e = ref.policyForward(c, arrays, x.ctx, N, x.dir);
+    const e = ref.policyForward(c, arrays, x.ctx, N);
     close(mu!, e.mu, 1e-5, 1e-6 * maxAbs(e.mu), `mu ${what}`);
     close(a!, ref.gaussianSample(mu!, arrays.get('log_std')!, noise, c.actionDim), 1e-6, 1e-6, `sample ${what}`);
-    const eg = ref.policyBackward(c, arrays, x.ctx, N, x.dMu, x.dir);
+    const eg = ref.policyBackward(c, arrays, x.ctx, N, x.dMu);
     names.forEach((name, i) => {
       const delta = eg.get(name) ?? new Float64Array(start.get(name)!.length);
       const expected = start.get(name)!.map((s, j) => s + delta[j]!);
@@ -113,7 +107,7 @@ test('forward, backward (accumulating) and sample match the reference, gradSkip 
 test('ReLU at exactly 0 passes no gradient (the PyTorch subgradient)', async () => {
   const g = await gpu();
   // Small integers: every value is exact in f32, so pre-activations hit 0 exactly.
-  const c: PolicyConfig = { inputDim: 3, latent: 4, actionDim: 2, initLogStd: 0, gradSkip: false };
+  const c: PolicyConfig = { inputDim: 3, latent: 4, actionDim: 2, initLogStd: 0 };
   const arrays = new Map<string, Float32Array>([
     ['enc.weight', Float32Array.of(1, 0, 0, 1, 1, -1, 0, 0, 0, -1, 1, -1)],
     ['enc.bias', Float32Array.of(-1, 0, 0, 1)],
@@ -141,19 +135,18 @@ test('ReLU at exactly 0 passes no gradient (the PyTorch subgradient)', async () 
   for (const t of grads.values()) t.release();
 });
 
-test('init: He encoder, tiny decoder, zero biases and gain, log σ as configured; seeded', async () => {
+test('init: He encoder, tiny decoder, zero biases, log σ as configured; seeded', async () => {
   const g = await gpu();
-  const c: PolicyConfig = { inputDim: 64, latent: 32, actionDim: 300, initLogStd: -2.5, gradSkip: true };
+  const c: PolicyConfig = { inputDim: 64, latent: 32, actionDim: 300, initLogStd: -2.5 };
   const a = await Policy.init(g, c, 5).toArrays();
   const std = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length);
   close([std(a.get('enc.weight')!)], [Math.sqrt(2 / 64)], 0.1, 0, 'enc std');
   close([std(a.get('dec.weight')!)], [1e-3 / Math.sqrt(32)], 0.1, 0, 'dec std');
-  for (const name of ['enc.bias', 'dec.bias', 'grad_gain']) assert.ok(a.get(name)!.every((v) => v === 0), name);
+  for (const name of ['enc.bias', 'dec.bias']) assert.ok(a.get(name)!.every((v) => v === 0), name);
   assert.ok(a.get('log_std')!.every((v) => v === Math.fround(-2.5)));
   assert.equal([...a.keys()], policyParamShapes(c).map(([n]) => n));
   sameBits((await Policy.init(g, c, 5).toArrays()).get('dec.weight')!, a.get('dec.weight')!, 'same seed');
   assert.not.equal((await Policy.init(g, c, 6).toArrays()).get('enc.weight'), a.get('enc.weight'), 'another seed');
-  assert.not.ok(Policy.init(g, { ...c, gradSkip: false }, 5).params.has('grad_gain'));
 });
 
 test('forward and backward are deterministic', async () => {
@@ -162,7 +155,7 @@ test('forward and backward are deterministic', async () => {
   const policy = Policy.fromArrays(g, c, randomArrays(c));
   const t = upload(g, N, c, inputs(N, c));
   const once = async () => {
-    const pass = policy.forward(t.ctx, t.dir);
+    const pass = policy.forward(t.ctx);
     const grads = policy.zerosLike();
     pass.backward(t.dMu, grads);
     const out = await g.readMany([pass.mu, ...grads.values()]);
@@ -179,7 +172,7 @@ test('live tensors return to the start after init, forward, backward, sample and
   for (const [N, c] of [CASES[0]!, CASES.at(-1)!]) {
     const policy = Policy.init(g, c, 1);
     const t = upload(g, N, c, inputs(N, c));
-    const pass = policy.forward(t.ctx, t.dir);
+    const pass = policy.forward(t.ctx);
     const grads = policy.zerosLike();
     pass.backward(t.dMu, grads);
     const noise = g.tensor(r.normalArray(N * c.actionDim), [N, c.actionDim]);
@@ -187,7 +180,7 @@ test('live tensors return to the start after init, forward, backward, sample and
     await g.sync();
     pass.release();
     policy.release();
-    for (const x of [t.ctx, t.dir, t.dMu, noise, actions, ...grads.values()]) x?.release();
+    for (const x of [t.ctx, t.dMu, noise, actions, ...grads.values()]) x.release();
   }
   assert.is(g.liveTensors, before, g.liveLabels().join(', '));
 });
@@ -195,26 +188,21 @@ test('live tensors return to the start after init, forward, backward, sample and
 test('bad shapes, missing inputs and bad configs are named', async () => {
   const g = await gpu();
   const policy = Policy.init(g, SMALL, 1);
-  const skip = Policy.init(g, { ...SMALL, gradSkip: true }, 1);
   const ctx = g.zeros([2, 5]);
-  const dirT = g.zeros([2, 13]);
+  const dMu = g.zeros([2, 13]);
   assert.throws(() => policy.forward(g.zeros([2, 6])), /Policy\.forward: ctx must have shape \[2×5\], got \[2×6\]/);
   assert.throws(() => policy.forward(g.zeros([10])), /Policy\.forward: ctx must be 2-D \[N, 5\]/);
-  assert.throws(() => skip.forward(ctx), /gradSkip is on, so the directions dir \[2, 13\] are required/);
-  assert.throws(() => skip.forward(ctx, g.zeros([2, 12])), /Policy\.forward: dir must have shape \[2×13\], got \[2×12\]/);
-  assert.throws(() => policy.forward(ctx, dirT), /dir was given but this policy has gradSkip off/);
   const pass = policy.forward(ctx);
   const grads = policy.zerosLike();
   assert.throws(() => pass.backward(g.zeros([3, 13]), grads), /PolicyPass\.backward: dMu must have shape \[2×13\], got \[3×13\]/);
   grads.delete('dec.bias');
-  assert.throws(() => pass.backward(dirT, grads), /grads has no 'dec\.bias'/);
+  assert.throws(() => pass.backward(dMu, grads), /grads has no 'dec\.bias'/);
   grads.set('dec.bias', g.zeros([12]));
-  assert.throws(() => pass.backward(dirT, grads), /grads 'dec\.bias' must have shape \[13\], got \[12\]/);
-  assert.throws(() => skip.forward(ctx, dirT).backward(dirT, policy.zerosLike()), /grads has no 'grad_gain'/);
+  assert.throws(() => pass.backward(dMu, grads), /grads 'dec\.bias' must have shape \[13\], got \[12\]/);
   assert.throws(() => policy.sample(g.zeros([2, 12]), g.zeros([2, 12])), /Policy\.sample: mu must have shape \[\*×13\], got \[2×12\]/);
   assert.throws(() => policy.sample(pass.mu, g.zeros([2, 12])), /gaussianSample: noise must have shape \[2×13\]/);
   pass.release();
-  assert.throws(() => pass.backward(dirT, grads), /the pass was released/);
+  assert.throws(() => pass.backward(dMu, grads), /the pass was released/);
   const arrays = randomArrays(SMALL);
   arrays.set('dec.weight', new Float32Array(90));
   assert.throws(() => Policy.fromArrays(g, SMALL, arrays), /Policy: dec\.weight needs 91 f32 values for \[7×13\], got 90/);
@@ -223,14 +211,13 @@ test('bad shapes, missing inputs and bad configs are named', async () => {
   assert.throws(() => Policy.init(g, { ...SMALL, latent: 0 }, 1), /PolicyConfig: latent must be a positive integer, got 0/);
   assert.throws(() => Policy.init(g, { ...SMALL, inputDim: 2.5 }, 1), /inputDim must be a positive integer/);
   assert.throws(() => Policy.init(g, { ...SMALL, initLogStd: NaN }, 1), /initLogStd must be a finite number/);
-  assert.throws(() => Policy.init(g, { ...SMALL, gradSkip: 1 as never }, 1), /gradSkip must be true or false/);
 });
 
 test('save/load round trip keeps parameters, config and metadata', async () => {
   const g = await gpu();
-  for (const c of [SMALL, { ...SMALL, gradSkip: true, actionDim: 4099 }]) {
+  for (const c of [SMALL, { ...SMALL, actionDim: 4099 }]) {
     const arrays = randomArrays(c);
-    const path = join(dir, `policy-${c.gradSkip}.safetensors`);
+    const path = join(dir, `policy-${c.actionDim}.safetensors`);
     await Policy.fromArrays(g, c, arrays).save(path, { iteration: '12' });
     const loaded = await Policy.load(g, path);
     assert.equal(loaded.config, c);
@@ -241,6 +228,15 @@ test('save/load round trip keeps parameters, config and metadata', async () => {
     assert.is(f.metadata.iteration, '12');
     await f.close();
   }
+  // Policies saved while the gradSkip option existed have "gradSkip": false in their config; they still load.
+  const arrays = randomArrays(SMALL);
+  const old = join(dir, 'policy-old.safetensors');
+  const config = JSON.stringify({ ...SMALL, gradSkip: false });
+  await writeSafetensors(old, policyParamShapes(SMALL).map(([n, shape]) => [n, { shape, data: arrays.get(n)! }]), { format: 'seal-webgpu/policy', config });
+  const loaded = await Policy.load(g, old);
+  assert.equal(loaded.config, SMALL);
+  for (const [name, data] of await loaded.toArrays()) sameBits(data, arrays.get(name)!, `old file ${name}`);
+  loaded.release();
   const policy = Policy.init(g, SMALL, 1);
   await rejects(policy.save(join(dir, 'x.safetensors'), { config: '{}' }), /metadata key\(s\) config are written by save itself/);
   policy.release();
@@ -250,7 +246,8 @@ test('bad policy files give clear errors', async () => {
   const g = await gpu();
   const path = (name: string) => join(dir, name);
   const good = randomArrays(SMALL);
-  const shapes = new Map(policyParamShapes({ ...SMALL, gradSkip: true }));
+  // One tensor more than the policy has: grad_gain, the parameter of the removed gradSkip option.
+  const shapes = new Map([...policyParamShapes(SMALL), ['grad_gain', [1]]]);
   const tensors = (arrays: Map<string, Float32Array>): [string, TensorToWrite][] => [...arrays].map(([name, data]) => [name, { shape: shapes.get(name)!, data }]);
   const meta = { format: 'seal-webgpu/policy', config: JSON.stringify(SMALL) };
 
@@ -270,12 +267,12 @@ test('bad policy files give clear errors', async () => {
   await writeSafetensors(path('shape.safetensors'), tensors(good).map(([n, t]): [string, TensorToWrite] => [n, n === 'enc.weight' ? { ...t, shape: [7, 5] } : t]), meta);
   await rejects(Policy.load(g, path('shape.safetensors')), /tensor 'enc\.weight' has shape \[7×5\], expected \[5×7\]/);
   await writeSafetensors(path('extra.safetensors'), tensors(new Map([...good, ['grad_gain', Float32Array.of(1)]])), meta);
-  await rejects(Policy.load(g, path('extra.safetensors')), /tensor\(s\) grad_gain do not belong to a policy with config .*"gradSkip":false/);
+  await rejects(Policy.load(g, path('extra.safetensors')), /tensor\(s\) grad_gain do not belong to a policy with config \{"inputDim":5,"latent":7,"actionDim":13,"initLogStd":-1\}/);
 });
 
 test('PPO trains the policy on a two-context bandit: the mean action moves to each target', async () => {
   const g = await gpu();
-  const c: PolicyConfig = { inputDim: 4, latent: 16, actionDim: 3, initLogStd: Math.log(0.5), gradSkip: false };
+  const c: PolicyConfig = { inputDim: 4, latent: 16, actionDim: 3, initLogStd: Math.log(0.5) };
   const contexts = [
     [1, 0, 0.5, -0.5],
     [0, 1, -0.5, 0.5],
