@@ -166,6 +166,12 @@ export class Gpu {
     this.#afterSubmit.push(staging);
   }
 
+  /** Sets a tensor to zero on the GPU, in order with the batch (no upload). */
+  clear(t: Tensor): void {
+    this.#endPass();
+    if (t.bytes > 0) this.#enc().clearBuffer(t.buffer, 0, Math.ceil(t.bytes / 4) * 4);
+  }
+
   /** Copies src into dst (same size), in order with the batch. */
   copy(src: Tensor, dst: Tensor): void {
     if (src.bytes !== dst.bytes) throw new RangeError(`copy ${src} → ${dst}: sizes differ`);

@@ -43,7 +43,7 @@ export class Trainer {
   /** One step on a batch; resolves to the batch's loss (before the update) and the gradient norm. */
   async train(tokens: Tokens, targets: Tokens): Promise<{ loss: number; gradNorm: number; lr: number }> {
     const gpu = this.model.gpu;
-    for (const g of this.grads.values()) gpu.write(g, new Float32Array(g.size));
+    for (const g of this.grads.values()) gpu.clear(g);
     const pass = this.model.forward(tokens, targets);
     pass.backward(this.grads);
     const norm = clipGradNorm(gpu, [...this.grads.values()], this.config.gradClip);

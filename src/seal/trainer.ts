@@ -383,7 +383,7 @@ export class SealTrainer {
   }
 
   #zeroGrads(h: Head): void {
-    for (const g of h.grads.values()) this.gpu.write(g, new Float32Array(g.size));
+    for (const g of h.grads.values()) this.gpu.clear(g);
   }
 
   /** Clips each head's gradient norm and takes one AdamW step on the given heads. */

@@ -98,7 +98,7 @@ export function finetuneMethod(model: GPT2, tok: Tokenizer, scope: Mask | 'full'
       try {
         for (let step = 1; step <= o.steps; step++) {
           overrides = delta.apply(overrides);
-          for (const g of edited) gpu.write(g, new Float32Array(g.size));
+          for (const g of edited) gpu.clear(g);
           const pass = model.forward(tokens, targets, overrides);
           pass.backward(grads);
           pass.release();

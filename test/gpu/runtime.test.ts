@@ -49,6 +49,19 @@ test('dispatches in one batch run in order, writes included', async () => {
   for (const t of [a, b, c]) t.release();
 });
 
+test('clear zeroes a tensor in order with the batch', async () => {
+  const g = await gpu();
+  const x = g.tensor(new Float32Array([1, 2, 3, NaN, 5]));
+  const before = scale(g, x, 2); // encoded before the clear: sees the old values
+  g.clear(x);
+  const after = scale(g, x, 2);
+  const [b, c, a] = await g.readMany([before, x, after]);
+  assert.equal(Array.from(b!.slice(0, 3)), [2, 4, 6]);
+  assert.equal(c, new Float32Array(5));
+  assert.equal(a, new Float32Array(5));
+  for (const t of [x, before, after]) t.release();
+});
+
 test('large 1-D dispatches fold past 65535 workgroups', async () => {
   const g = await gpu();
   const n = 65536 * 256 + 77; // over the per-dimension limit at 256 per group
