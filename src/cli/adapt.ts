@@ -6,8 +6,8 @@ import type { DeviceOptions } from '../gpu/device.ts';
 import { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
-import { tokenizerFromName } from '../io/tokenizer.ts';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { saveCheckpoint } from '../model/checkpoint.ts';
+import { loadModel } from '../model/load.ts';
 import { GPT2 } from '../model/gpt2.ts';
 import { generate } from '../model/generate.ts';
 import { add } from '../ops/elementwise.ts';
@@ -42,8 +42,7 @@ export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise
   const modelPath = o.model ?? (await readHeads(o.policy)).metadata.model ?? 'data/base.safetensors';
   const gpu = await Gpu.create(dev);
   try {
-    const { model, tokenizer } = await loadCheckpoint(gpu, modelPath);
-    const tok = tokenizerFromName(tokenizer);
+    const { model, tokenizer: tok } = await loadModel(gpu, modelPath);
     const adapter = await Adapter.load(gpu, model, tok, o.policy);
     let correct = [0, 0];
     let total = 0;
@@ -67,7 +66,7 @@ export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise
         console.log(`  prompt: ${JSON.stringify(o.prompt)}\n     base: ${JSON.stringify(b[0]!.text)}\n     edited: ${JSON.stringify(a[0]!.text)}`);
       }
       if (o.writeEdit) await writeEdit(gpu, o.writeEdit, model, overrides);
-      if (o.writeModel) await writeEditedModel(gpu, o.writeModel, model, overrides, tokenizer);
+      if (o.writeModel) await writeEditedModel(gpu, o.writeModel, model, overrides, tok.name);
     }
     if (total) console.log(`\nexact match: base ${correct[0]}/${total}, edited ${correct[1]}/${total}`);
     adapter.release();

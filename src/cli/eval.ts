@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { DeviceOptions } from '../gpu/device.ts';
 import { Gpu } from '../gpu/gpu.ts';
-import { tokenizerFromName } from '../io/tokenizer.ts';
-import { loadCheckpoint } from '../model/checkpoint.ts';
+import { loadModel } from '../model/load.ts';
 import { writeReport, type TrainingRow } from '../report/report.ts';
 import { parseRange, resolveMask, type Mask } from '../seal/mask.ts';
 import { Adapter } from '../seal/adapt.ts';
@@ -117,8 +116,7 @@ export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<vo
   const gpu = await Gpu.create(dev);
   const bar = new SingleBar({ format: 'eval |{bar}| {value}/{total} runs | {what} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: !o.json, notTTYSchedule: 15_000 }, Presets.shades_classic);
   try {
-    const { model, tokenizer } = await loadCheckpoint(gpu, o.model);
-    const tok = tokenizerFromName(tokenizer);
+    const { model, tokenizer: tok } = await loadModel(gpu, o.model);
     const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
     const mask = resolveMask(shapes, { tensors: o.mask.split(',').map((s) => s.trim()), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) });
     const adapter = o.policy ? await Adapter.load(gpu, model, tok, o.policy) : undefined;

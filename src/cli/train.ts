@@ -3,8 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import type { DeviceOptions } from '../gpu/device.ts';
-import { loadCheckpoint } from '../model/checkpoint.ts';
-import { tokenizerFromName } from '../io/tokenizer.ts';
+import { loadModel } from '../model/load.ts';
 import { resolveConfig, type SealConfig } from '../seal/config.ts';
 import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts';
 import { SealTrainer, type IterationMetrics } from '../seal/trainer.ts';
@@ -43,8 +42,7 @@ export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, res
   const run = await openRun(runDir, config, resume);
   const c = run.config;
   if (!existsSync(c.model)) throw missingModel(c.model);
-  const { model, tokenizer } = await loadCheckpoint(gpu, c.model);
-  const tok = tokenizerFromName(tokenizer);
+  const { model, tokenizer: tok } = await loadModel(gpu, c.model);
   const data = { train: await loadSquad(c.data.train), heldOut: await loadSquad(c.data.heldOut), general: readLines(c.data.general) };
   const bar = new SingleBar(
     { format: '{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 },
