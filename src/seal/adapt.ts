@@ -5,10 +5,10 @@ import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { resolveConfig, type SealConfig } from './config.ts';
-import { EditScratch, editLayout, type EditLayout } from './edits.ts';
+import { EditScratch, editSpace, type EditLayout } from './edits.ts';
 import { passageFeatures } from './features.ts';
 import { headConfigs, makeHeads, meanActions, readHeads, releaseHeads, type Head } from './heads.ts';
-import { resolveMask, type Mask } from './mask.ts';
+import type { Mask } from './mask.ts';
 
 export interface Adaptation {
   /** The edited tensors by name: pass as `overrides` to forward/generate. Valid until the next adapt. */
@@ -27,13 +27,16 @@ export class Adapter {
   readonly #tok: Tokenizer;
   readonly #scratch: EditScratch;
 
-  constructor(model: GPT2, tok: Tokenizer, config: SealConfig, heads: Head[]) {
+  readonly #layer: number;
+
+  constructor(model: GPT2, tok: Tokenizer, config: SealConfig, heads: Head[], space = editSpace(model, config)) {
     this.model = model;
     this.config = config;
     this.heads = heads;
     this.#tok = tok;
-    this.mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
-    this.layout = editLayout(this.mask, config.edit, config.rank);
+    this.mask = space.mask;
+    this.layout = space.layout;
+    this.#layer = space.layer;
     const want = heads[0]!.policy.config;
     if (this.layout.actionDim !== want.actionDim || model.config.nEmbd !== want.inputDim) {
       throw new RangeError(`this policy edits ${want.actionDim} values from ${want.inputDim} features; the model and mask give ${this.layout.actionDim} from ${model.config.nEmbd}: wrong model for this policy`);
@@ -46,19 +49,17 @@ export class Adapter {
     const { arrays, metadata } = await readHeads(policyPath);
     if (!metadata.seal) throw new Error(`${policyPath}: has no SEAL config (written by an older seal train?)`);
     const config = resolveConfig(JSON.parse(metadata.seal) as Record<string, unknown>);
-    const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
-    const layout = editLayout(mask, config.edit, config.rank);
-    const heads = makeHeads(gpu, config, headConfigs(config, model.config.nEmbd, layout.actionDim), arrays);
-    return new Adapter(model, tok, config, heads);
+    const space = editSpace(model, config);
+    const heads = makeHeads(gpu, config, headConfigs(config, model.config.nEmbd, space.layout.actionDim), arrays);
+    return new Adapter(model, tok, config, heads, space);
   }
 
   async adapt(passage: string): Promise<Adaptation> {
     const gpu = this.model.gpu;
     const t0 = performance.now();
     const c = this.config;
-    const layer = c.featureLayer < 0 ? this.model.config.nLayer + c.featureLayer : c.featureLayer;
     const withDir = this.heads.some((h) => h.name === 'step');
-    const f = await passageFeatures(this.model, this.#tok, passage, layer, withDir ? this.mask : undefined);
+    const f = await passageFeatures(this.model, this.#tok, passage, this.#layer, withDir ? this.mask : undefined);
     const ctx = gpu.tensor(f.pooled, [1, f.pooled.length]);
     const dirs = f.direction ? gpu.tensor(f.direction, [1, f.direction.length]) : undefined;
     const { delta, sizes } = await meanActions(this.heads, ctx);

@@ -5,7 +5,9 @@ import type { F32 } from '../gpu/tensor.ts';
 import { applyEdits, type Edit } from '../ops/edit.ts';
 import { add } from '../ops/elementwise.ts';
 import { sumSquares } from '../ops/reduce.ts';
-import type { Mask } from './mask.ts';
+import type { GPT2 } from '../model/gpt2.ts';
+import type { SealConfig } from './config.ts';
+import { resolveMask, type Mask } from './mask.ts';
 
 export type EditKind = 'dense' | 'lowrank';
 
@@ -66,6 +68,13 @@ export function editLayout(mask: Mask, kind: EditKind, rank = 0): EditLayout {
       edit: (actions, row, alpha) => ({ kind: 'lowrank', factors: actions, offset: row * D + p.offset, rows: p.m, cols: p.n, rank, alpha }),
     })),
   };
+}
+
+/** What a SEAL config edits on a model: the resolved mask, its action layout, and the feature layer. */
+export function editSpace(model: GPT2, config: SealConfig): { mask: Mask; layout: EditLayout; layer: number } {
+  const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
+  const layer = config.featureLayer < 0 ? model.config.nLayer + config.featureLayer : config.featureLayer;
+  return { mask, layout: editLayout(mask, config.edit, config.rank), layer };
 }
 
 /** Scratch tensors for the edited weights, one per masked tensor, reused edit after edit. */

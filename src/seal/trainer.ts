@@ -14,10 +14,10 @@ import { ForgettingProbe, sampleLines } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { Rng } from '../util/random.ts';
 import type { SealConfig } from './config.ts';
-import { EditScratch, editLayout, type EditLayout } from './edits.ts';
+import { EditScratch, editSpace, type EditLayout } from './edits.ts';
 import { passageFeatures, type PassageFeatures } from './features.ts';
 import { headConfigs, makeHeads, meanActions, releaseHeads, type Head, type HeadArrays } from './heads.ts';
-import { resolveMask, type Mask } from './mask.ts';
+import type { Mask } from './mask.ts';
 import { QAScorer, type PassageScore } from './reward.ts';
 
 export interface SealData {
@@ -133,10 +133,7 @@ export class SealTrainer {
   ): Promise<SealTrainer> {
     const gpu = model.gpu;
     if (data.train.length < config.batch) throw new RangeError(`batch ${config.batch} is larger than the training split (${data.train.length} passages)`);
-    const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
-    const mask = resolveMask(shapes, config.mask);
-    const layout = editLayout(mask, config.edit, config.rank);
-    const layer = config.featureLayer < 0 ? model.config.nLayer + config.featureLayer : config.featureLayer;
+    const { mask, layout, layer } = editSpace(model, config);
     // The gradient direction is a dense delta: it only makes sense for dense edits.
     const withGrad = config.features === 'pooled+grad';
     if (withGrad && config.edit !== 'dense') throw new RangeError("features 'pooled+grad' needs dense edits (the gradient is a dense delta); use features 'pooled' with low-rank edits");
