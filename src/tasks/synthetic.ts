@@ -1,9 +1,10 @@
 // The bundled knowledge-incorporation data, generated deterministically from a seed: short passages
 // stating 3-5 facts about fictional people, towns and companies, whose invented names no pretrained
 // model can know, with two differently worded questions per fact whose answers are spans of the
-// passage. Three splits share no invented name: pretrain (the base model learns the language and
-// the fact style), rl-train (the edit generator trains on it) and held-out (evaluation only).
-// A general-text corpus, about no entity, measures forgetting.
+// passage. Four splits share no invented name: pretrain (the base model learns the language and
+// the fact style), rl-train (the edit generator trains on it), validation (monitoring, guards and
+// hyper-parameter choices) and held-out (the final evaluation only). A general-text corpus, about
+// no entity, measures forgetting.
 //
 // Question ids end in -a or -b: for each fact, one question can be scored (used as reward) while
 // its differently worded twin is only measured, so a policy that games the scored wording shows up.
@@ -13,7 +14,7 @@ import { Rng } from '../util/random.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeSquad, type SquadFile } from './squad.ts';
 
-export const SPLITS = ['pretrain', 'rl-train', 'held-out'] as const;
+export const SPLITS = ['pretrain', 'rl-train', 'held-out', 'validation'] as const;
 export type Split = (typeof SPLITS)[number];
 
 export interface KnowledgeCounts {
@@ -23,7 +24,11 @@ export interface KnowledgeCounts {
   heldOut: number;
   /** Lines of general text. */
   general: number;
+  /** Absent: DEFAULT_VALIDATION, so callers written before the split existed regenerate the bundled data. */
+  validation?: number;
 }
+
+export const DEFAULT_VALIDATION = 32;
 
 export interface KnowledgeOptions {
   seed: number;
@@ -31,7 +36,7 @@ export interface KnowledgeOptions {
 }
 
 /** What data/knowledge/ was generated with. */
-export const DEFAULT_KNOWLEDGE: KnowledgeOptions = { seed: 7, counts: { pretrain: 400, rlTrain: 64, heldOut: 32, general: 200 } };
+export const DEFAULT_KNOWLEDGE: KnowledgeOptions = { seed: 7, counts: { pretrain: 400, rlTrain: 64, heldOut: 32, general: 200, validation: DEFAULT_VALIDATION } };
 
 export interface KnowledgeDataset {
   splits: Record<Split, { squad: SquadFile; /** every invented word the split uses */ names: string[] }>;
@@ -304,16 +309,26 @@ function generalLine(rng: Rng): string {
 export function generateKnowledge({ seed, counts }: KnowledgeOptions): KnowledgeDataset {
   const rng = new Rng(seed);
   const used = templateWords();
-  const sizes: Record<Split, number> = { pretrain: counts.pretrain, 'rl-train': counts.rlTrain, 'held-out': counts.heldOut };
+  const sizes: Record<Split, number> = {
+    pretrain: counts.pretrain,
+    'rl-train': counts.rlTrain,
+    'held-out': counts.heldOut,
+    validation: counts.validation ?? DEFAULT_VALIDATION,
+  };
   const splits = {} as KnowledgeDataset['splits'];
-  for (const split of SPLITS) {
+  const draw = (split: Split) => {
     const before = new Set(used);
     const namer = makeNamer(rng, used);
     const data = Array.from({ length: sizes[split] }, (_, i) => entityArticle(rng, namer, `${split}-${String(i).padStart(3, '0')}`, KINDS[i % KINDS.length]!));
     const names = [...used].filter((w) => !before.has(w)).map(capitalise);
     splits[split] = { squad: { version: '1.1', data }, names };
-  }
+  };
+  for (const split of ['pretrain', 'rl-train', 'held-out'] as const) draw(split);
   const general = Array.from({ length: counts.general }, () => generalLine(rng));
+  // Validation was added later, so it is drawn last: everything before it in the one stream, and so
+  // every file the bundled base model was trained or evaluated on, keeps its bytes. Its names stay
+  // disjoint through the shared `used` set.
+  draw('validation');
   return { splits, general };
 }
 
@@ -330,17 +345,19 @@ export async function writeKnowledgeDataset(dir: string, options: KnowledgeOptio
 }
 
 function readme({ seed, counts }: KnowledgeOptions): string {
-  const c = counts;
-  const call = `writeKnowledgeDataset('data/knowledge', { seed: ${seed}, counts: { pretrain: ${c.pretrain}, rlTrain: ${c.rlTrain}, heldOut: ${c.heldOut}, general: ${c.general} } })`;
+  const c = { ...counts, validation: counts.validation ?? DEFAULT_VALIDATION };
+  const call = `writeKnowledgeDataset('data/knowledge', { seed: ${seed}, counts: { pretrain: ${c.pretrain}, rlTrain: ${c.rlTrain}, heldOut: ${c.heldOut}, general: ${c.general}, validation: ${c.validation} } })`;
   return `# Knowledge dataset (generated; do not edit)
 
 Passages of 3-5 facts about fictional people, towns and companies with invented names, two
 differently worded questions per fact (ids ending in -a: scored, -b: measured), answers are spans.
-The splits share no invented name. general.txt is text about no entity, for measuring forgetting.
+The splits share no invented name. Validation is for monitoring and hyper-parameter choices;
+held-out is for the final evaluation only. general.txt is text about no entity, for measuring
+forgetting.
 
 - seed: ${seed}
-- passages: pretrain ${counts.pretrain}, rl-train ${counts.rlTrain}, held-out ${counts.heldOut}
-- general.txt: ${counts.general} lines
+- passages: pretrain ${c.pretrain}, rl-train ${c.rlTrain}, held-out ${c.heldOut}, validation ${c.validation}
+- general.txt: ${c.general} lines
 
 Regenerate from the repository root (writeKnowledgeDataset is in src/tasks/synthetic.ts):
 

@@ -4,13 +4,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSquad } from '../../src/tasks/squad.ts';
-import { DEFAULT_KNOWLEDGE, generateKnowledge, questionRole, SPLITS, writeKnowledgeDataset, type KnowledgeOptions } from '../../src/tasks/synthetic.ts';
+import { DEFAULT_KNOWLEDGE, DEFAULT_VALIDATION, generateKnowledge, questionRole, SPLITS, writeKnowledgeDataset, type KnowledgeOptions } from '../../src/tasks/synthetic.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'synthetic-test-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 const BUNDLED = join(import.meta.dirname, '../../data/knowledge');
-const SMALL: KnowledgeOptions = { seed: 11, counts: { pretrain: 30, rlTrain: 9, heldOut: 6, general: 10 } };
+const SMALL: KnowledgeOptions = { seed: 11, counts: { pretrain: 30, rlTrain: 9, heldOut: 6, general: 10, validation: 5 } };
 const data = generateKnowledge(DEFAULT_KNOWLEDGE);
 
 function filesOf(d: string): Map<string, Buffer> {
@@ -23,7 +23,7 @@ test('the same seed gives the same bytes; another seed gives other data', async 
   await writeKnowledgeDataset(b!, SMALL);
   await writeKnowledgeDataset(c!, { ...SMALL, seed: 12 });
   const [fa, fb, fc] = [a!, b!, c!].map(filesOf);
-  assert.equal([...fa!.keys()], ['README.md', 'general.txt', 'held-out.json', 'pretrain.json', 'rl-train.json']);
+  assert.equal([...fa!.keys()], ['README.md', 'general.txt', 'held-out.json', 'pretrain.json', 'rl-train.json', 'validation.json']);
   for (const [name, bytes] of fa!) {
     assert.ok(bytes.equals(fb!.get(name)!), `${name} differs between two runs with one seed`);
     if (name !== 'README.md') assert.not.ok(bytes.equals(fc!.get(name)!), `${name} is the same for seeds 11 and 12`);
@@ -42,11 +42,23 @@ test('the bundled data/knowledge is exactly what DEFAULT_KNOWLEDGE regenerates, 
   const readme = bundled.get('README.md')!.toString();
   assert.match(readme, `seed: ${DEFAULT_KNOWLEDGE.seed}`);
   assert.match(readme, `pretrain: ${DEFAULT_KNOWLEDGE.counts.pretrain}, rlTrain: ${DEFAULT_KNOWLEDGE.counts.rlTrain}`);
+  assert.match(readme, `validation: ${DEFAULT_KNOWLEDGE.counts.validation}`);
+});
+
+test('validation is drawn last: without it (or with another size) every other file keeps its bytes', () => {
+  const json = (d: ReturnType<typeof generateKnowledge>) => [...SPLITS.filter((s) => s !== 'validation').map((s) => JSON.stringify(d.splits[s].squad)), d.general.join('\n')];
+  const counts = DEFAULT_KNOWLEDGE.counts;
+  const none = generateKnowledge({ ...DEFAULT_KNOWLEDGE, counts: { ...counts, validation: 0 } });
+  assert.is(none.splits.validation.squad.data.length, 0);
+  assert.equal(json(none), json(data));
+  // Omitting the count (as callers written before the split do) gives the bundled default.
+  const { validation: _, ...older } = counts;
+  assert.is(generateKnowledge({ ...DEFAULT_KNOWLEDGE, counts: older }).splits.validation.squad.data.length, DEFAULT_VALIDATION);
 });
 
 test('splits have the requested sizes and share no invented name, in names or in text', () => {
   const { counts } = DEFAULT_KNOWLEDGE;
-  assert.equal(SPLITS.map((s) => data.splits[s].squad.data.length), [counts.pretrain, counts.rlTrain, counts.heldOut]);
+  assert.equal(SPLITS.map((s) => data.splits[s].squad.data.length), [counts.pretrain, counts.rlTrain, counts.heldOut, counts.validation]);
   const wordsOf = (s: (typeof SPLITS)[number]) =>
     new Set(data.splits[s].squad.data.flatMap((a) => [a.title, a.paragraphs[0]!.context, ...a.paragraphs[0]!.qas.map((q) => q.question)]).join(' ').match(/[A-Za-z]+/g));
   for (const s of SPLITS) {
