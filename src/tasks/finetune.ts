@@ -47,23 +47,9 @@ export function passageBatch(tok: Tokenizer, text: string, nCtx: number): { toke
   return { tokens, targets, B, T };
 }
 
-/** The model's mean LM loss on a text (as finetuned on), optionally under overrides. */
-export async function textLoss(model: GPT2, tok: Tokenizer, text: string, overrides?: ReadonlyMap<string, F32>): Promise<number> {
-  const gpu = model.gpu;
-  const b = passageBatch(tok, text, model.config.nCtx);
-  const tokens = gpu.tensor(b.tokens, [b.B, b.T]);
-  const targets = gpu.tensor(b.targets, [b.B, b.T]);
-  const pass = model.forward(tokens, targets, overrides);
-  const loss = await gpu.scalar(pass.loss!);
-  pass.release();
-  tokens.release();
-  targets.release();
-  return loss;
-}
-
-/** Every tensor of the model, whole: the scope of the full finetune. */
-export function fullMask(model: GPT2): Mask {
-  return resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['**'] });
+/** The parameters a scope trains: the SEAL mask as given, or every tensor of the model, whole. */
+export function scopeMask(model: GPT2, scope: Mask | 'full'): Mask {
+  return scope === 'full' ? resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['**'] }) : scope;
 }
 
 function checkOptions(o: FinetuneOptions): void {
@@ -73,49 +59,72 @@ function checkOptions(o: FinetuneOptions): void {
 }
 
 /**
+ * Called after each step with the weights it produced, θ_step. They are scratch tensors the next
+ * step overwrites, so read them before returning (a returned promise is awaited first).
+ */
+export type StepVisitor = (step: number, overrides: ReadonlyMap<string, F32>) => void | Promise<void>;
+
+/**
+ * Finetunes `mask` on one passage text for o.steps steps; the returned overrides (θ_k) are the
+ * caller's to release. `onStep` lets a sweep score every step count on the way to the largest.
+ */
+export async function finetunePassage(
+  model: GPT2,
+  tok: Tokenizer,
+  text: string,
+  mask: Mask,
+  o: FinetuneOptions,
+  onStep?: StepVisitor,
+): Promise<{ overrides: Map<string, F32>; editNorm: number }> {
+  checkOptions(o);
+  const gpu = model.gpu;
+  const b = passageBatch(tok, text, model.config.nCtx);
+  const tokens = gpu.tensor(b.tokens, [b.B, b.T]);
+  const targets = gpu.tensor(b.targets, [b.B, b.T]);
+  const delta = new MaskedDelta(model, mask.entries);
+  const zeros = () => mask.entries.map((e) => gpu.zeros([e.size]));
+  const [dDelta, m, v] = [zeros(), zeros(), zeros()];
+  // The backward writes every parameter's gradient; only the edited tensors' are read.
+  const grads = model.zerosLike();
+  const edited = mask.entries.map((e) => grads.get(e.name)!);
+  let overrides: Map<string, F32> | undefined = delta.apply();
+  try {
+    for (let step = 1; step <= o.steps; step++) {
+      for (const g of edited) gpu.clear(g);
+      const pass = model.forward(tokens, targets, overrides);
+      pass.backward(grads);
+      pass.release();
+      edited.forEach((g, i) => editBackward(gpu, g, delta.edit(i), dDelta[i]));
+      if (o.gradClip > 0) clipGradNorm(gpu, dDelta, o.gradClip).release();
+      delta.deltas.forEach((d, i) => adamw(gpu, d, dDelta[i]!, m[i]!, v[i]!, step, { lr: o.lr, weightDecay: o.weightDecay }));
+      overrides = delta.apply(overrides);
+      await onStep?.(step, overrides);
+    }
+    const editNorm = await delta.norm();
+    const final = overrides;
+    overrides = undefined;
+    return { overrides: final, editNorm };
+  } finally {
+    overrides?.forEach((t) => t.release());
+    for (const t of [tokens, targets, ...dDelta, ...m, ...v, ...grads.values()]) t.release();
+    delta.release();
+  }
+}
+
+/**
  * Finetuning as an adaptation method: `scope` is the SEAL mask ('finetune-mask') or 'full'
  * ('finetune-full'). Deterministic: every step is one full batch of the passage.
  */
 export function finetuneMethod(model: GPT2, tok: Tokenizer, scope: Mask | 'full', options: Partial<FinetuneOptions> = {}): Method {
   const o = { ...DEFAULT_FINETUNE, ...options };
   checkOptions(o);
-  const mask = scope === 'full' ? fullMask(model) : scope;
-  const gpu = model.gpu;
+  const mask = scopeMask(model, scope);
   return {
     name: scope === 'full' ? 'finetune-full' : 'finetune-mask',
     seeded: false,
     async adapt(passage: Passage) {
-      const b = passageBatch(tok, passage.context, model.config.nCtx);
-      const tokens = gpu.tensor(b.tokens, [b.B, b.T]);
-      const targets = gpu.tensor(b.targets, [b.B, b.T]);
-      const delta = new MaskedDelta(model, mask.entries);
-      const zeros = () => mask.entries.map((e) => gpu.zeros([e.size]));
-      const [dDelta, m, v] = [zeros(), zeros(), zeros()];
-      // The backward writes every parameter's gradient; only the edited tensors' are read.
-      const grads = model.zerosLike();
-      const edited = mask.entries.map((e) => grads.get(e.name)!);
-      let overrides: Map<string, F32> | undefined;
-      try {
-        for (let step = 1; step <= o.steps; step++) {
-          overrides = delta.apply(overrides);
-          for (const g of edited) gpu.clear(g);
-          const pass = model.forward(tokens, targets, overrides);
-          pass.backward(grads);
-          pass.release();
-          edited.forEach((g, i) => editBackward(gpu, g, delta.edit(i), dDelta[i]));
-          if (o.gradClip > 0) clipGradNorm(gpu, dDelta, o.gradClip).release();
-          delta.deltas.forEach((d, i) => adamw(gpu, d, dDelta[i]!, m[i]!, v[i]!, step, { lr: o.lr, weightDecay: o.weightDecay }));
-        }
-        overrides = delta.apply(overrides);
-        const editNorm = await delta.norm();
-        const final = overrides;
-        overrides = undefined;
-        return { overrides: final, editNorm, release: () => final.forEach((t) => t.release()) };
-      } finally {
-        overrides?.forEach((t) => t.release());
-        for (const t of [tokens, targets, ...dDelta, ...m, ...v, ...grads.values()]) t.release();
-        delta.release();
-      }
+      const { overrides, editNorm } = await finetunePassage(model, tok, passage.context, mask, o);
+      return { overrides, editNorm, release: () => overrides.forEach((t) => t.release()) };
     },
   };
 }
