@@ -24,13 +24,12 @@ struct Params { B: u32, T: u32, C: u32, NH: u32, scale: f32 }
 @group(0) @binding(5) var<storage, read_write> dqkv: array<f32>;
 
 override WG: u32 = 64;
-const F32_MAX = 0x1.fffffep+127f;
 
 // One (b,h,t) row: where its q/k/v slices start, where its att row starts, where its out row starts.
 struct Row { t: u32, q: u32, att: u32, out: u32, hs: u32 }
 
 fn row_of(wid: vec3u, nwg: vec3u, lid: vec3u) -> Row {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let i = flat(wid, nwg, lid);
   let t = i % p.T;
   let bh = i / p.T;
   let h = bh % p.NH;

@@ -10,7 +10,6 @@
 struct Params { N: u32, V: u32 }
 
 const IGNORE = 0xffffffffu;
-const F32_MAX = 0x1.fffffep+127f;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // forward: logits, targets, losses_out, lse_out
@@ -38,7 +37,7 @@ var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = wid.y * nwg.x + wid.x;
+  let row = folded_group(wid, nwg);
   if (row >= p.N) { return; }
   let base = row * p.V;
   var m = -F32_MAX;

@@ -40,13 +40,8 @@ struct Params { B: u32, T: u32, C: u32, NH: u32, Tcap: u32, V: u32, scale: f32 }
 @group(0) @binding(4) var<storage, read_write> att_out: array<f32>;
 
 override WG: u32 = 64;
-const F32_MAX = 0x1.fffffep+127f;
 // Runtime (not constant) NaN bits: WGSL rejects a NaN constant expression.
 var<private> NAN_BITS: u32 = 0x7fc00000u;
-
-fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
 
 // emb_out[b, c] = wte[ids[b], c] + wpe[pos[b], c]; NaN for an id ≥ V, as embedding.wgsl.
 @compute @workgroup_size(WG)

@@ -21,10 +21,6 @@ struct LowRankParams { m: u32, n: u32, r: u32, offset: u32, alpha: f32 }
 
 override WG: u32 = 64;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
 fn masked_index(k: u32) -> u32 {
   return blk.start + (k / blk.run) * blk.stride + k % blk.run;
 }

@@ -11,10 +11,6 @@ struct Params { n: u32, alpha: f32 }
 
 override WG: u32 = 256;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
 // out = x + alpha * y
 @compute @workgroup_size(WG)
 fn add(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -43,36 +39,16 @@ fn axpy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (i < p.n) { dst[i] = fma(p.alpha, x[i], dst[i]); }
 }
 
-// GPT-2's GELU, tanh form: 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³). Written as
-// x·σ(2u), and sech²(u) from exp(-2|u|): the same function, but without the f32 cancellation of
-// 1 ± tanh(u) in the tails (and without tanh, which some drivers compute through overflowing exps).
-const GELU_SCALE: f32 = 0.7978845608028654; // √(2/π)
-const GELU_CUBE: f32 = 0.044715;
-
-fn gelu_u(v: f32) -> f32 {
-  return GELU_SCALE * fma(GELU_CUBE * v, v * v, v);
-}
-
 // dst = gelu(x)
 @compute @workgroup_size(WG)
 fn gelu(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = flat(wid, nwg, lid);
-  if (i < p.n) {
-    let v = x[i];
-    dst[i] = v / (1.0 + exp(-2.0 * gelu_u(v)));
-  }
+  if (i < p.n) { dst[i] = gelu_tanh(x[i]); }
 }
 
 // out = y * gelu'(x), y the upstream gradient
 @compute @workgroup_size(WG)
 fn gelu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = flat(wid, nwg, lid);
-  if (i < p.n) {
-    let v = x[i];
-    let u = gelu_u(v);
-    let e = exp(-2.0 * abs(u));
-    let sech2 = 4.0 * e / ((1.0 + e) * (1.0 + e));
-    let local = 1.0 / (1.0 + exp(-2.0 * u)) + 0.5 * v * sech2 * GELU_SCALE * fma(3.0 * GELU_CUBE, v * v, 1.0);
-    out[i] = local * y[i];
-  }
+  if (i < p.n) { out[i] = gelu_grad(x[i]) * y[i]; }
 }

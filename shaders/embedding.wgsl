@@ -32,10 +32,6 @@ override WG: u32 = 64;
 // Runtime (not constant) NaN bits: WGSL rejects a NaN constant expression.
 var<private> NAN_BITS: u32 = 0x7fc00000u;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let k = flat(wid, nwg, lid);

@@ -13,70 +13,22 @@
 // Kernels: `regs` keeps an RB×4 block of C per invocation in registers and takes its rows from
 // workgroup_id, so A loads are uniform across the workgroup; no shared memory (the CPU-rasteriser
 // path). `tiled` stages TK×(TS·TM) tiles of A and B in workgroup memory (discrete GPUs' path).
-// shaders/matmul-subgroups.wgsl holds the subgroup variant (it needs `enable subgroups`).
+// shaders/matmul-subgroups.wgsl holds the subgroup variant (it needs `enable subgroups`);
+// matmul-core.wgsl the Params, bindings and epilogue both use.
 
-struct Params {
-  M: u32, N: u32, K: u32,
-  sAb: u32, sAi: u32, sAk: u32,
-  sBb: u32, sBk: u32, sBj: u32,
-  splits: u32, kChunk: u32,
-  alpha: f32,
-  flags: u32,
-}
+// #include "matmul-core.wgsl"
 
-const HAS_BIAS: u32 = 1u;
-const GELU: u32 = 2u;
-const ACCUMULATE: u32 = 4u;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
 // reduce_splits binds (partials, bias, C): its bias sits at binding 2.
 @group(0) @binding(2) var<storage, read> reduceBias: array<f32>;
 
 override WG: u32 = 64;
 // Rows per invocation of `regs` (≤ MAX_RB; loops over RB unroll once the override is fixed).
 override RB: u32 = 8;
-const MAX_RB: u32 = 16;
 // `tiled`: TS×TS invocations, each TM×TM outputs (TM ≤ MAX_TM); k staged TK at a time.
 override TS: u32 = 16;
 override TM: u32 = 4;
 override TK: u32 = 16;
 const MAX_TM: u32 = 4;
-
-fn gelu(x: f32) -> f32 {
-  // tanh form, as GPT-2; tanh written through exp of a clamped argument so large |x| stays finite.
-  let u = clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
-  let e = exp(2.0 * u);
-  return 0.5 * x * (1.0 + (e - 1.0) / (e + 1.0));
-}
-
-fn epilogue(v: f32, biasJ: f32, old: f32) -> f32 {
-  var y = p.alpha * v;
-  if ((p.flags & HAS_BIAS) != 0u) { y += biasJ; }
-  if ((p.flags & GELU) != 0u) { y = gelu(y); }
-  if ((p.flags & ACCUMULATE) != 0u) { y += old; }
-  return y;
-}
-
-// Stores one result of workgroup z: a raw partial when split, else the finished value.
-fn store(z: u32, i: u32, j: u32, v: f32) {
-  if (i >= p.M || j >= p.N) { return; }
-  let o = (z * p.M + i) * p.N + j;
-  if (p.splits > 1u) { C[o] = v; return; }
-  var old = 0.0;
-  if ((p.flags & ACCUMULATE) != 0u) { old = C[o]; }
-  var biasJ = 0.0;
-  if ((p.flags & HAS_BIAS) != 0u) { biasJ = bias[j]; }
-  C[o] = epilogue(v, biasJ, old);
-}
-
-fn kRange(z: u32) -> vec2u {
-  let k0 = (z % p.splits) * p.kChunk;
-  return vec2u(k0, min(p.K, k0 + p.kChunk));
-}
 
 @compute @workgroup_size(WG)
 fn regs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -150,7 +102,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: v
 // Partials A = [batch, splits, M, N] → C = [batch, M, N], summed in split order.
 @compute @workgroup_size(WG)
 fn reduce_splits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let e = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let e = flat(wid, nwg, lid);
   let mn = p.M * p.N;
   if (e >= mn * p.K) { return; } // K carries the batch count here
   let b = e / mn;

@@ -19,10 +19,6 @@ struct ClipParams { n: u32, max_norm: f32 }
 
 override WG: u32 = 256;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
 // llm.c's AdamW: m, v moments, bias correction (bc = 1 - beta^t from the host), decoupled decay.
 @compute @workgroup_size(WG)
 fn adamw(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -21,10 +21,6 @@ struct Params { n: u32, D: u32 }
 
 override WG: u32 = 256;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
 // select, not max: max(NaN, 0) may give either operand, and a NaN must stay a NaN; -0 gives +0.
 @compute @workgroup_size(WG)
 fn relu(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {

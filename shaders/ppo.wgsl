@@ -40,10 +40,6 @@ override WG: u32 = 64;
 
 var<workgroup> scratch: array<vec4f, WG>;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
 // Sum over the workgroup in a fixed pairwise tree (four sums at once); every invocation must call it.
 fn tree_sum(lid: u32, x: vec4f) -> vec4f {
   scratch[lid] = x;

@@ -16,7 +16,7 @@ var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let r = wid.y * nwg.x + wid.x;
+  let r = folded_group(wid, nwg);
   if (r >= p.rows) { return; }
   let start = r * p.len;
   let end = min(start + p.len, p.n);

@@ -187,8 +187,7 @@ export class Gpu {
     if (!p) {
       let module = this.#modules.get(spec.shader);
       if (!module) {
-        // The label makes Dawn's compile errors name the file; lines are the file's own.
-        module = this.device.createShaderModule({ label: spec.shader, code: shaderSource(spec.shader) });
+        module = this.device.createShaderModule({ label: spec.shader, code: shaderSource(spec.shader).code });
         this.#modules.set(spec.shader, module);
       }
       const pipeline = this.device.createComputePipeline({
@@ -204,10 +203,11 @@ export class Gpu {
 
   /** Compiles a shader file and reports WGSL errors as `file:line:col message`. */
   async compile(file: string): Promise<void> {
-    const module = this.device.createShaderModule({ label: file, code: shaderSource(file) });
+    const src = shaderSource(file);
+    const module = this.device.createShaderModule({ label: file, code: src.code });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length) throw new GpuError(errors.map((m) => `shaders/${file}:${m.lineNum}:${m.linePos} ${m.message}`).join('\n'));
+    if (errors.length) throw new GpuError(errors.map((m) => `${src.origin(m.lineNum)}:${m.linePos} ${m.message}`).join('\n'));
   }
 
   /** Encodes one dispatch into the open batch. Nothing runs until flush() or a read. */

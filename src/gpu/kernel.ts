@@ -1,4 +1,4 @@
-// WGSL sources (shaders/*.wgsl, loaded once) and kernel descriptions.
+// WGSL sources (shaders/*.wgsl, composed and loaded once) and kernel descriptions.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -21,16 +21,58 @@ export interface KernelSpec {
 
 export type ParamValues = Readonly<Record<string, number>>;
 
-const sources = new Map<string, string>();
+/** A shader as compiled: common.wgsl, the file and its includes, with each line's origin. */
+export interface ShaderSource {
+  code: string;
+  /** Where line `line` (1-based) of `code` comes from, as `shaders/<file>:<line>`. */
+  origin(line: number): string;
+}
 
-export function shaderSource(file: string): string {
+/** Prepended to every shader: helpers more than one shader uses. */
+const COMMON = 'common.wgsl';
+// A line `// #include "x.wgsl"` is replaced by that file (a comment, so the file stays valid WGSL).
+const INCLUDE = /^\/\/ #include "([\w.-]+)"\s*$/;
+// Directives must precede every declaration, so the loader moves them to the top.
+const DIRECTIVE = /^\s*(enable|requires|diagnostic)\b/;
+
+interface Line {
+  text: string;
+  file: string;
+  line: number;
+}
+
+const sources = new Map<string, ShaderSource>();
+
+function readShader(file: string): string {
+  try {
+    return readFileSync(join(SHADER_DIR, file), 'utf8');
+  } catch {
+    throw new Error(`shader '${file}' not found in ${SHADER_DIR}`);
+  }
+}
+
+function expand(file: string, stack: readonly string[]): Line[] {
+  if (stack.includes(file)) throw new Error(`shader include cycle: ${[...stack, file].join(' → ')}`);
+  return readShader(file)
+    .split('\n')
+    .flatMap((text, i) => {
+      const inc = INCLUDE.exec(text);
+      return inc ? expand(inc[1]!, [...stack, file]) : [{ text, file, line: i + 1 }];
+    });
+}
+
+export function shaderSource(file: string): ShaderSource {
   let src = sources.get(file);
   if (src === undefined) {
-    try {
-      src = readFileSync(join(SHADER_DIR, file), 'utf8');
-    } catch {
-      throw new Error(`shader '${file}' not found in ${SHADER_DIR}`);
-    }
+    const body = [...expand(COMMON, []), ...expand(file, [])];
+    const lines = [...body.filter((l) => DIRECTIVE.test(l.text)), ...body.filter((l) => !DIRECTIVE.test(l.text))];
+    src = {
+      code: lines.map((l) => l.text).join('\n'),
+      origin: (n) => {
+        const l = lines[n - 1];
+        return l ? `shaders/${l.file}:${l.line}` : `shaders/${file}:?`;
+      },
+    };
     sources.set(file, src);
   }
   return src;

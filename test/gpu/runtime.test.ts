@@ -134,22 +134,30 @@ test('a tensor over the binding limit fails naming the limit', async () => {
   assert.throws(() => g.empty([Math.floor(max / 4) + 1]), /maxStorageBufferBindingSize/);
 });
 
-test('a WGSL compile error names the shader file and line', async () => {
+test('a WGSL compile error names the shader file and line, past the prepended and included pieces', async () => {
   const g = await gpu();
-  await g.compile('elementwise.wgsl'); // compiles clean
-  const name = `__broken_${process.pid}.wgsl`;
-  writeFileSync(`${SHADER_DIR}/${name}`, '@compute @workgroup_size(1)\nfn main() {\n  let x: f32 = undefined_thing;\n}\n');
-  try {
-    await g.compile(name).then(
-      () => assert.unreachable('compiled a broken shader'),
-      (e: Error) => {
-        assert.instance(e, GpuError);
-        assert.match(e.message, new RegExp(`shaders/${name}:3:\\d+ .*undefined_thing`));
-      },
-    );
-  } finally {
-    rmSync(`${SHADER_DIR}/${name}`);
-  }
+  for (const file of ['elementwise.wgsl', 'matmul.wgsl']) await g.compile(file); // compile clean
+  let cases = 0;
+  // Sources are cached by name: each case gets its own file.
+  const broken = async (src: string, line: number) => {
+    const name = `__broken_${process.pid}_${cases++}.wgsl`;
+    writeFileSync(`${SHADER_DIR}/${name}`, src);
+    try {
+      await g.compile(name).then(
+        () => assert.unreachable('compiled a broken shader'),
+        (e: Error) => {
+          assert.instance(e, GpuError);
+          assert.match(e.message, new RegExp(`shaders/${name}:${line}:\\d+ .*undefined_thing`));
+        },
+      );
+    } finally {
+      rmSync(`${SHADER_DIR}/${name}`);
+    }
+  };
+  // common.wgsl's helpers use the WG every shader declares.
+  await broken('override WG: u32 = 1;\nfn main() {\n  let x: f32 = undefined_thing;\n}\n', 3);
+  // An included file adds lines before the error; a directive moves to the top.
+  await broken('diagnostic(off, derivative_uniformity);\n// #include "matmul-core.wgsl"\noverride WG: u32 = 1;\nfn main() {\n  let x: f32 = undefined_thing;\n}\n', 5);
 });
 
 test('validation errors in a batch surface at the next read', async () => {
