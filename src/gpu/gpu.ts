@@ -1,6 +1,7 @@
 // The runtime: tensors, a pipeline cache, batched dispatch into one command buffer, explicit readback.
 import { acquireDevice, optionsFromEnv, releaseInstance, type AdapterSummary, type DeviceOptions } from './device.ts';
 import { Tensor, BYTES_PER_ELEMENT, checkShape, fmtShape, numel, type DType, type TypedArrayFor } from './tensor.ts';
+import { checkContract, ContractError } from './contract.ts';
 import { kernelKey, packParams, paramBytes, shaderSource, type KernelSpec, type ParamValues } from './kernel.ts';
 
 export class GpuError extends Error {
@@ -39,6 +40,8 @@ export class Gpu {
 
   #modules = new Map<string, GPUShaderModule>();
   #pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  /** Tensors each kernel binds, once its contract with the wrapper is checked. */
+  #contracts = new Map<string, number>();
 
   // The open batch: one encoder, one compute pass, uniforms staged for one write per chunk at submit.
   #encoder: GPUCommandEncoder | null = null;
@@ -201,6 +204,16 @@ export class Gpu {
     return p;
   }
 
+  #checkTensors(spec: KernelSpec, passed: number): void {
+    const key = kernelKey(spec);
+    let tensors = this.#contracts.get(key);
+    if (tensors === undefined) {
+      tensors = checkContract(spec, shaderSource(spec.shader).code).tensors;
+      this.#contracts.set(key, tensors);
+    }
+    if (passed !== tensors) throw new ContractError(`${key}: the shader binds ${tensors} tensors (bindings 1..${tensors}), the wrapper passed ${passed}`);
+  }
+
   /** Compiles a shader file and reports WGSL errors as `file:line:col message`. */
   async compile(file: string): Promise<void> {
     const src = shaderSource(file);
@@ -220,6 +233,7 @@ export class Gpu {
       if (n > maxDim) throw new RangeError(`${kernelKey(spec)}: ${n} workgroups in one dimension is over maxComputeWorkgroupsPerDimension (${maxDim})`);
     }
     if (x * y * z === 0) return;
+    this.#checkTensors(spec, args.tensors.length);
     this.#enc(); // opens the batch's error scopes before any object is created
     const { pipeline, layout } = this.#pipeline(spec);
     const entries: GPUBindGroupEntry[] = [];

@@ -8,7 +8,8 @@ export const SHADER_DIR = fileURLToPath(new URL('../../shaders/', import.meta.ur
 /**
  * One compute entry point of a shader file, with its override constants and the layout of its
  * uniform parameters. Binding 0 of group 0 is the uniform block when `params` is given; tensors
- * follow at bindings 1, 2, ... in the order the wrapper passes them.
+ * follow at bindings 1, 2, ... in the order the wrapper passes them. Both are checked against the
+ * WGSL when the kernel is first dispatched (contract.ts).
  */
 export interface KernelSpec {
   shader: string;

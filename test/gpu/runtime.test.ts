@@ -163,8 +163,8 @@ test('a WGSL compile error names the shader file and line, past the prepended an
 test('validation errors in a batch surface at the next read', async () => {
   const g = await gpu();
   const x = g.zeros([8]);
-  // A missing tensor binding is invalid; the error is reported, not swallowed.
-  g.dispatch({ shader: 'elementwise.wgsl', entry: 'scale', params: ['n:u32', 'alpha:f32'] }, { params: { n: 8, alpha: 1 }, tensors: [x], workgroups: [1] });
+  // One buffer bound as both input and writable output is invalid; the error is reported, not swallowed.
+  g.dispatch({ shader: 'elementwise.wgsl', entry: 'scale', params: ['n:u32', 'alpha:f32'] }, { params: { n: 8, alpha: 1 }, tensors: [x, x], workgroups: [1] });
   await g.read(x).then(
     () => assert.unreachable('invalid dispatch passed'),
     (e: Error) => assert.instance(e, GpuError),
