@@ -93,12 +93,18 @@ program
   .option('--full', 'add the largest shapes (2048³)')
   .option('--filter <text>', 'only cases whose name contains this')
   .option('--model', 'the model-level suite instead: tokens/s of forward, training step and generation')
-  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string; model?: boolean }, cmd: Command) => {
+  .option('--buffers', 'GPU buffer creations per pretraining step and model call, buffer pool off and on')
+  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string; model?: boolean; buffers?: boolean }, cmd: Command) => {
     // The suite acquires its own device from the SEAL_* environment: pass the flags on through it.
     const d = deviceOptions(cmd);
     if (d.backend) process.env.SEAL_BACKEND = d.backend;
     if (d.adapter) process.env.SEAL_ADAPTER = d.adapter;
     if (d.powerPreference) process.env.SEAL_POWER = d.powerPreference;
+    if (opts.buffers) {
+      const { buffersBench } = await import('../../bench/buffers.ts');
+      await buffersBench({ json: Boolean(opts.json) });
+      return;
+    }
     if (opts.model) {
       const { modelBench } = await import('../../bench/model.ts');
       await modelBench({ json: Boolean(opts.json), quick: Boolean(opts.quick) });

@@ -2,6 +2,7 @@
 import { acquireDevice, optionsFromEnv, releaseInstance, type AdapterSummary, type DeviceOptions } from './device.ts';
 import { Tensor, BYTES_PER_ELEMENT, checkShape, fmtShape, numel, type DType, type TypedArrayFor } from './tensor.ts';
 import { checkContract, ContractError } from './contract.ts';
+import { BufferPool, type PoolStats } from './pool.ts';
 import { kernelKey, packParams, paramBytes, shaderSource, type KernelSpec, type ParamValues } from './kernel.ts';
 
 export class GpuError extends Error {
@@ -51,6 +52,12 @@ export class Gpu {
   #chunkIndex = 0;
   #chunkUsed = 0;
   #afterSubmit: GPUBuffer[] = [];
+  #pool: BufferPool;
+  #retireScheduled = false;
+  // Submits made, and how many of them a sync or read has seen finish.
+  #submitted = 0;
+  #finished = 0;
+  #constants = new Map<number, Tensor<'f32'>>();
   #errorChecks: Promise<GPUError | null>[] = [];
   #uncaptured: GPUError[] = [];
 
@@ -64,13 +71,14 @@ export class Gpu {
   #profileLabels: string[] = [];
   #profileResults: Promise<ProfileEntry[]>[] = [];
 
-  private constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, summary: AdapterSummary) {
+  private constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, summary: AdapterSummary, pool: boolean) {
     this.#instance = instance;
     this.adapter = adapter;
     this.device = device;
     this.summary = summary;
     this.limits = device.limits;
     this.features = new Set(device.features as unknown as Iterable<string>);
+    this.#pool = new BufferPool(device, pool);
     // Errors outside a batch (e.g. allocation) surface at the next sync or read.
     device.onuncapturederror = (e) => this.#uncaptured.push(e.error);
     device.lost.then((info) => {
@@ -79,10 +87,13 @@ export class Gpu {
     });
   }
 
-  /** Acquires an adapter and device; options default to the SEAL_* environment variables. */
-  static async create(opts: DeviceOptions = optionsFromEnv()): Promise<Gpu> {
+  /**
+   * Acquires an adapter and device; options default to the SEAL_* environment variables. `pool`
+   * (default: on unless SEAL_POOL=0) reuses tensor buffers instead of creating one per tensor.
+   */
+  static async create(opts: DeviceOptions & { pool?: boolean } = optionsFromEnv()): Promise<Gpu> {
     const { gpu, adapter, device, summary } = await acquireDevice(opts);
-    return new Gpu(gpu, adapter, device, summary);
+    return new Gpu(gpu, adapter, device, summary, opts.pool ?? process.env.SEAL_POOL !== '0');
   }
 
   // ---- tensors ----------------------------------------------------------------------------------
@@ -92,6 +103,14 @@ export class Gpu {
   }
   get liveBytes(): number {
     return this.#liveBytes;
+  }
+  /** Tensor buffers created so far, and the bytes the pool holds for reuse. */
+  get poolStats(): PoolStats {
+    return this.#pool.stats;
+  }
+  /** Destroys the pooled buffers that are free now; returns the bytes released. */
+  trim(): number {
+    return this.#pool.trim();
   }
   /** Labels of live tensors, for leak reports. */
   liveLabels(): string[] {
@@ -103,8 +122,7 @@ export class Gpu {
   }
 
   zeros<D extends DType = 'f32'>(shape: readonly number[], dtype: D = 'f32' as D, label?: string): Tensor<D> {
-    // WebGPU zero-initialises new buffers.
-    return this.#alloc(shape, dtype, label, undefined);
+    return this.#alloc(shape, dtype, label, undefined, true);
   }
 
   /** A tensor holding `data`; a Float32Array gives f32, Uint32Array u32, Int32Array i32. */
@@ -122,7 +140,23 @@ export class Gpu {
     return this.#alloc(sh, dt, label, arr);
   }
 
-  #alloc<D extends DType>(shape: readonly number[], dtype: D, label: string | undefined, data: TypedArray | undefined): Tensor<D> {
+  /** A one-element f32 tensor holding `value`, kept by the Gpu (not counted live; never release it). */
+  constant(value: number): Tensor<'f32'> {
+    let t = this.#constants.get(value);
+    if (!t) {
+      this.#checkUsable();
+      const buffer = this.device.createBuffer({ label: `constant ${value}`, size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
+      new Float32Array(buffer.getMappedRange(), 0, 1)[0] = value;
+      buffer.unmap();
+      t = new Tensor(buffer, [1], 'f32', `constant ${value}`, () => {
+        throw new Error(`constant ${value} belongs to the Gpu and cannot be released`);
+      });
+      this.#constants.set(value, t);
+    }
+    return t;
+  }
+
+  #alloc<D extends DType>(shape: readonly number[], dtype: D, label: string | undefined, data: TypedArray | undefined, zero = false): Tensor<D> {
     this.#checkUsable();
     checkShape(shape);
     if (!(dtype in BYTES_PER_ELEMENT)) throw new TypeError(`unknown dtype '${dtype}' (use f32, u32 or i32)`);
@@ -134,27 +168,34 @@ export class Gpu {
       );
     }
     const name = label ?? `t${this.#nextId++}`;
-    // Zero-sized bindings are invalid; keep a minimum so empty tensors still bind.
-    const buffer = this.device.createBuffer({
-      label: name,
-      size: Math.max(16, Math.ceil(bytes / 4) * 4),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      mappedAtCreation: data !== undefined,
-    });
-    if (data) {
-      new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      buffer.unmap();
-    }
+    const { buffer, fresh } = this.#pool.acquire(bytes, name);
+    // A free buffer is unused by the open batch, so a queue write (ordered before it) is safe.
+    if (data && data.byteLength > 0) this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
     const t = new Tensor<D>(buffer, shape, dtype, name, (tensor, buf) => {
       this.#live.delete(tensor);
       this.#liveBytes -= tensor.bytes;
-      // Pending commands may still use it: destroy only after the batch is submitted.
-      if (this.#encoder) this.#afterSubmit.push(buf);
-      else buf.destroy();
+      // The open batch may still use it: the pool waits for its submit (flush retires).
+      this.#pool.release(buf);
+      if (!this.#encoder) this.#retireOutsideBatch();
     });
+    // New buffers are zero; reused ones are cleared in the batch, before any later use.
+    if (zero && !fresh) this.clear(t);
     this.#live.add(t);
     this.#liveBytes += bytes;
     return t;
+  }
+
+  // A release outside a batch: free at once when every submit has finished (after a sync or a
+  // read), else retire with the others once the current synchronous code is done; if that code
+  // opened a batch meanwhile, the batch's flush retires them (the batch may use later releases).
+  #retireOutsideBatch(): void {
+    if (this.#finished === this.#submitted) return this.#pool.retire(this.device.queue, true);
+    if (this.#retireScheduled) return;
+    this.#retireScheduled = true;
+    queueMicrotask(() => {
+      this.#retireScheduled = false;
+      if (!this.#destroyed && !this.#encoder) this.#pool.retire(this.device.queue, false);
+    });
   }
 
   /** Overwrites a tensor's contents, ordered after the work already encoded in this batch. */
@@ -243,7 +284,8 @@ export class Gpu {
       packParams(spec, args.params, slot.view, slot.offset);
       entries.push({ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: pb } });
     }
-    args.tensors.forEach((t, i) => entries.push({ binding: i + 1, resource: { buffer: t.buffer } }));
+    // Pooled buffers can be larger than the tensor: bind its own extent (at least 16 bytes, so empty tensors bind).
+    args.tensors.forEach((t, i) => entries.push({ binding: i + 1, resource: { buffer: t.buffer, size: Math.max(16, Math.ceil(t.bytes / 4) * 4) } }));
     const bindGroup = this.device.createBindGroup({ layout, entries });
     const label = args.label ?? kernelKey(spec);
     let pass: GPUComputePassEncoder;
@@ -320,6 +362,7 @@ export class Gpu {
     }
     const afterProfile = this.#profiling && this.#profileLabels.length > 0 ? this.#resolveProfile() : null;
     this.device.queue.submit([this.#encoder.finish()]);
+    this.#submitted++;
     afterProfile?.();
     this.#encoder = null;
     this.#chunkIndex = 0;
@@ -327,13 +370,16 @@ export class Gpu {
     this.#dispatches = 0;
     for (const b of this.#afterSubmit) b.destroy();
     this.#afterSubmit = [];
+    this.#pool.retire(this.device.queue, false);
     this.#errorChecks.push(this.device.popErrorScope(), this.device.popErrorScope());
   }
 
   /** Submits and waits until the GPU is idle; throws the first validation/OOM error since the last sync. */
   async sync(): Promise<void> {
     this.flush();
+    const upTo = this.#submitted;
     await this.#await(this.device.queue.onSubmittedWorkDone());
+    this.#finished = Math.max(this.#finished, upTo);
     await this.#checkErrors();
   }
 
@@ -361,8 +407,11 @@ export class Gpu {
     });
     this.#enc();
     this.flush();
+    const upTo = this.#submitted;
     try {
       await this.#await(Promise.all(stagings.map((s) => s.mapAsync(GPUMapMode.READ))));
+      // A mapped result means its submit, and every earlier one, has finished.
+      this.#finished = Math.max(this.#finished, upTo);
       await this.#checkErrors();
       return ts.map((t, i) => {
         const bytes = stagings[i]!.getMappedRange().slice(0, t.bytes);
@@ -442,6 +491,8 @@ export class Gpu {
     if (this.#destroyed) return;
     this.#destroyed = true;
     for (const t of [...this.#live]) t.release();
+    this.#pool.destroy();
+    for (const t of this.#constants.values()) t.buffer.destroy();
     for (const c of this.#chunks) c.buffer.destroy();
     this.#querySet?.destroy();
     this.#encoder = null;

@@ -153,9 +153,8 @@ export function matmulBackward(
   const dw = gemm(gpu, op, x, dy, { M: K, N, K: rows, batch: 1, sAb: 0, sAi: 1, sAk: K, sBb: 0, sBk: N, sBj: 1 }, [K, N], { out: opts.dw, accumulate: opts.accumulate, variant });
   if (!opts.withBias && !opts.dbias) return { dx, dw };
   // dbias[1,N] = 1[1,rows]·dy[rows,N]: A is one 1.0 read through zero strides.
-  const one = gpu.tensor(new Float32Array([1]), [1]);
+  const one = gpu.constant(1);
   const dbias = gemm(gpu, op, one, dy, { M: 1, N, K: rows, batch: 1, sAb: 0, sAi: 0, sAk: 0, sBb: 0, sBk: N, sBj: 1 }, [N], { out: opts.dbias, accumulate: opts.accumulate, variant });
-  one.release();
   return { dx, dw, dbias };
 }
 

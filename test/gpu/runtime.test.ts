@@ -169,11 +169,11 @@ test('validation errors in a batch surface at the next read', async () => {
     () => assert.unreachable('invalid dispatch passed'),
     (e: Error) => assert.instance(e, GpuError),
   );
-  // The runtime stays usable afterwards.
-  const y = scale(g, x, 2);
-  assert.equal(await g.read(y), new Float32Array(8));
-  x.release();
-  y.release();
+  // The runtime stays usable afterwards (the failed batch's work, x's clearing included, is lost).
+  const z = g.tensor(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]));
+  const y = scale(g, z, 2);
+  assert.equal(await g.read(y), new Float32Array([2, 4, 6, 8, 10, 12, 14, 16]));
+  for (const t of [x, y, z]) t.release();
 });
 
 test('uniform parameters are checked against the kernel layout', async () => {
