@@ -13,7 +13,7 @@ struct LowRankParams { m: u32, n: u32, r: u32, offset: u32, alpha: f32 }
 
 // The packed delta or factors, or dW' for gather.
 @group(0) @binding(1) var<storage, read> src: array<f32>;
-// The edited copy (scatter_add, lowrank_add), the packed gradient (gather) or the Gram products.
+// The edited copy (scatter_add, lowrank_add) or the packed gradient (gather).
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 // Gradients of a low-rank edit: dW' in, packed dU, dV out.
 @group(0) @binding(2) var<storage, read> dw: array<f32>;
@@ -85,18 +85,4 @@ fn lowrank_grad_v(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   var s = 0.0;
   for (var i = 0u; i < lr.m; i++) { s = fma(dw[i * lr.n + j], u_at(i, k), s); }
   dfactors[lr.offset + lr.m * lr.r + j * lr.r + k] = lr.alpha * s;
-}
-
-// dst[a*r + b] = alpha² (UᵀU)[a, b] (VᵀV)[a, b]; these sum to ‖alpha U Vᵀ‖²_F without forming U Vᵀ.
-@compute @workgroup_size(WG)
-fn lowrank_gram(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let q = flat(wid, nwg, lid);
-  if (q >= lr.r * lr.r) { return; }
-  let a = q / lr.r;
-  let b = q % lr.r;
-  var gu = 0.0;
-  for (var i = 0u; i < lr.m; i++) { gu = fma(u_at(i, a), u_at(i, b), gu); }
-  var gv = 0.0;
-  for (var j = 0u; j < lr.n; j++) { gv = fma(v_at(j, a), v_at(j, b), gv); }
-  dst[q] = lr.alpha * lr.alpha * gu * gv;
 }

@@ -3,6 +3,7 @@ import { Gpu } from '../gpu/gpu.ts';
 import { WANTED_LIMITS, type DeviceOptions } from '../gpu/device.ts';
 import { matmul } from '../ops/matmul.ts';
 import { add } from '../ops/elementwise.ts';
+import { matmul as refMatmul } from '../reference/matmul.ts';
 import * as ref from '../reference/ops.ts';
 import { Rng } from '../util/random.ts';
 
@@ -36,7 +37,7 @@ export async function selfTest(gpu: Gpu): Promise<SelfTestResult[]> {
     for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(got[i]! - want[i]!));
     return m;
   };
-  const mm = err(c!, ref.matmul(a, b, M, K, N));
+  const mm = err(c!, refMatmul(a, b, M, K, N));
   const ad = err(s!, ref.add(x, y, 0.5));
   return [
     { name: `matmul ${M}×${K}×${N}`, maxError: mm, ok: mm < 1e-4 },

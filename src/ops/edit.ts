@@ -1,5 +1,5 @@
 // Edit application (DESIGN.md §1, variant A): W' = W + α·M⊙Δ written into a scratch copy, never into
-// the base; revert and compose; the gradient wrt the action; and the edit's squared norm.
+// the base; edits compose in order; and the gradient wrt the action.
 //
 // A mask is a list of blocks, each `runs` equal runs of `run` elements, `stride` apart, in the flat
 // tensor: a row/column range of a row-major matrix is one block, a whole tensor or a flat range is
@@ -10,7 +10,6 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import { numel, type F32 as Tensor } from '../gpu/tensor.ts';
 import { expect, noAlias } from './check.ts';
-import { sum, sumSquares } from './reduce.ts';
 
 const WG = 64;
 const spec = (entry: string, params: string[]): KernelSpec => ({ shader: 'edit.wgsl', entry, params, constants: { WG } });
@@ -21,7 +20,6 @@ const GATHER = spec('gather', BLOCK_PARAMS);
 const LOWRANK_ADD = spec('lowrank_add', LOWRANK_PARAMS);
 const LOWRANK_GRAD_U = spec('lowrank_grad_u', LOWRANK_PARAMS);
 const LOWRANK_GRAD_V = spec('lowrank_grad_v', LOWRANK_PARAMS);
-const LOWRANK_GRAM = spec('lowrank_gram', LOWRANK_PARAMS);
 
 /** A mask that is malformed or reaches outside its tensor or its packed vector. */
 export class MaskError extends RangeError {
@@ -167,19 +165,6 @@ export function applyEdits(gpu: Gpu, base: Tensor, edits: readonly Edit[], out?:
   return o;
 }
 
-/** target += α·M⊙Δ in place: composes one more edit onto an edited copy. */
-export function addEdit(gpu: Gpu, target: Tensor, edit: Edit): Tensor {
-  return addScaled(gpu, 'addEdit', target, edit, edit.alpha);
-}
-
-/**
- * target −= α·M⊙Δ in place. Exact up to f32 rounding of (w + αδ) − αδ; to get the base back bit for
- * bit, copy it again.
- */
-export function revertEdit(gpu: Gpu, target: Tensor, edit: Edit): Tensor {
-  return addScaled(gpu, 'revertEdit', target, edit, -edit.alpha);
-}
-
 /**
  * The gradient wrt the action, given dW' (the gradient wrt the edited tensor): dense, α·dW' gathered
  * at the mask; low-rank, dU = α·dW'·V and dV = α·dW'ᵀ·U. Written into dAction (shaped like the
@@ -201,22 +186,4 @@ export function editBackward(gpu: Gpu, dOut: Tensor, edit: Edit, dAction?: Tenso
   }
   perBlock(gpu, GATHER, edit, edit.alpha, [dOut, d]);
   return d;
-}
-
-/** [1] tensor: ‖α·M⊙Δ‖², the squared norm of what the edit adds (for the magnitude penalty and logs). */
-export function editSquaredNorm(gpu: Gpu, edit: Edit): Tensor {
-  checkAction('editSquaredNorm', edit);
-  const n = actionLength(edit);
-  // Dense: α·Δ, this edit's stretch of the action (blocks do not overlap, so it has the norm of
-  // α·M⊙Δ). Low-rank: the r² products whose sum is ‖α·U·Vᵀ‖².
-  const terms = gpu.empty([edit.kind === 'dense' ? n : edit.rank * edit.rank], 'f32', 'editSquaredNorm.terms');
-  if (edit.kind === 'dense') {
-    const all: DenseEdit = { ...edit, mask: [{ start: edit.offset ?? 0, run: n, stride: n, runs: 1 }], offset: 0 };
-    perBlock(gpu, GATHER, all, edit.alpha, [edit.delta, terms]);
-  } else {
-    gpu.dispatch(LOWRANK_GRAM, { params: lowRankParams(edit, edit.alpha), tensors: [edit.factors, terms], workgroups: gpu.grid(terms.size, WG) });
-  }
-  const out = edit.kind === 'dense' ? sumSquares(gpu, terms) : sum(gpu, terms);
-  terms.release();
-  return out;
 }

@@ -60,7 +60,3 @@ export function editBackward(dOut: ArrayLike<number>, e: RefEdit): Float64Array 
   }
   return g;
 }
-
-export function editSquaredNorm(e: RefEdit, size: number): number {
-  return editDelta(e, size).reduce((s, d) => s + d * d, 0);
-}

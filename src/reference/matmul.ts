@@ -1,5 +1,6 @@
 // CPU references for the matmul family: plain loops accumulating in f64. The GPU kernels and the
 // benchmarks' plain-JavaScript peer are checked against these; nothing fast belongs here.
+import { geluOf } from './ops.ts';
 
 export interface GemmOptions {
   /** A is stored [K, M] (per batch) and used transposed. */
@@ -16,18 +17,6 @@ export interface GemmOptions {
   gelu?: boolean;
   /** Previous C [batch, M, N]; the result is added to it. */
   accumulate?: Float32Array;
-}
-
-/** GELU, tanh form (GPT-2). */
-export function gelu(x: number): number {
-  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
-}
-
-/** d gelu(x) / dx for the tanh form. */
-export function geluGrad(x: number): number {
-  const c = Math.sqrt(2 / Math.PI);
-  const t = Math.tanh(c * (x + 0.044715 * x ** 3));
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);
 }
 
 /** C[b] = [accumulate +] act(alpha · op(A[b]) · op(B[b]) + bias), C contiguous [batch, M, N]. */
@@ -47,7 +36,7 @@ export function gemm(a: ArrayLike<number>, b: ArrayLike<number>, M: number, K: n
           s += av * bv;
         }
         let y = alpha * s + (o.bias ? o.bias[j]! : 0);
-        if (o.gelu) y = gelu(y);
+        if (o.gelu) y = geluOf(y);
         const at = (z * M + i) * N + j;
         c[at] = y + (o.accumulate ? o.accumulate[at]! : 0);
       }

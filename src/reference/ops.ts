@@ -1,18 +1,5 @@
-// Plain CPU reference ops: small and obviously right, in f64 accumulation. Every GPU kernel is
-// checked against these; nothing fast belongs here.
-
-/** C[M,N] = A[M,K]·B[K,N]. */
-export function matmul(a: Float32Array, b: Float32Array, M: number, K: number, N: number): Float32Array {
-  const c = new Float32Array(M * N);
-  for (let i = 0; i < M; i++) {
-    for (let j = 0; j < N; j++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += a[i * K + k]! * b[k * N + j]!;
-      c[i * N + j] = s;
-    }
-  }
-  return c;
-}
+// Plain CPU reference ops: small and obviously right, in f64. Every GPU kernel is checked against
+// these; nothing fast belongs here. The matmul family's reference is matmul.ts.
 
 export function add(a: Float32Array, b: Float32Array, alpha = 1): Float32Array {
   return a.map((x, i) => x + alpha * b[i]!);
@@ -28,16 +15,22 @@ export function scale(a: Float32Array, alpha: number): Float32Array {
 
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
 
-/** GPT-2's GELU, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+/** GPT-2's GELU of one value, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function geluOf(v: number): number {
+  return 0.5 * v * (1 + Math.tanh(GELU_SCALE * (v + 0.044715 * v ** 3)));
+}
+
+/** d gelu(v) / dv. */
+export function geluGradOf(v: number): number {
+  const th = Math.tanh(GELU_SCALE * (v + 0.044715 * v ** 3));
+  return 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * GELU_SCALE * (1 + 3 * 0.044715 * v * v);
+}
+
 export function gelu(x: ArrayLike<number>): Float64Array {
-  return Float64Array.from(x, (v) => 0.5 * v * (1 + Math.tanh(GELU_SCALE * (v + 0.044715 * v ** 3))));
+  return Float64Array.from(x, geluOf);
 }
 
 /** dinp = dout · gelu'(x). */
 export function geluBackward(x: ArrayLike<number>, dout: ArrayLike<number>): Float64Array {
-  return Float64Array.from(x, (v, i) => {
-    const th = Math.tanh(GELU_SCALE * (v + 0.044715 * v ** 3));
-    const local = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * GELU_SCALE * (1 + 3 * 0.044715 * v * v);
-    return local * dout[i]!;
-  });
+  return Float64Array.from(x, (v, i) => geluGradOf(v) * dout[i]!);
 }
