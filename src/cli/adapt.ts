@@ -12,7 +12,7 @@ import { GPT2 } from '../model/gpt2.ts';
 import { generate } from '../model/generate.ts';
 import { add } from '../ops/elementwise.ts';
 import { Adapter } from '../seal/adapt.ts';
-import { readHeads } from '../seal/heads.ts';
+import { Generator } from '../seal/generator.ts';
 import { exactMatch, greedyAnswers } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
 
@@ -39,7 +39,7 @@ export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise
   if (!existsSync(o.policy)) throw new RangeError(`policy ${o.policy} not found: train one with \`seal train\` (or \`npm start\`, which writes runs/demo/policy.safetensors)`);
   const passages = await inputs(o);
   if ((o.writeEdit || o.writeModel) && passages.length !== 1) throw new RangeError('--write-edit / --write-model write one edit: adapt to one passage (--text, or a file with one passage)');
-  const modelPath = o.model ?? (await readHeads(o.policy)).metadata.model ?? 'data/base.safetensors';
+  const modelPath = o.model ?? (await Generator.read(o.policy)).metadata.model ?? 'data/base.safetensors';
   const gpu = await Gpu.create(dev);
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, modelPath);

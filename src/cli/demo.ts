@@ -1,5 +1,7 @@
-// `seal demo` (npm start): on the bundled base model and data, a short SEAL training run, then the
-// held-out evaluation against the baselines, the comparison table and a report with charts.
+// `seal demo` (npm start): on the bundled base model and data, a short SEAL training run (the
+// meta-gradient generator), then the held-out evaluation against the baselines — their
+// hyper-parameters chosen on validation by `seal tune` (data/tuned.json) — the comparison table and a
+// report with charts.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DeviceOptions } from '../gpu/device.ts';
@@ -8,6 +10,9 @@ import { resolveConfig } from '../seal/config.ts';
 import { runFiles } from '../seal/run.ts';
 import { runEval } from './eval.ts';
 import { missingModel, trainRun } from './train.ts';
+
+/** The baselines' settings, chosen on the validation split by `seal tune --out data/tuned.json`. */
+export const TUNED = 'data/tuned.json';
 
 export interface DemoOptions {
   run: string;
@@ -18,15 +23,17 @@ export interface DemoOptions {
 
 export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<void> {
   const t0 = performance.now();
-  const config = resolveConfig({ iterations: o.iterations, evalEvery: Math.max(1, Math.floor(o.iterations / 4)), heldOutCount: o.passages });
+  const config = resolveConfig({ iterations: o.iterations, evalEvery: Math.max(1, Math.floor(o.iterations / 6)) });
   if (!existsSync(config.model)) throw missingModel(config.model);
   // A demo starts fresh: a previous demo run in the same folder is replaced.
   rmSync(o.run, { recursive: true, force: true });
-  console.log(`1/2  SEAL training: ${config.iterations} iterations of ${config.batch} passages × ${config.group} sampled edits (${config.algo.toUpperCase()}), run in ${o.run}`);
+  if (!existsSync(TUNED)) throw new Error(`${TUNED} not found: make it with \`seal tune --out ${TUNED}\``);
+  console.log(`1/2  SEAL training: ${config.iterations} iterations of ${config.batch} passages (${config.algo}), run in ${o.run}`);
   const gpu = await Gpu.create(dev);
   try {
-    const { trainer } = await trainRun(gpu, o.run, config, false);
+    const { trainer, model } = await trainRun(gpu, o.run, config, false);
     trainer.release();
+    model.release();
   } finally {
     gpu.destroy();
   }
@@ -36,8 +43,9 @@ export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<v
     model: config.model,
     split: 'held-out',
     dataDir: 'data/knowledge',
-    methods: 'base,in-context,finetune-mask,finetune-full,seal,random',
+    methods: 'base,in-context,fixed-step,fixed-sign,finetune-mask,finetune-full,generator-init,seal,random',
     mask: config.mask.tensors.join(','),
+    tuned: TUNED,
     finetuneSteps: 10,
     finetuneLr: 1e-3,
     randomNorm: 'seal',

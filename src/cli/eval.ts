@@ -1,5 +1,7 @@
 // `seal eval`: the knowledge-incorporation evaluation of a base model on a split — no edit, passage in
-// context, finetune on the passage (masked and full), random edit — as a table, JSON, or a report.
+// context, fixed gradient and sign steps, finetune on the passage (masked and full), the untrained
+// and the trained SEAL generator, random edit — as a table, JSON, or a report. Baselines take their
+// hyper-parameters from `seal tune` (chosen on validation) via --tuned.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +12,8 @@ import { loadModel } from '../model/load.ts';
 import { writeReport, type TrainingRow } from '../report/report.ts';
 import { parseRange, resolveMask, type Mask } from '../seal/mask.ts';
 import { Adapter } from '../seal/adapt.ts';
+import { resolveConfig, type DirectionKind } from '../seal/config.ts';
+import { readTuned } from './tune.ts';
 import { adapterMethod, baseMethod, evaluate, formatTable, inContextMethod, matchNorm, pickMethods, randomEditMethod, type Method, type NormFor } from '../tasks/eval.ts';
 import { finetuneMethod } from '../tasks/finetune.ts';
 import { ForgettingProbe, loadGeneralText } from '../tasks/forgetting.ts';
@@ -37,6 +41,10 @@ export interface EvalCliOptions {
   metrics?: string;
   /** policy.safetensors of a `seal train` run: adds the 'seal' method. */
   policy?: string;
+  /** `seal tune`'s output: step sizes and finetune settings chosen on validation. */
+  tuned?: string;
+  /** Size of the fixed steps when there is no --tuned. */
+  stepSize?: number;
 }
 
 /** A clear error for a missing file, with what makes it. */
@@ -62,9 +70,17 @@ async function readMetrics(path: string): Promise<TrainingRow[]> {
  * The methods `--methods` may name. `--random-norm` is a number or the editing method whose norm
  * the random edit takes per passage (that method must run first, as evaluate's order does).
  */
-function availableMethods(o: EvalCliOptions, build: { finetune: (scope: Mask | 'full') => Method; random: (norm: NormFor) => Method; mask: Mask; seal?: () => Method }) {
+interface Builders {
+  finetune: (scope: Mask | 'full') => Method;
+  random: (norm: NormFor) => Method;
+  mask: Mask;
+  /** Methods made from an inference-time adapter: fixed steps and the generators. */
+  adapters: Map<string, () => Method>;
+}
+
+function availableMethods(o: EvalCliOptions, build: Builders) {
   const fixed = Number(o.randomNorm);
-  const matchable = ['finetune-mask', 'finetune-full', ...(build.seal ? ['seal'] : [])];
+  const matchable = ['finetune-mask', 'finetune-full', ...build.adapters.keys()];
   if (!Number.isFinite(fixed) && !matchable.includes(o.randomNorm)) {
     throw new EvalInputError(`--random-norm must be a number or one of ${matchable.join(', ')}; got '${o.randomNorm}'`);
   }
@@ -86,7 +102,7 @@ function availableMethods(o: EvalCliOptions, build: { finetune: (scope: Mask | '
     ['finetune-mask', finetune('finetune-mask', build.mask)],
     ['finetune-full', finetune('finetune-full', 'full')],
     ['random', () => build.random(Number.isFinite(fixed) ? fixed : matchedNorm)],
-    ...(build.seal ? [['seal', matching('seal', build.seal)] as const] : []),
+    ...[...build.adapters].map(([name, make]) => [name, matching(name, make)] as const),
   ]);
 }
 
@@ -99,6 +115,14 @@ export async function evalCommand(dev: DeviceOptions, o: EvalCliOptions): Promis
     console.error(`seal eval: ${e.message}`);
     process.exitCode = 2;
   }
+}
+
+function formatSettings(s: { finetuneMask: { steps: number; lr: number }; finetuneFull: { steps: number; lr: number }; fixedStep?: number; fixedSign?: number; tunedOn?: string }): string {
+  const ft = (x: { steps: number; lr: number }) => `lr ${x.lr}, ${x.steps} steps`;
+  const parts = [`finetune-mask ${ft(s.finetuneMask)}`, `finetune-full ${ft(s.finetuneFull)}`];
+  if (s.fixedStep !== undefined) parts.push(`fixed-step size ${s.fixedStep}`);
+  if (s.fixedSign !== undefined) parts.push(`fixed-sign size ${s.fixedSign}`);
+  return `settings${s.tunedOn ? ` (chosen on ${s.tunedOn})` : ''}: ${parts.join('; ')}`;
 }
 
 export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<void> {
@@ -118,15 +142,42 @@ export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<vo
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, o.model);
     const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
-    const mask = resolveMask(shapes, { tensors: o.mask.split(',').map((s) => s.trim()), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) });
-    const adapter = o.policy ? await Adapter.load(gpu, model, tok, o.policy) : undefined;
+    const maskSpec = { tensors: o.mask.split(',').map((s) => s.trim()), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) };
+    const mask = resolveMask(shapes, maskSpec);
+    const tuned = o.tuned ? readTuned(o.tuned) : undefined;
+    // Adapters are made when a method is picked, and released with the model.
+    const adapters: Adapter[] = [];
+    const keep = (a: Adapter) => (adapters.push(a), a);
+    const seal = o.policy ? keep(await Adapter.load(gpu, model, tok, o.policy)) : undefined;
+    const config = seal?.config ?? resolveConfig({ model: o.model, mask: maskSpec });
+    const stepSize = (kind: DirectionKind, method: string) => {
+      const v = tuned?.fixed[kind]?.best.value ?? o.stepSize;
+      if (v === undefined) throw new EvalInputError(`${method} needs a step size: pass --tuned FILE (from \`seal tune\`) or --step-size X`);
+      return v;
+    };
+    const finetuneSettings = (scope: 'mask' | 'full') => {
+      const best = tuned?.finetune[scope]?.best;
+      return best ? { steps: best.steps, lr: best.lr } : { steps: o.finetuneSteps, lr: o.finetuneLr };
+    };
     const available = availableMethods(o, {
       mask,
-      ...(adapter ? { seal: () => adapterMethod('seal', adapter) } : {}),
-      finetune: (scope) => finetuneMethod(model, tok, scope, { steps: o.finetuneSteps, lr: o.finetuneLr }),
+      adapters: new Map([
+        ['fixed-step', () => adapterMethod('fixed-step', keep(Adapter.fixedStep(model, tok, config, 'grad', stepSize('grad', 'fixed-step'))))],
+        ['fixed-sign', () => adapterMethod('fixed-sign', keep(Adapter.fixedStep(model, tok, config, 'sign', stepSize('sign', 'fixed-sign'))))],
+        ['generator-init', () => adapterMethod('generator-init', keep(Adapter.withGenerator(model, tok, config)))],
+        ...(seal ? [['seal', () => adapterMethod('seal', seal)] as const] : []),
+      ]),
+      finetune: (scope) => finetuneMethod(model, tok, scope, finetuneSettings(scope === 'full' ? 'full' : 'mask')),
       random: (norm) => randomEditMethod(model, mask.entries, norm),
     });
     const methods = pickMethods(names, available);
+    const settings = {
+      finetuneMask: finetuneSettings('mask'),
+      finetuneFull: finetuneSettings('full'),
+      ...(names.includes('fixed-step') ? { fixedStep: stepSize('grad', 'fixed-step') } : {}),
+      ...(names.includes('fixed-sign') ? { fixedSign: stepSize('sign', 'fixed-sign') } : {}),
+      ...(o.tuned ? { tunedOn: tuned!.split, tunedFile: o.tuned } : {}),
+    };
     const forgetting = await ForgettingProbe.create(model, tok, general);
     let started = false;
     const result = await evaluate(model, tok, passages, methods, {
@@ -141,14 +192,14 @@ export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<vo
       },
     });
     bar.stop();
-    if (o.json) console.log(JSON.stringify({ model: o.model, mask: mask.spec, maskParams: mask.paramDim, finetune: { steps: o.finetuneSteps, lr: o.finetuneLr }, ...result }, null, 2));
-    else console.log(formatTable(result));
+    if (o.json) console.log(JSON.stringify({ model: o.model, mask: mask.spec, maskParams: mask.paramDim, settings, ...result }, null, 2));
+    else console.log(`${formatTable(result)}\n${formatSettings(settings)}`);
     if (o.report) {
       const written = await writeReport(o.report, { title: `SEAL evaluation: ${o.model}`, evalResult: result, ...(metrics ? { metrics } : {}) });
       if (written.pngNote) console.error(written.pngNote);
       console.error(`wrote ${written.files.join(', ')}`);
     }
-    adapter?.release();
+    for (const a of adapters) a.release();
     model.release();
   } finally {
     bar.stop();

@@ -7,6 +7,7 @@ import { DEFAULT_KNOWLEDGE, writeKnowledgeDataset } from '../tasks/synthetic.ts'
 import { doctor } from './doctor.ts';
 import { pretrainCommand } from './pretrain.ts';
 import { configFromFlags, trainCommand } from './train.ts';
+import { TUNE_DEFAULTS } from './tune.ts';
 import { parseRange } from '../seal/mask.ts';
 import { ConfigError } from '../seal/config.ts';
 
@@ -116,50 +117,48 @@ program
 
 program
   .command('train')
-  .description('train the edit generator (SEAL variant A) with PPO or ReST-EM; writes a run directory')
+  .description('train the edit generator (SEAL variant A) with the meta-gradient, PPO or ReST-EM; writes a run directory')
   .option('--run <dir>', 'run directory: config.json, metrics.jsonl, checkpoint, policy', 'runs/seal')
   .option('--config <file>', 'JSON config (fields as in config.json); flags override it')
   .option('--resume', 'continue the run in --run from its last checkpoint')
+  .option('--stop-after <n>', 'stop after n more iterations (checkpointed; continue later with --resume)', int)
   .option('--model <file>', 'frozen base model checkpoint')
-  .option('--mask <globs>', 'comma-separated tensor-name globs the edit may change, e.g. h.1.mlp.c_proj.weight')
+  .option('--mask <globs>', 'comma-separated tensor-name globs the edit may change (default h.*.mlp.c_fc.weight,h.*.mlp.c_proj.weight)')
   .option('--mask-rows <a:b>', 'only these rows of the masked tensors', range)
   .option('--mask-cols <a:b>', 'only these columns', range)
-  .addOption(new Option('--edit <kind>', 'edit parameterisation').choices(['dense', 'lowrank']))
-  .option('--rank <n>', 'rank of low-rank edits', int)
-  .option('--alpha <x>', 'edit step scale α', num)
+  .option('--directions <kinds>', 'candidate directions per masked tensor: grad, sign or grad,sign')
   .option('--penalty <x>', 'λ of the edit-norm penalty in the reward', float)
-  .addOption(new Option('--features <kind>', 'context features').choices(['pooled', 'pooled+grad']))
-  .addOption(new Option('--algo <name>', 'policy update').choices(['ppo', 'rest-em']))
+  .addOption(new Option('--algo <name>', 'how the generator learns').choices(['meta', 'ppo', 'rest-em']))
   .option('--iterations <n>', 'iterations', int)
   .option('--batch <n>', 'passages per iteration (B)', int)
-  .option('--group <n>', 'edits sampled per passage (G)', int)
-  .option('--epochs <n>', 'policy epochs per iteration', int)
-  .option('--step-lr <x>', 'learning rate of the step head', float)
-  .option('--delta-lr <x>', 'learning rate of the delta head', float)
-  .option('--step-log-std <x>', 'initial log σ of the step head', float)
-  .option('--learn-std', 'learn log σ as well')
+  .option('--group <n>', 'edits sampled per passage (G; ppo, rest-em)', int)
+  .option('--epochs <n>', 'updates per iteration (ppo, rest-em)', int)
+  .option('--lr <x>', "the generator's learning rate", float)
+  .option('--learn-std', 'learn log σ as well (ppo)')
   .option('--latent <n>', 'policy hidden width', int)
   .option('--init-log-std <x>', 'initial log σ of the edit distribution', float)
   .option('--seed <n>', 'seed', int)
   .action(async (opts, cmd: Command) => {
     const config = configFromFlags(opts, opts.config);
-    await trainCommand(deviceOptions(cmd), opts.run, config, Boolean(opts.resume));
+    await trainCommand(deviceOptions(cmd), opts.run, config, Boolean(opts.resume), opts.stopAfter ?? Infinity);
   });
 
 program
   .command('eval')
-  .description('knowledge incorporation on a split: answer NLL, exact match, time, edit norm and forgetting per method (no edit, in context, finetune, random edit)')
+  .description('knowledge incorporation on a split: answer NLL, exact match, time, edit norm and forgetting per method')
   .option('--model <file>', 'base model checkpoint', 'data/base.safetensors')
   .option('--split <name>', 'held-out, rl-train or pretrain (or a SQuAD JSON file)', 'held-out')
   .option('--data-dir <dir>', 'where the splits and general.txt are', 'data/knowledge')
-  .option('--methods <list>', 'comma-separated: base, in-context, finetune-mask, finetune-full, random, seal (with --policy)', 'base,in-context,finetune-mask,finetune-full,random')
-  .option('--mask <globs>', 'comma-separated tensor-name globs the masked finetune and random edit change', 'h.1.mlp.c_proj.weight')
+  .option('--methods <list>', 'comma-separated: base, in-context, fixed-step, fixed-sign, finetune-mask, finetune-full, generator-init, seal (with --policy), random', 'base,in-context,finetune-mask,finetune-full,random')
+  .option('--mask <globs>', 'comma-separated tensor-name globs the edits and the masked finetune change (with --policy: the policy\'s mask)', TUNE_DEFAULTS.mask)
   .option('--mask-rows <a:b>', 'only these rows of the masked tensors')
   .option('--mask-cols <a:b>', 'only these columns')
   .option('--finetune-steps <k>', 'AdamW steps of the finetune baselines', int, 10)
   .option('--finetune-lr <x>', 'learning rate of the finetune baselines', num, 1e-3)
   .option('--random-norm <x|method>', 'norm of the random edit: a number, or finetune-mask / finetune-full / seal to match that method per passage', 'finetune-mask')
   .option('--policy <file>', "a trained SEAL policy (a run's policy.safetensors): adds the 'seal' method")
+  .option('--tuned <file>', 'step sizes and finetune settings chosen on validation by `seal tune`')
+  .option('--step-size <x>', 'size of the fixed steps without --tuned', num)
   .option('--seeds <n>', 'seeds for methods with randomness', int, 3)
   .option('--passages <n>', 'only the first n passages', int)
   .option('--general <n>', 'general-text lines for forgetting', int, 64)
@@ -173,10 +172,28 @@ program
   });
 
 program
+  .command('tune')
+  .description("choose the baselines' hyper-parameters on the validation split: fixed step sizes by a sweep, finetune lr × steps over a grid")
+  .option('--model <file>', 'base model checkpoint', 'data/base.safetensors')
+  .option('--split <name>', 'the split to tune on (never held-out)', 'validation')
+  .option('--data-dir <dir>', 'where the splits are', 'data/knowledge')
+  .option('--passages <n>', 'the first n passages', int, 16)
+  .option('--mask <globs>', 'comma-separated tensor-name globs of the edits and the masked finetune', TUNE_DEFAULTS.mask)
+  .option('--methods <list>', 'comma-separated: fixed-step, fixed-sign, finetune-mask, finetune-full', 'fixed-step,fixed-sign,finetune-mask,finetune-full')
+  .option('--step-sizes <list>', 'fixed step sizes to sweep', TUNE_DEFAULTS.stepSizes)
+  .option('--lrs <list>', 'finetune learning rates', TUNE_DEFAULTS.lrs)
+  .option('--steps <list>', 'finetune step counts', TUNE_DEFAULTS.steps)
+  .option('--out <file>', 'where to write the choices (JSON)', 'runs/tuned.json')
+  .action(async (opts, cmd: Command) => {
+    const { tuneCommand } = await import('./tune.ts');
+    await tuneCommand(deviceOptions(cmd), opts);
+  });
+
+program
   .command('demo')
   .description('the main job: a short SEAL training on the bundled model and data, then the held-out comparison with the baselines and a report')
   .option('--run <dir>', 'where the run and its report go (replaced)', 'runs/demo')
-  .option('--iterations <n>', 'SEAL training iterations', int, 12)
+  .option('--iterations <n>', 'SEAL training iterations', int, 30)
   .option('--passages <n>', 'held-out passages to evaluate', int, 16)
   .option('--seeds <n>', 'seeds for the random edit', int, 2)
   .action(async (opts, cmd: Command) => {
@@ -208,8 +225,9 @@ program
   .option('--rl-train <n>', 'rl-train passages', int, DEFAULT_KNOWLEDGE.counts.rlTrain)
   .option('--held-out <n>', 'held-out passages', int, DEFAULT_KNOWLEDGE.counts.heldOut)
   .option('--general <n>', 'lines of general text', int, DEFAULT_KNOWLEDGE.counts.general)
+  .option('--validation <n>', 'validation passages', int, DEFAULT_KNOWLEDGE.counts.validation)
   .action(async (o) => {
-    await writeKnowledgeDataset(o.out, { seed: o.seed, counts: { pretrain: o.pretrain, rlTrain: o.rlTrain, heldOut: o.heldOut, general: o.general } });
+    await writeKnowledgeDataset(o.out, { seed: o.seed, counts: { pretrain: o.pretrain, rlTrain: o.rlTrain, heldOut: o.heldOut, general: o.general, validation: o.validation } });
     console.log(`wrote ${o.out}`);
   });
 

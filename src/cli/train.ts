@@ -1,13 +1,14 @@
-// `seal train`: trains the edit generator with PPO or ReST-EM into a run directory.
+// `seal train`: trains the edit generator (meta-gradient, PPO or ReST-EM) into a run directory.
 import { existsSync, readFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import type { DeviceOptions } from '../gpu/device.ts';
+import type { GPT2 } from '../model/gpt2.ts';
 import { loadModel } from '../model/load.ts';
 import { resolveConfig, type SealConfig } from '../seal/config.ts';
 import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts';
 import { SealTrainer, type IterationMetrics } from '../seal/trainer.ts';
-import { saveHeads } from '../seal/heads.ts';
+import { Generator } from '../seal/generator.ts';
 import { loadSquad } from '../tasks/squad.ts';
 
 export function readConfigFile(path: string | undefined): Record<string, unknown> {
@@ -32,59 +33,71 @@ export function missingModel(path: string): Error {
 const fmt = (x: number | undefined, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 
 export function metricsLine(m: IterationMetrics): string {
-  const step = m.stepSize !== undefined ? ` | step ${fmt(m.stepSize)}` : '';
-  const held = m.heldOutImprovement !== undefined ? ` | held-out Δnll ${fmt(m.heldOutImprovement)} (measured ${fmt(m.heldOutMeasured)}) | forgetting ${fmt(m.forgetting)}` : '';
-  return `iter ${m.iteration}: reward ${fmt(m.rewardMean)}±${fmt(m.rewardStd)} | Δnll scored ${fmt(m.improvement)} measured ${fmt(m.measuredImprovement)} | edit ‖Δ‖ ${fmt(m.editNorm)}${step} | kl ${fmt(m.approxKl, 4)} clip ${fmt(m.clipFraction, 2)} | ${(m.ms.total / 1000).toFixed(1)}s${held}${m.skipped ? ` | SKIPPED: ${m.skipped}` : ''}`;
+  const ppo = m.approxKl !== undefined ? ` | kl ${fmt(m.approxKl, 4)} clip ${fmt(m.clipFraction, 2)}` : '';
+  const kept = m.kept !== undefined ? ` | kept ${m.kept}` : '';
+  const val = m.validationImprovement !== undefined ? ` | validation Δnll ${fmt(m.validationImprovement)} (measured ${fmt(m.validationMeasured)}) | forgetting ${fmt(m.forgetting)}` : '';
+  return `iter ${m.iteration}: reward ${fmt(m.rewardMean)}±${fmt(m.rewardStd)} | Δnll scored ${fmt(m.improvement)} measured ${fmt(m.measuredImprovement)} | edit ‖Δ‖ ${fmt(m.editNorm)}${ppo}${kept} | ${(m.ms.total / 1000).toFixed(1)}s${val}${m.skipped ? ` | SKIPPED: ${m.skipped}` : ''}`;
 }
 
-/** Trains a SEAL policy; returns the metrics of every iteration of the run (resumed ones included). */
-export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, resume: boolean, quiet = false): Promise<{ trainer: SealTrainer; metrics: IterationMetrics[] }> {
+/** Trains a SEAL generator; returns the trainer, the base model it edits, and the metrics of every iteration (resumed ones included). */
+export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, resume: boolean, quiet = false, stopAfter = Infinity): Promise<{ trainer: SealTrainer; model: GPT2; metrics: IterationMetrics[] }> {
   const run = await openRun(runDir, config, resume);
   const c = run.config;
   if (!existsSync(c.model)) throw missingModel(c.model);
   const { model, tokenizer: tok } = await loadModel(gpu, c.model);
-  const data = { train: await loadSquad(c.data.train), heldOut: await loadSquad(c.data.heldOut), general: readLines(c.data.general) };
+  const data = { train: await loadSquad(c.data.train), validation: await loadSquad(c.data.validation), general: readLines(c.data.general) };
   const bar = new SingleBar(
     { format: '{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 },
     Presets.shades_classic,
   );
-  if (!quiet) bar.start(data.train.length + Math.min(c.heldOutCount, data.heldOut.length), 0, { stage: 'features', info: 'base model embeddings and gradients' });
-  const trainer = await SealTrainer.create(model, tok, c, data, run.state, (_, done) => !quiet && bar.update(done));
+  if (!quiet) bar.start(data.train.length + Math.min(c.validationCount, data.validation.length), 0, { stage: 'features', info: 'base model embeddings and gradients' });
+  const trainer = await SealTrainer.create(model, tok, c, data, run.state, (done) => !quiet && bar.update(done));
   if (!quiet) {
     bar.stop();
     if (run.state) console.log(`resuming ${runDir} at iteration ${run.state.iteration}`);
-    console.log(`mask ${c.mask.tensors.join(', ')}: ${trainer.mask.paramDim} parameters; ${c.edit} edits, action ${trainer.layout.actionDim} values; ${c.algo.toUpperCase()}`);
+    console.log(`mask ${c.mask.tensors.join(', ')}; the generator gives ${trainer.generator.actionDim} coefficients (${c.directions.join(' + ')} directions per tensor); ${c.algo.toUpperCase()}`);
     bar.start(c.iterations, trainer.iteration, { stage: 'train', info: '' });
   }
   const metrics = run.metrics;
+  const stopAt = Math.min(c.iterations, trainer.iteration + stopAfter);
   try {
-    while (trainer.iteration < c.iterations) {
+    while (trainer.iteration < stopAt) {
       const m = await trainer.step();
       metrics.push(m);
       await writeMetrics(runDir, metrics);
-      if (trainer.iteration % c.checkpointEvery === 0 || trainer.iteration === c.iterations) await saveCheckpoint(runDir, trainer);
+      if (trainer.iteration % c.checkpointEvery === 0 || trainer.iteration === stopAt) await saveCheckpoint(runDir, trainer);
       if (!quiet) {
         bar.update(trainer.iteration, { info: `reward ${fmt(m.rewardMean)} | ${(m.ms.total / 1000).toFixed(1)} s/iter` });
         bar.stop();
         console.log(metricsLine(m));
         if (trainer.iteration < c.iterations) bar.start(c.iterations, trainer.iteration, { stage: 'train', info: '' });
       }
-      if (m.editNorm > c.maxEditNorm) throw new Error(`stopped: mean edit norm ${m.editNorm.toFixed(3)} passed maxEditNorm ${c.maxEditNorm} (raise --penalty or lower --alpha)`);
+      if (m.editNorm > c.maxEditNorm) throw new Error(`stopped: mean edit norm ${m.editNorm.toFixed(3)} passed maxEditNorm ${c.maxEditNorm} (raise --penalty)`);
       if (m.forgetting !== undefined && m.forgetting > c.maxForgetting) throw new Error(`stopped: forgetting ${m.forgetting.toFixed(3)} passed maxForgetting ${c.maxForgetting}`);
     }
   } finally {
     bar.stop();
   }
-  await saveHeads(runFiles(runDir).policy, trainer.heads, { seal: JSON.stringify(c), model: c.model }, false);
-  return { trainer, metrics };
+  if (trainer.iteration < c.iterations) {
+    if (!quiet) console.log(`stopped after iteration ${trainer.iteration} of ${c.iterations}; continue with --resume`);
+    return { trainer, model, metrics };
+  }
+  // The generator kept is the one with the best validation reward (early stopping on validation).
+  const best = trainer.best;
+  const meta = { seal: JSON.stringify(c), model: c.model, ...(best ? { bestIteration: String(best.iteration), validationReward: String(best.reward) } : {}) };
+  if (best) await Generator.write(runFiles(runDir).policy, trainer.generator.policy.params, best.arrays, meta);
+  else await trainer.generator.save(runFiles(runDir).policy, meta, false);
+  if (!quiet && best) console.log(`kept the generator of iteration ${best.iteration} (best validation reward ${fmt(best.reward)})`);
+  return { trainer, model, metrics };
 }
 
-export async function trainCommand(dev: DeviceOptions, runDir: string, config: SealConfig, resume: boolean): Promise<void> {
+export async function trainCommand(dev: DeviceOptions, runDir: string, config: SealConfig, resume: boolean, stopAfter = Infinity): Promise<void> {
   const gpu = await Gpu.create(dev);
   try {
-    const { trainer } = await trainRun(gpu, runDir, config, resume);
-    console.log(`wrote ${runFiles(runDir).policy} and ${runFiles(runDir).metrics}`);
+    const { trainer, model } = await trainRun(gpu, runDir, config, resume, false, stopAfter);
+    if (trainer.iteration === config.iterations) console.log(`wrote ${runFiles(runDir).policy} and ${runFiles(runDir).metrics}`);
     trainer.release();
+    model.release();
   } finally {
     gpu.destroy();
   }
@@ -96,19 +109,14 @@ export function configFromFlags(o: Record<string, unknown>, file?: string): Seal
   const flags: Record<string, unknown> = {
     model: o.model,
     ...(mask ? { mask } : {}),
-    edit: o.edit,
-    rank: o.rank,
-    alpha: o.alpha,
+    ...(o.directions ? { directions: String(o.directions).split(',').map((x) => x.trim()) } : {}),
     penalty: o.penalty,
-    features: o.features,
     algo: o.algo,
     iterations: o.iterations,
     batch: o.batch,
     group: o.group,
     epochs: o.epochs,
-    stepLr: o.stepLr,
-    deltaLr: o.deltaLr,
-    stepLogStd: o.stepLogStd,
+    lr: o.lr,
     learnStd: o.learnStd,
     seed: o.seed,
     latent: o.latent,

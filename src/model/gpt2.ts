@@ -168,8 +168,11 @@ export class Pass {
     return this.#ce?.losses ?? null;
   }
 
-  /** Accumulates d(loss)/d(param) into `grads` (a map like GPT2.zerosLike()). */
-  backward(grads: ParamMap): void {
+  /**
+   * Accumulates d(loss)/d(param) into `grads` (a map like GPT2.zerosLike()). `dlosses` (B,T) weighs
+   * each position's loss instead of the mean's 1/count: the gradient of Σ dlosses·losses.
+   */
+  backward(grads: ParamMap, dlosses?: F32): void {
     if (!this.#ce || !this.#targets) throw new Error('Pass.backward: the forward had no targets');
     const gpu = this.#model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.#model.config;
@@ -179,7 +182,7 @@ export class Pass {
     const tmp: Tensor[] = [];
     const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
 
-    const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#targets, this.#ce.lse, this.#ce.dlosses));
+    const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#targets, this.#ce.lse, dlosses ?? this.#ce.dlosses));
     const dl2 = dlogits.reshape([B * T, V]);
     matmul(gpu, dl2, this.#lnf.out.reshape([B * T, C]), { transA: true, accumulate: true, out: g('wte.weight') });
     const dlnf = t(matmul(gpu, dl2, w('wte.weight')) as F32).reshape([B, T, C]);

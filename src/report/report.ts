@@ -31,9 +31,9 @@ export interface WrittenReport {
 const REWARD_CURVES: [string, string, boolean][] = [
   ['improvement', 'NLL drop, scored (train)', false],
   ['measuredImprovement', 'NLL drop, measured (train)', true],
-  ['heldOutReward', 'held-out reward', false],
-  ['heldOutImprovement', 'NLL drop, scored (held-out)', false],
-  ['heldOutMeasured', 'NLL drop, measured (held-out)', true],
+  ['validationReward', 'validation reward', false],
+  ['validationImprovement', 'NLL drop, scored (validation)', false],
+  ['validationMeasured', 'NLL drop, measured (validation)', true],
 ];
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : NaN);
@@ -60,7 +60,7 @@ function rewardChart(rows: readonly TrainingRow[]): Chart {
   }
   return {
     file: 'training-reward.svg',
-    caption: 'Reward per iteration (band: ± one std over the batch) and the answer-NLL drop from the base on the scored and measured questions, on training and held-out passages. A training reward that rises while the measured or held-out curves do not suggests reward hacking.',
+    caption: 'Reward per iteration (band: ± one std over the batch) and the answer-NLL drop from the base on the scored and measured questions, on training and validation passages. A training reward that rises while the measured or validation curves do not suggests reward hacking.',
     svg: lineChart({ title: 'SEAL training: reward over iterations', xLabel: 'iteration', yLabel: 'reward / NLL drop (nats)', series }),
   };
 }

@@ -1,14 +1,16 @@
-// Inference-time adaptation: a new passage's edit from one generator pass (the heads' means, no
-// sampling, no RL), applied to scratch copies of the masked tensors. The base stays untouched.
+// Inference-time adaptation: a new passage's features (one forward and backward of the frozen base
+// over the passage), coefficients from a rule, and the edit written to scratch copies of the masked
+// tensors. The rules: the trained generator's mean (SEAL, no sampling, no RL), the untrained
+// generator, or a fixed step along the whole mask's gradient (or sign) direction — the baselines a
+// learned edit must beat. The base stays untouched.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
-import { resolveConfig, type SealConfig } from './config.ts';
-import { EditScratch, editSpace, type EditLayout } from './edits.ts';
-import { passageFeatures } from './features.ts';
-import { headConfigs, makeHeads, meanActions, readHeads, releaseHeads, type Head } from './heads.ts';
-import type { Mask } from './mask.ts';
+import { resolveConfig, type DirectionKind, type SealConfig } from './config.ts';
+import { passageFeatures, type PassageFeatures } from './features.ts';
+import { Generator } from './generator.ts';
+import { EditWriter, editSpace } from './task.ts';
 
 export interface Adaptation {
   /** The edited tensors by name: pass as `overrides` to forward/generate. Valid until the next adapt. */
@@ -18,66 +20,84 @@ export interface Adaptation {
   ms: number;
 }
 
+/** Coefficients (one per masked tensor × direction kind) for a passage's features. */
+export type CoefficientRule = (f: PassageFeatures) => Promise<ArrayLike<number>>;
+
 export class Adapter {
   readonly model: GPT2;
-  readonly heads: Head[];
   readonly config: SealConfig;
-  readonly mask: Mask;
-  readonly layout: EditLayout;
+  readonly writer: EditWriter;
   readonly #tok: Tokenizer;
-  readonly #scratch: EditScratch;
-
   readonly #layer: number;
+  readonly #rule: CoefficientRule;
+  readonly #generator: Generator | undefined;
 
-  constructor(model: GPT2, tok: Tokenizer, config: SealConfig, heads: Head[], space = editSpace(model, config)) {
+  constructor(model: GPT2, tok: Tokenizer, config: SealConfig, rule: CoefficientRule, generator?: Generator) {
+    const { mask, layer } = editSpace(model, config);
     this.model = model;
     this.config = config;
-    this.heads = heads;
+    this.writer = new EditWriter(model, mask, config.directions);
     this.#tok = tok;
-    this.mask = space.mask;
-    this.layout = space.layout;
-    this.#layer = space.layer;
-    const want = heads[0]!.policy.config;
-    if (this.layout.actionDim !== want.actionDim || model.config.nEmbd !== want.inputDim) {
-      throw new RangeError(`this policy edits ${want.actionDim} values from ${want.inputDim} features; the model and mask give ${this.layout.actionDim} from ${model.config.nEmbd}: wrong model for this policy`);
-    }
-    this.#scratch = new EditScratch(model.gpu, model.params, this.layout);
+    this.#layer = layer;
+    this.#rule = rule;
+    this.#generator = generator;
   }
 
-  /** The policy a `seal train` run wrote (policy.safetensors, with its config inside). */
-  static async load(gpu: Gpu, model: GPT2, tok: Tokenizer, policyPath: string): Promise<Adapter> {
-    const { arrays, metadata } = await readHeads(policyPath);
-    if (!metadata.seal) throw new Error(`${policyPath}: has no SEAL config (written by an older seal train?)`);
+  /** The trained generator a `seal train` run wrote (policy.safetensors, with its config inside). */
+  static async load(gpu: Gpu, model: GPT2, tok: Tokenizer, path: string): Promise<Adapter> {
+    const { arrays, metadata } = await Generator.read(path);
+    if (!metadata.seal) throw new Error(`${path}: has no SEAL config (not written by seal train)`);
     const config = resolveConfig(JSON.parse(metadata.seal) as Record<string, unknown>);
-    const space = editSpace(model, config);
-    const heads = makeHeads(gpu, config, headConfigs(config, model.config.nEmbd, space.layout.actionDim), arrays);
-    return new Adapter(model, tok, config, heads, space);
+    return Adapter.withGenerator(model, tok, config, arrays);
+  }
+
+  /** The generator's mean coefficients; a fresh (untrained) one from config.seed without `arrays`. */
+  static withGenerator(model: GPT2, tok: Tokenizer, config: SealConfig, arrays?: Map<string, Float32Array>): Adapter {
+    const { mask } = editSpace(model, config);
+    const actionDim = mask.entries.length * config.directions.length;
+    const generator = Generator.create(model.gpu, Generator.policyConfig(config, model.config.nEmbd, actionDim), config.seed, arrays);
+    const want = generator.policy.config;
+    if (want.actionDim !== actionDim || want.inputDim !== model.config.nEmbd) {
+      generator.release();
+      throw new RangeError(`this generator makes ${want.actionDim} coefficients from ${want.inputDim} features; the model and mask need ${actionDim} from ${model.config.nEmbd}: wrong model for this generator`);
+    }
+    return new Adapter(model, tok, config, (f) => generator.meanCoefficients([f.pooled]), generator);
+  }
+
+  /**
+   * A step of size `size` along the whole mask's unit `kind` direction (grad: −G/‖G‖ over every
+   * masked tensor together), written in the per-tensor coefficients the edit takes.
+   */
+  static fixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, kind: DirectionKind, size: number): Adapter {
+    const r = config.directions.indexOf(kind);
+    if (r < 0) throw new RangeError(`fixed ${kind} step: the config's directions (${config.directions.join(', ')}) do not include '${kind}'`);
+    if (!Number.isFinite(size)) throw new RangeError(`fixed ${kind} step: size must be finite, got ${size}`);
+    const R = config.directions.length;
+    return new Adapter(model, tok, config, async (f) => {
+      const total = Math.sqrt(f.norms.reduce((s, n) => s + n[r]! ** 2, 0));
+      const coef = new Float64Array(f.norms.length * R);
+      f.norms.forEach((n, k) => (coef[k * R + r] = total > 0 ? (size * n[r]!) / total : 0));
+      return coef;
+    });
   }
 
   async adapt(passage: string): Promise<Adaptation> {
-    const gpu = this.model.gpu;
     const t0 = performance.now();
-    const c = this.config;
-    const withDir = this.heads.some((h) => h.name === 'step');
-    const f = await passageFeatures(this.model, this.#tok, passage, this.#layer, withDir ? this.mask : undefined);
-    const ctx = gpu.tensor(f.pooled, [1, f.pooled.length]);
-    const dirs = f.direction ? gpu.tensor(f.direction, [1, f.direction.length]) : undefined;
-    const { delta, sizes } = await meanActions(this.heads, ctx);
-    if (sizes && !Number.isFinite(sizes[0]!)) {
-      for (const t of [ctx, ...(dirs ? [dirs] : [])]) t.release();
-      delta.release();
-      throw new RangeError(`the policy gave a non-finite step size (${sizes[0]}) for this passage`);
+    const f = await passageFeatures(this.model, this.#tok, passage, this.#layer, this.writer.mask, this.config.directions);
+    try {
+      const coef = await this.#rule(f);
+      const overrides = this.writer.apply(f, coef);
+      const editNorm = this.writer.norm(f, coef);
+      // Wait for the edit itself so the time covers it.
+      await this.model.gpu.sync();
+      return { overrides, editNorm, ms: performance.now() - t0 };
+    } finally {
+      f.release();
     }
-    const overrides = this.#scratch.apply(delta.mu, 0, c.alpha, dirs && sizes ? { dirs, row: 0, size: sizes[0]! } : undefined);
-    const sq = this.#scratch.squaredNorm();
-    const norm = Math.sqrt(await gpu.scalar(sq));
-    for (const t of [sq, ctx, ...(dirs ? [dirs] : [])]) t.release();
-    delta.release();
-    return { overrides, editNorm: norm, ms: performance.now() - t0 };
   }
 
   release(): void {
-    this.#scratch.release();
-    releaseHeads(this.heads);
+    this.writer.release();
+    this.#generator?.release();
   }
 }

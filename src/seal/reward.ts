@@ -4,7 +4,8 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { GPT2, ParamMap } from '../model/gpt2.ts';
+import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { encodeQA } from '../tasks/qa.ts';
 import { questionRole } from '../tasks/synthetic.ts';
@@ -16,6 +17,8 @@ interface EncodedPassage {
   answerTokens: number[];
   /** Per item: 'scored' items make the reward; 'measured' ones only watch for reward hacking. */
   roles: ('scored' | 'measured')[];
+  /** (B,T): d(scored answer NLL)/d(position loss), the weights of the meta-gradient's backward. */
+  scoredWeights: Tensor<'f32'>;
 }
 
 export interface PassageScore {
@@ -48,12 +51,20 @@ export class QAScorer {
       if (p.questions.length === 0) throw new RangeError(`passage ${p.id} has no questions to score an edit with`);
       const items = p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
       const e = encodeQA(tok, items, model.config.nCtx);
+      const roles = p.questions.map((q) => roleOf(q.id));
+      // The scored NLL is the mean over scored items of each item's mean answer-token loss.
+      const nScored = roles.filter((r) => r === 'scored').length;
+      const w = Float32Array.from(e.targets, (t, i) => {
+        const b = Math.floor(i / e.T);
+        return t !== IGNORE_INDEX && roles[b] === 'scored' ? 1 / (e.answerTokens[b]! * nScored) : 0;
+      });
       return {
         tokens: gpu.tensor(e.tokens, [e.B, e.T]),
         targets: gpu.tensor(e.targets, [e.B, e.T]),
         T: e.T,
         answerTokens: e.answerTokens,
-        roles: p.questions.map((q) => roleOf(q.id)),
+        roles,
+        scoredWeights: gpu.tensor(w, [e.B, e.T]),
       };
     });
   }
@@ -62,11 +73,15 @@ export class QAScorer {
     return this.#encoded.length;
   }
 
-  /** Encodes passage p's forward under `overrides`; the returned losses are read later. */
-  encode(p: number, overrides?: ReadonlyMap<string, F32>): { losses: F32; release(): void } {
+  /**
+   * Encodes passage p's forward under `overrides`; the returned losses are read later. With `grads`,
+   * also the backward of the scored answer NLL, accumulated into grads (a map like GPT2.zerosLike()).
+   */
+  encode(p: number, overrides?: ReadonlyMap<string, F32>, grads?: ParamMap): { losses: F32; release(): void } {
     const e = this.#encoded[p];
     if (!e) throw new RangeError(`no passage ${p} in this scorer (${this.#encoded.length})`);
     const pass = this.#model.forward(e.tokens, e.targets, overrides);
+    if (grads) pass.backward(grads, e.scoredWeights);
     return { losses: pass.losses!, release: () => pass.release() };
   }
 
@@ -99,9 +114,6 @@ export class QAScorer {
   }
 
   release(): void {
-    for (const e of this.#encoded) {
-      e.tokens.release();
-      e.targets.release();
-    }
+    for (const e of this.#encoded) for (const t of [e.tokens, e.targets, e.scoredWeights]) t.release();
   }
 }

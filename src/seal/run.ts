@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveConfig, type SealConfig } from './config.ts';
-import { readHeads, saveHeads } from './heads.ts';
+import { Generator } from './generator.ts';
 import type { IterationMetrics, SealTrainer, TrainerState } from './trainer.ts';
 
 export const runFiles = (dir: string) => ({
@@ -39,13 +39,25 @@ export async function writeMetrics(dir: string, metrics: readonly IterationMetri
   await writeFileAtomic(runFiles(dir).metrics, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
 }
 
+/** The generator with its Adam moments, the counters, and the best-on-validation snapshot (`best.<param>`). */
 export async function saveCheckpoint(dir: string, trainer: SealTrainer): Promise<void> {
-  await saveHeads(runFiles(dir).checkpoint, trainer.heads, { iteration: String(trainer.iteration), adamStep: String(trainer.adamStep) }, true);
+  const best = trainer.best;
+  await trainer.generator.save(
+    runFiles(dir).checkpoint,
+    { iteration: String(trainer.iteration), adamStep: String(trainer.adamStep), ...(best ? { best: JSON.stringify({ iteration: best.iteration, reward: best.reward }) } : {}) },
+    true,
+    best?.arrays,
+  );
 }
 
 async function readCheckpoint(path: string): Promise<TrainerState> {
-  const { arrays, metadata } = await readHeads(path);
-  const state = { heads: arrays, adamStep: Number(metadata.adamStep), iteration: Number(metadata.iteration) };
+  const { arrays, metadata } = await Generator.read(path);
+  const generator = new Map([...arrays].filter(([k]) => !k.startsWith('best.')));
+  const state: TrainerState = { generator, adamStep: Number(metadata.adamStep), iteration: Number(metadata.iteration) };
   if (!Number.isInteger(state.iteration) || !Number.isInteger(state.adamStep)) throw new Error(`${path}: checkpoint metadata lacks iteration/adamStep`);
+  if (metadata.best) {
+    const b = JSON.parse(metadata.best) as { iteration: number; reward: number };
+    state.best = { ...b, arrays: new Map([...arrays].filter(([k]) => k.startsWith('best.')).map(([k, v]) => [k.slice(5), v])) };
+  }
   return state;
 }

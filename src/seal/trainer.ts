@@ -1,7 +1,11 @@
-// The SEAL loop (DESIGN.md §1, variant A): per iteration, sample B passages × G edits from the
-// policy, apply each to scratch copies of the masked tensors (the base stays frozen), score the
-// edited model on the passage's questions, and update the policy with PPO (or ReST-EM). All
-// tensors stay on the GPU; the host reads back rewards and a few scalars.
+// The SEAL loop (docs/ARCHITECTURE.md; DESIGN.md §1, variant A). Per iteration it picks B training
+// passages and improves the edit generator by one of three algorithms on the same generator:
+//  - ppo: G sampled edits per passage, rewards from the edited model, the clipped surrogate;
+//  - rest-em: the same samples, then regress the mean onto the edits that beat the base;
+//  - meta: no sampling; the post-edit answer loss is backpropagated through the edit into the
+//    generator (as MEND trains its editor): dL/dcoef from the model's backward, then the MLP's.
+// The validation split (never trained on) is scored every few iterations; the generator kept at the
+// end is the one with the best validation reward. The held-out split is not read here at all.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
@@ -14,15 +18,12 @@ import { ForgettingProbe, sampleLines } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { Rng } from '../util/random.ts';
 import type { SealConfig } from './config.ts';
-import { EditScratch, editSpace, type EditLayout } from './edits.ts';
-import { passageFeatures, type PassageFeatures } from './features.ts';
-import { headConfigs, makeHeads, meanActions, releaseHeads, type Head, type HeadArrays } from './heads.ts';
-import type { Mask } from './mask.ts';
-import { QAScorer, type PassageScore } from './reward.ts';
+import { concat, Generator, type GeneratorArrays } from './generator.ts';
+import { editSpace, QATask, type EditJob, type EditOutcome, type EditTask } from './task.ts';
 
 export interface SealData {
   train: Passage[];
-  heldOut: Passage[];
+  validation: Passage[];
   general: string[];
 }
 
@@ -37,91 +38,83 @@ export interface IterationMetrics {
   /** The same on the measured questions: a reward that rises while this does not is hacking. */
   measuredImprovement: number;
   editNorm: number;
-  clipFraction: number;
-  approxKl: number;
-  entropy: number;
+  /** PPO only. */
+  clipFraction?: number;
+  approxKl?: number;
+  entropy?: number;
   epochs: number;
-  /** Approximate KL of the delta head when a step head leads the headline numbers. */
-  deltaKl?: number;
-  /** Mean sampled step along the passage gradient direction (step head). */
-  stepSize?: number;
-  /** ReST-EM: edits kept (reward > 0). */
+  /** ReST-EM: edits kept (reward > 0 and ≥ the group's mean). */
   kept?: number;
-  heldOutImprovement?: number;
-  heldOutMeasured?: number;
+  /** Mean edits on the validation split: reward, NLL drops, and forgetting on general text. */
+  validationReward?: number;
+  validationImprovement?: number;
+  validationMeasured?: number;
   forgetting?: number;
   ms: { sample: number; score: number; update: number; eval: number; total: number };
 }
 
-/** What a resumed trainer restores: the heads' parameters and Adam moments, and the counters. */
+/** The generator with the best validation reward so far. */
+export interface BestSnapshot {
+  iteration: number;
+  reward: number;
+  arrays: GeneratorArrays;
+}
+
+/** What a resumed trainer restores: the generator and its Adam moments, the counters, the best snapshot. */
 export interface TrainerState {
-  heads: HeadArrays;
+  generator: GeneratorArrays;
   adamStep: number;
   iteration: number;
+  best?: BestSnapshot;
 }
 
 /** The per-iteration generator: a resumed run draws exactly what an uninterrupted one would. */
 export const iterationRng = (seed: number, iteration: number) => new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(iteration + 1, 0x85ebca6b)) >>> 0);
 
-const std = (xs: number[], m: number) => Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / Math.max(1, xs.length - 1));
-const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs: readonly number[], m: number) => Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / Math.max(1, xs.length - 1));
+
+export interface TrainerParts {
+  config: SealConfig;
+  train: EditTask;
+  validation: EditTask;
+  generator: Generator;
+  /** General-text NLL change under an edit of the validation task (QA tasks only). */
+  forgetting?: (job: EditJob) => Promise<number>;
+  state?: TrainerState;
+  release?: () => void;
+}
 
 export class SealTrainer {
   readonly gpu: Gpu;
-  readonly model: GPT2;
   readonly config: SealConfig;
-  readonly mask: Mask;
-  readonly layout: EditLayout;
-  readonly heads: Head[];
-  /** AdamW step count, shared by the heads (they update together). */
-  adamStep = 0;
-  iteration = 0;
-  readonly #trainScorer: QAScorer;
-  readonly #heldScorer: QAScorer;
-  readonly #forgetting: ForgettingProbe;
-  readonly #scratch: EditScratch;
-  readonly #trainFeatures: PassageFeatures[];
-  readonly #heldFeatures: PassageFeatures[];
-  readonly #trainBase: PassageScore[];
-  readonly #heldBase: PassageScore[];
+  readonly train: EditTask;
+  readonly validation: EditTask;
+  readonly generator: Generator;
+  /** AdamW step count. */
+  adamStep: number;
+  iteration: number;
+  best: BestSnapshot | undefined;
+  readonly #forgetting: TrainerParts['forgetting'];
+  readonly #release: TrainerParts['release'];
 
-  private constructor(init: {
-    model: GPT2;
-    config: SealConfig;
-    mask: Mask;
-    layout: EditLayout;
-    heads: Head[];
-    adamStep: number;
-    iteration: number;
-    trainScorer: QAScorer;
-    heldScorer: QAScorer;
-    forgetting: ForgettingProbe;
-    trainFeatures: PassageFeatures[];
-    heldFeatures: PassageFeatures[];
-    trainBase: PassageScore[];
-    heldBase: PassageScore[];
-  }) {
-    this.gpu = init.model.gpu;
-    this.model = init.model;
-    this.config = init.config;
-    this.mask = init.mask;
-    this.layout = init.layout;
-    this.heads = init.heads;
-    this.adamStep = init.adamStep;
-    this.iteration = init.iteration;
-    this.#trainScorer = init.trainScorer;
-    this.#heldScorer = init.heldScorer;
-    this.#forgetting = init.forgetting;
-    this.#trainFeatures = init.trainFeatures;
-    this.#heldFeatures = init.heldFeatures;
-    this.#trainBase = init.trainBase;
-    this.#heldBase = init.heldBase;
-    this.#scratch = new EditScratch(this.gpu, init.model.params, init.layout);
+  constructor(parts: TrainerParts) {
+    this.config = parts.config;
+    this.train = parts.train;
+    this.validation = parts.validation;
+    this.generator = parts.generator;
+    this.gpu = parts.generator.policy.gpu;
+    this.adamStep = parts.state?.adamStep ?? 0;
+    this.iteration = parts.state?.iteration ?? 0;
+    this.best = parts.state?.best;
+    this.#forgetting = parts.forgetting;
+    this.#release = parts.release;
+    if (parts.config.batch > parts.train.size) throw new RangeError(`batch ${parts.config.batch} is larger than the training split (${parts.train.size} passages)`);
   }
 
   /**
-   * Builds a trainer on a frozen model: resolves the mask, computes every passage's features and
-   * the base scores once. `resume` restores the policy, its optimizer and the iteration count.
+   * SEAL on a frozen GPT-2: resolves the mask, computes every passage's features and base scores
+   * once, and builds (or, with `resume`, restores) the generator.
    */
   static async create(
     model: GPT2,
@@ -129,234 +122,189 @@ export class SealTrainer {
     config: SealConfig,
     data: SealData,
     resume?: TrainerState,
-    onProgress?: (what: string, done: number, total: number) => void,
+    onProgress?: (done: number, total: number) => void,
   ): Promise<SealTrainer> {
-    const gpu = model.gpu;
-    if (data.train.length < config.batch) throw new RangeError(`batch ${config.batch} is larger than the training split (${data.train.length} passages)`);
-    const { mask, layout, layer } = editSpace(model, config);
-    // The gradient direction is a dense delta: it only makes sense for dense edits.
-    const withGrad = config.features === 'pooled+grad';
-    if (withGrad && config.edit !== 'dense') throw new RangeError("features 'pooled+grad' needs dense edits (the gradient is a dense delta); use features 'pooled' with low-rank edits");
-    const heldOut = data.heldOut.slice(0, config.heldOutCount);
-    const all = [...data.train, ...heldOut];
-    const features: PassageFeatures[] = [];
-    for (const [i, p] of all.entries()) {
-      features.push(await passageFeatures(model, tok, p.context, layer, withGrad ? mask : undefined));
-      onProgress?.('features', i + 1, all.length);
-    }
-    const trainScorer = new QAScorer(model, tok, data.train);
-    const heldScorer = new QAScorer(model, tok, heldOut);
-    const trainBase = await trainScorer.score(gpu, data.train.map((_, p) => ({ p })));
-    const heldBase = await heldScorer.score(gpu, heldOut.map((_, p) => ({ p })));
-    const forgetting = await ForgettingProbe.create(model, tok, sampleLines(data.general, config.forgettingLines, config.seed));
-    const heads = makeHeads(gpu, config, headConfigs(config, model.config.nEmbd, layout.actionDim), resume?.heads);
+    const { mask, layer } = editSpace(model, config);
+    const validation = data.validation.slice(0, config.validationCount);
+    const total = data.train.length + validation.length;
+    const train = await QATask.create(model, tok, data.train, mask, config.directions, layer, (d) => onProgress?.(d, total));
+    const val = await QATask.create(model, tok, validation, mask, config.directions, layer, (d) => onProgress?.(data.train.length + d, total));
+    const probe = await ForgettingProbe.create(model, tok, sampleLines(data.general, config.forgettingLines, config.seed));
+    const generator = Generator.create(model.gpu, Generator.policyConfig(config, model.config.nEmbd, train.actionDim), config.seed, resume?.generator);
     return new SealTrainer({
-      model,
       config,
-      mask,
-      layout,
-      heads,
-      adamStep: resume?.adamStep ?? 0,
-      iteration: resume?.iteration ?? 0,
-      trainScorer,
-      heldScorer,
-      forgetting,
-      trainFeatures: features.slice(0, data.train.length),
-      heldFeatures: features.slice(data.train.length),
-      trainBase,
-      heldBase,
+      train,
+      validation: val,
+      generator,
+      forgetting: async (job) => {
+        val.apply(job);
+        return probe.measure(val.overrides);
+      },
+      ...(resume ? { state: resume } : {}),
+      release: () => {
+        train.release();
+        val.release();
+      },
     });
   }
 
-  /** Contexts (and gradient directions) for the given passages, one row each, uploaded. */
-  #inputs(feats: readonly PassageFeatures[]): { ctx: F32; dirs?: F32 } {
-    const d = this.model.config.nEmbd;
-    const D = this.layout.actionDim;
-    const ctx = new Float32Array(feats.length * d);
-    feats.forEach((f, i) => ctx.set(f.pooled, i * d));
-    const out: { ctx: F32; dirs?: F32 } = { ctx: this.gpu.tensor(ctx, [feats.length, d]) };
-    if (this.#step) {
-      const dirs = new Float32Array(feats.length * D);
-      feats.forEach((f, i) => dirs.set(f.direction!, i * D));
-      out.dirs = this.gpu.tensor(dirs, [feats.length, D]);
-    }
-    return out;
-  }
-
-  get #step(): Head | undefined {
-    return this.heads.find((h) => h.name === 'step');
-  }
-
-  /**
-   * Applies edit rows[i] (delta row, plus sizes[row] along that dirs row) to passage ps[i] of
-   * `scorer`, scores every edit in one batch, and gives ‖θ' − θ‖ per edit.
-   */
-  async #scoreEdits(
-    scorer: QAScorer,
-    ps: readonly number[],
-    delta: F32,
-    dirs?: F32,
-    sizes?: ArrayLike<number>,
-    rows: readonly number[] = [...ps.keys()],
-  ): Promise<{ scores: PassageScore[]; norms: number[] }> {
-    const gpu = this.gpu;
-    const a = this.config.alpha;
-    const norms: F32[] = [];
-    const scores = await scorer.score(
-      gpu,
-      ps.map((p, i) => ({
-        p,
-        overrides: this.#scratch.overrides,
-        before: () => {
-          const row = rows[i]!;
-          this.#scratch.apply(delta, row, a, dirs && sizes ? { dirs, row, size: sizes[row]! } : undefined);
-          norms.push(this.#scratch.squaredNorm());
-        },
-      })),
-    );
-    const sq = await gpu.readMany(norms);
-    for (const t of norms) t.release();
-    return { scores, norms: sq.map((x) => Math.sqrt(x[0]!)) };
-  }
-
-  /** One iteration: sample, score, update. Returns its metrics; a NaN reward skips the update. */
+  /** One iteration: pick passages, learn from their edits. Returns its metrics; a NaN reward skips the update. */
   async step(): Promise<IterationMetrics> {
-    const gpu = this.gpu;
     const c = this.config;
     const t0 = performance.now();
     const rng = iterationRng(c.seed, this.iteration);
-    const N = c.batch * c.group;
-    const chosen = rng.shuffle([...this.#trainFeatures.keys()]).slice(0, c.batch);
-    const ps = chosen.flatMap((p) => Array<number>(c.group).fill(p));
-    const { ctx, dirs } = this.#inputs(ps.map((p) => this.#trainFeatures[p]!));
-
-    // Sample every head: actions and their log-probabilities under the sampling policy.
-    const samples = this.heads.map((h) => {
-      const D = h.policy.config.actionDim;
-      const pass = h.policy.forward(ctx);
-      const noise = gpu.tensor(rng.normalArray(N * D), [N, D]);
-      const actions = h.policy.sample(pass.mu, noise);
-      const logpOld = gaussianLogProb(gpu, pass.mu, h.policy.params.get('log_std')!, actions);
-      pass.release();
-      noise.release();
-      return { head: h, actions, logpOld };
-    });
-    const stepSample = samples.find((s) => s.head.name === 'step');
-    // Step sizes are per-edit scalars on the host: N floats, read once.
-    const sizes = stepSample ? await gpu.read(stepSample.actions) : undefined;
-    const t1 = performance.now();
-
-    // A non-finite step size cannot even be applied: its edit scores as a NaN reward.
-    const finite = (i: number) => !sizes || Number.isFinite(sizes[i]!);
-    const scored = ps.map((_, i) => i).filter(finite);
-    const { scores, norms } = await this.#scoreEdits(this.#trainScorer, scored.map((i) => ps[i]!), samples[0]!.actions, dirs, sizes, scored);
-    const at = new Map(scored.map((i, k) => [i, k]));
-    const improvement = ps.map((p, i) => (at.has(i) ? this.#trainBase[p]!.scored - scores[at.get(i)!]!.scored : NaN));
-    const measured = ps.map((p, i) => (at.has(i) ? this.#trainBase[p]!.measured - scores[at.get(i)!]!.measured : NaN));
-    const rewards = improvement.map((imp, i) => (at.has(i) ? imp - c.penalty * norms[at.get(i)!]! ** 2 : NaN));
-    const t2 = performance.now();
-
-    const rewardMean = avg(rewards);
-    const m: IterationMetrics = {
-      iteration: this.iteration,
-      rewardMean,
-      rewardStd: std(rewards, rewardMean),
-      improvement: avg(improvement),
-      measuredImprovement: avg(measured.filter((x) => !Number.isNaN(x))),
-      editNorm: avg(norms.filter(Number.isFinite)),
-      clipFraction: 0,
-      approxKl: 0,
-      entropy: 0,
-      epochs: 0,
-      ms: { sample: t1 - t0, score: t2 - t1, update: 0, eval: 0, total: 0 },
-    };
-    if (sizes) m.stepSize = avg(Array.from(sizes));
-    if (!rewards.every(Number.isFinite)) {
-      m.skipped = `non-finite reward in ${rewards.filter((r) => !Number.isFinite(r)).length} of ${N} edits`;
-    } else if (c.algo === 'ppo') {
-      Object.assign(m, await this.#ppoUpdate(ctx, samples, rewards));
-    } else {
-      Object.assign(m, await this.#restUpdate(ctx, samples, rewards));
-    }
-    for (const s of samples) {
-      s.actions.release();
-      s.logpOld.release();
-    }
-    ctx.release();
-    dirs?.release();
-    const t3 = performance.now();
-    m.ms.update = t3 - t2;
+    const chosen = rng.shuffle([...Array(this.train.size).keys()]).slice(0, c.batch);
+    const m = c.algo === 'meta' ? await this.#metaStep(chosen) : await this.#sampledStep(chosen, rng);
     this.iteration++;
-    if (this.iteration % c.evalEvery === 0 || this.iteration === c.iterations) {
-      Object.assign(m, await this.evaluateHeldOut());
-    }
-    m.ms.eval = performance.now() - t3;
+    const t1 = performance.now();
+    if (this.iteration % c.evalEvery === 0 || this.iteration === c.iterations) Object.assign(m, await this.evaluateValidation());
+    m.ms.eval = performance.now() - t1;
     m.ms.total = performance.now() - t0;
     return m;
   }
 
-  /**
-   * PPO epochs over the whole batch, each head with its own ratio and clip against the same
-   * advantages. A head whose approximate KL passes 1.5·targetKl stops updating for the rest of the
-   * iteration (checked before each update); the others go on.
-   */
-  async #ppoUpdate(ctx: F32, samples: readonly { head: Head; actions: F32; logpOld: F32 }[], rewards: number[]) {
+  #summary(outcomes: readonly EditOutcome[], rewards: readonly number[]) {
+    const rewardMean = avg(rewards);
+    return {
+      iteration: this.iteration,
+      rewardMean,
+      rewardStd: std(rewards, rewardMean),
+      improvement: avg(outcomes.map((o) => o.improvement)),
+      measuredImprovement: avg(outcomes.map((o) => o.measured).filter((x) => !Number.isNaN(x))),
+      editNorm: avg(outcomes.map((o) => o.norm).filter(Number.isFinite)),
+    };
+  }
+
+  #reward = (o: EditOutcome) => o.improvement - this.config.penalty * o.norm ** 2;
+
+  /** Meta-gradient: the generator's mean edits, d(post-edit loss)/d(coefficients), one AdamW step. */
+  async #metaStep(chosen: number[]): Promise<IterationMetrics> {
     const gpu = this.gpu;
     const c = this.config;
+    const t0 = performance.now();
+    const K = this.generator.actionDim;
+    const ctx = this.#contexts(chosen);
+    const pass = this.generator.policy.forward(ctx);
+    const mu = (await gpu.read(pass.mu)) as Float32Array;
+    const t1 = performance.now();
+    if (!mu.every(Number.isFinite)) {
+      pass.release();
+      ctx.release();
+      const nan = { rewardMean: NaN, rewardStd: NaN, improvement: NaN, measuredImprovement: NaN, editNorm: NaN };
+      return { iteration: this.iteration, ...nan, epochs: 0, skipped: 'non-finite coefficients from the generator', ms: { sample: t1 - t0, score: 0, update: 0, eval: 0, total: 0 } };
+    }
+    const jobs = chosen.map((p, i) => ({ p, coef: mu.subarray(i * K, (i + 1) * K) }));
+    const outcomes = await this.train.gradients(jobs, c.penalty);
+    const t2 = performance.now();
+    const rewards = outcomes.map(this.#reward);
+    const m: IterationMetrics = { ...this.#summary(outcomes, rewards), epochs: 0, ms: { sample: t1 - t0, score: t2 - t1, update: 0, eval: 0, total: 0 } };
+    const dMu = Float32Array.from(concat(outcomes.map((o) => Float32Array.from(o.grad))), (g) => g / chosen.length);
+    if (!rewards.every(Number.isFinite) || !dMu.every(Number.isFinite)) {
+      m.skipped = `non-finite loss or gradient in ${rewards.filter((r) => !Number.isFinite(r)).length || 'some'} of ${chosen.length} edits`;
+    } else {
+      const d = gpu.tensor(dMu, [chosen.length, K]);
+      this.#zeroGrads();
+      pass.backward(d, this.generator.grads);
+      d.release();
+      this.#applyGrads();
+      m.epochs = 1;
+    }
+    pass.release();
+    ctx.release();
+    m.ms.update = performance.now() - t2;
+    return m;
+  }
+
+  /** PPO or ReST-EM: G sampled edits per chosen passage, scored, then the update. */
+  async #sampledStep(chosen: number[], rng: Rng): Promise<IterationMetrics> {
+    const gpu = this.gpu;
+    const c = this.config;
+    const t0 = performance.now();
+    const K = this.generator.actionDim;
+    const ps = chosen.flatMap((p) => Array<number>(c.group).fill(p));
+    const N = ps.length;
+    const ctx = this.#contexts(ps);
+    const policy = this.generator.policy;
+    const pass = policy.forward(ctx);
+    const noise = gpu.tensor(rng.normalArray(N * K), [N, K]);
+    const actions = policy.sample(pass.mu, noise);
+    const logpOld = gaussianLogProb(gpu, pass.mu, policy.params.get('log_std')!, actions);
+    pass.release();
+    noise.release();
+    const a = (await gpu.read(actions)) as Float32Array;
+    const t1 = performance.now();
+    // A non-finite coefficient cannot even be applied: its edit scores as a NaN reward.
+    const jobs = ps.map((p, i) => ({ p, coef: a.subarray(i * K, (i + 1) * K) }));
+    const finite = jobs.map((j) => Array.from(j.coef).every(Number.isFinite));
+    const scored = await this.train.score(jobs.filter((_, i) => finite[i]));
+    const nan: EditOutcome = { improvement: NaN, measured: NaN, norm: NaN };
+    let k = 0;
+    const outcomes = jobs.map((_, i) => (finite[i] ? scored[k++]! : nan));
+    const rewards = outcomes.map(this.#reward);
+    const t2 = performance.now();
+    const m: IterationMetrics = { ...this.#summary(outcomes, rewards), epochs: 0, ms: { sample: t1 - t0, score: t2 - t1, update: 0, eval: 0, total: 0 } };
+    if (!rewards.every(Number.isFinite)) {
+      m.skipped = `non-finite reward in ${rewards.filter((r) => !Number.isFinite(r)).length} of ${N} edits`;
+    } else if (c.algo === 'ppo') {
+      Object.assign(m, await this.#ppoUpdate(ctx, actions, logpOld, rewards));
+    } else {
+      Object.assign(m, this.#restUpdate(ctx, actions, rewards));
+    }
+    for (const t of [actions, logpOld, ctx]) t.release();
+    m.ms.update = performance.now() - t2;
+    return m;
+  }
+
+  #contexts(ps: readonly number[]): F32 {
+    return this.gpu.tensor(concat(ps.map((p) => this.train.pooled(p))), [ps.length, this.train.featureDim]);
+  }
+
+  /** PPO epochs over the whole batch; stops early once the approximate KL passes 1.5·targetKl. */
+  async #ppoUpdate(ctx: F32, actions: F32, logpOld: F32, rewards: number[]) {
+    const gpu = this.gpu;
+    const c = this.config;
+    const policy = this.generator.policy;
     const raw = gpu.tensor(Float32Array.from(rewards));
     const advantages = normalizeAdvantages(gpu, raw, c.normalize === 'group' ? c.group : rewards.length);
     raw.release();
     const cfg = { clip: c.clip, entropyCoef: c.entropyCoef };
-    const stats: number[][] = samples.map(() => [0, 0, 0, 0, 0]);
-    const active = samples.map(() => true);
+    let stats = [0, 0, 0, 0, 0];
     let epochs = 0;
-    for (let e = 0; e < c.epochs && active.some(Boolean); e++) {
-      const passes = samples.filter((_, i) => active[i]).map((s) => {
-        const pass = s.head.policy.forward(ctx);
-        const batch = { mu: pass.mu, logStd: s.head.policy.params.get('log_std')!, actions: s.actions, logpOld: s.logpOld, advantages };
-        return { s, pass, batch, fwd: ppoLoss(gpu, batch, cfg) };
-      });
-      const read = await gpu.readMany(passes.map((p) => p.fwd.stats));
-      const updating = passes.filter((p, i) => {
-        const k = samples.indexOf(p.s);
-        stats[k] = Array.from(read[i]!);
-        if (stats[k]![PpoStat.approxKl]! > 1.5 * c.targetKl) active[k] = false;
-        return active[k];
-      });
-      for (const { s, pass, batch, fwd } of updating) {
+    for (let e = 0; e < c.epochs; e++) {
+      const pass = policy.forward(ctx);
+      const batch = { mu: pass.mu, logStd: policy.params.get('log_std')!, actions, logpOld, advantages };
+      const fwd = ppoLoss(gpu, batch, cfg);
+      stats = Array.from((await gpu.read(fwd.stats)) as Float32Array);
+      const go = stats[PpoStat.approxKl]! <= 1.5 * c.targetKl;
+      if (go) {
         const { dMu, dLogStd } = ppoLossBackward(gpu, batch, fwd.ratio, cfg);
-        this.#zeroGrads(s.head);
-        pass.backward(dMu, s.head.grads);
-        axpy(gpu, 1, dLogStd, s.head.grads.get('log_std')!);
+        this.#zeroGrads();
+        pass.backward(dMu, this.generator.grads);
+        axpy(gpu, 1, dLogStd, this.generator.grads.get('log_std')!);
         dMu.release();
         dLogStd.release();
-      }
-      if (updating.length) {
-        this.#applyGrads(updating.map((p) => p.s.head));
+        this.#applyGrads();
         epochs++;
       }
-      for (const { pass, fwd } of passes) {
-        for (const t of [fwd.logp, fwd.ratio, fwd.stats]) t.release();
-        pass.release();
-      }
+      for (const t of [fwd.logp, fwd.ratio, fwd.stats]) t.release();
+      pass.release();
+      if (!go) break;
     }
     advantages.release();
-    // Headline diagnostics from the last head (the step head when there is one: the one that moves).
-    const last = stats[stats.length - 1]!;
-    return {
-      clipFraction: last[PpoStat.clipFraction]!,
-      approxKl: last[PpoStat.approxKl]!,
-      entropy: last[PpoStat.entropy]!,
-      epochs,
-      ...(samples.length > 1 ? { deltaKl: stats[0]![PpoStat.approxKl]! } : {}),
-    };
+    return { clipFraction: stats[PpoStat.clipFraction]!, approxKl: stats[PpoStat.approxKl]!, entropy: stats[PpoStat.entropy]!, epochs };
   }
 
-  /** ReST-EM: keep the edits that beat the base (reward > 0) and regress each head's mean onto them. */
-  async #restUpdate(ctx: F32, samples: readonly { head: Head; actions: F32 }[], rewards: number[]) {
+  /**
+   * ReST-EM: keep the edits that beat the base (reward > 0) and their group's mean, and regress the
+   * mean onto them. Beating the base alone stalls once most samples do: the mean of everything kept
+   * is then about the current mean.
+   */
+  #restUpdate(ctx: F32, actions: F32, rewards: number[]) {
     const gpu = this.gpu;
     const N = rewards.length;
-    const kept = rewards.map((r) => r > 0);
+    const G = this.config.group;
+    const groupMean = (i: number) => avg(rewards.slice(i - (i % G), i - (i % G) + G));
+    const kept = rewards.map((r, i) => r > 0 && r >= groupMean(i));
     const count = kept.filter(Boolean).length;
     if (count === 0) return { epochs: 0, kept: 0 };
     // d/dμ of Σᵢ wᵢ·½‖μᵢ − aᵢ‖² with wᵢ = 1/count for kept edits: diag(w)·(μ − a), as a matmul.
@@ -364,66 +312,64 @@ export class SealTrainer {
     kept.forEach((k, i) => (w[i * N + i] = k ? 1 / count : 0));
     const weights = gpu.tensor(w, [N, N]);
     for (let e = 0; e < this.config.epochs; e++) {
-      for (const s of samples) {
-        const pass = s.head.policy.forward(ctx);
-        const diff = add(gpu, pass.mu, s.actions, -1);
-        const dMu = matmul(gpu, weights, diff) as F32;
-        this.#zeroGrads(s.head);
-        pass.backward(dMu, s.head.grads);
-        for (const t of [diff, dMu]) t.release();
-        pass.release();
-      }
-      this.#applyGrads(this.heads);
+      const pass = this.generator.policy.forward(ctx);
+      const diff = add(gpu, pass.mu, actions, -1);
+      const dMu = matmul(gpu, weights, diff) as F32;
+      this.#zeroGrads();
+      pass.backward(dMu, this.generator.grads);
+      for (const t of [diff, dMu]) t.release();
+      pass.release();
+      this.#applyGrads();
     }
     weights.release();
     return { epochs: this.config.epochs, kept: count };
   }
 
-  #zeroGrads(h: Head): void {
-    for (const g of h.grads.values()) this.gpu.clear(g);
+  #zeroGrads(): void {
+    for (const g of this.generator.grads.values()) this.gpu.clear(g);
   }
 
-  /** Clips each head's gradient norm and takes one AdamW step on the given heads. */
-  #applyGrads(heads: readonly Head[]): void {
+  /** Clips the norm of the gradients of what is trained (log σ only with learnStd) and takes one AdamW step. */
+  #applyGrads(): void {
     const gpu = this.gpu;
     const c = this.config;
+    const g = this.generator;
+    const trained = [...g.policy.params.keys()].filter((name) => name !== 'log_std' || c.learnStd);
     this.adamStep++;
-    for (const h of heads) {
-      clipGradNorm(gpu, [...h.grads.values()], c.gradClip).release();
-      for (const [name, p] of h.policy.params) {
-        if (name === 'log_std' && !c.learnStd) continue;
-        if (h.lr > 0) adamw(gpu, p, h.grads.get(name)!, h.m.get(name)!, h.v.get(name)!, this.adamStep, { lr: h.lr, weightDecay: 0 });
-      }
-    }
+    clipGradNorm(gpu, trained.map((n) => g.grads.get(n)!), c.gradClip).release();
+    for (const name of trained) adamw(gpu, g.policy.params.get(name)!, g.grads.get(name)!, g.m.get(name)!, g.v.get(name)!, this.adamStep, { lr: c.lr, weightDecay: 0 });
   }
 
-  /** The mean edit (no sampling) of each held-out passage: answer-NLL drop and forgetting. */
-  async evaluateHeldOut(): Promise<{ heldOutImprovement: number; heldOutMeasured: number; forgetting: number }> {
-    const { ctx, dirs } = this.#inputs(this.#heldFeatures);
-    const { delta, sizes } = await meanActions(this.heads, ctx);
-    if (sizes && !sizes.every(Number.isFinite)) {
-      for (const t of [ctx, ...(dirs ? [dirs] : [])]) t.release();
-      delta.release();
-      return { heldOutImprovement: NaN, heldOutMeasured: NaN, forgetting: NaN };
-    }
-    const ps = [...this.#heldFeatures.keys()];
-    const { scores } = await this.#scoreEdits(this.#heldScorer, ps, delta.mu, dirs, sizes);
-    // Forgetting: general-text loss under the first held-out passage's edit.
-    this.#scratch.apply(delta.mu, 0, this.config.alpha, dirs && sizes ? { dirs, row: 0, size: sizes[0]! } : undefined);
-    const forgetting = await this.#forgetting.measure(this.#scratch.overrides);
-    for (const t of [ctx, ...(dirs ? [dirs] : [])]) t.release();
-    delta.release();
-    return {
-      heldOutImprovement: avg(scores.map((s, p) => this.#heldBase[p]!.scored - s.scored)),
-      heldOutMeasured: avg(scores.map((s, p) => this.#heldBase[p]!.measured - s.measured).filter((x) => !Number.isNaN(x))),
-      forgetting,
+  /**
+   * The generator's mean edit of every validation passage: reward and NLL drops, forgetting under the
+   * first passages' edits; keeps a snapshot when the reward is the best so far.
+   */
+  async evaluateValidation(): Promise<{ validationReward: number; validationImprovement: number; validationMeasured: number; forgetting?: number }> {
+    const K = this.generator.actionDim;
+    const v = this.validation;
+    const mu = await this.generator.meanCoefficients([...Array(v.size).keys()].map((p) => v.pooled(p)));
+    const jobs = [...Array(v.size).keys()].map((p) => ({ p, coef: mu.subarray(p * K, (p + 1) * K) }));
+    if (!mu.every(Number.isFinite)) return { validationReward: NaN, validationImprovement: NaN, validationMeasured: NaN };
+    const outcomes = await v.score(jobs);
+    const reward = avg(outcomes.map(this.#reward));
+    const out = {
+      validationReward: reward,
+      validationImprovement: avg(outcomes.map((o) => o.improvement)),
+      validationMeasured: avg(outcomes.map((o) => o.measured).filter((x) => !Number.isNaN(x))),
+      ...(this.#forgetting ? { forgetting: avg(await sequential(jobs.slice(0, 4), this.#forgetting)) } : {}),
     };
+    if (Number.isFinite(reward) && (!this.best || reward > this.best.reward)) this.best = { iteration: this.iteration, reward, arrays: await this.generator.policy.toArrays() };
+    return out;
   }
 
   release(): void {
-    this.#scratch.release();
-    this.#trainScorer.release();
-    this.#heldScorer.release();
-    releaseHeads(this.heads);
+    this.generator.release();
+    this.#release?.();
   }
+}
+
+async function sequential<T, R>(xs: readonly T[], f: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (const x of xs) out.push(await f(x));
+  return out;
 }

@@ -151,7 +151,7 @@ test('writeReport: report.md with the method table and every chart, charts well-
       rewardMean: i * 0.01,
       rewardStd: 0.02,
       improvement: i * 0.012,
-      ...(i % 5 === 0 ? { heldOutImprovement: i * 0.008 } : {}),
+      ...(i % 5 === 0 ? { validationImprovement: i * 0.008 } : {}),
       skipped: i === 3 ? 'NaN reward' : undefined,
       ms: { total: 5 },
     }));
@@ -162,13 +162,13 @@ test('writeReport: report.md with the method table and every chart, charts well-
     for (const name of ['base', 'in-context', 'finetune-mask', 'random']) assert.match(md, new RegExp(`^\\| ${name} \\|`, 'm'));
     assert.match(md, /\| random \| 1\.500 ± 0\.020 \|/);
     for (const c of ['training-reward.svg', 'methods-nll.svg', 'methods-em.svg', 'forgetting-vs-norm.svg']) assert.match(md, new RegExp(`\\]\\(${c.replace('.', '\\.')}\\)`));
-    assert.match(md, /\| iteration \| rewardMean \| rewardStd \| improvement \| heldOutImprovement \|/);
+    assert.match(md, /\| iteration \| rewardMean \| rewardStd \| improvement \| validationImprovement \|/);
     assert.ok(out.pngNote ? md.includes(out.pngNote) : out.files.some((f) => f.endsWith('.png')), 'PNGs, or a note saying why not');
 
     const svg = (f: string) => parseXml(readFileSync(join(dir, f), 'utf8'));
     const reward = svg('training-reward.svg');
     assert.is(points(reward, 'reward (mean ± std)'), 25);
-    assert.is(points(reward, 'NLL drop, scored (held-out)'), 5);
+    assert.is(points(reward, 'NLL drop, scored (validation)'), 5);
     const nll = svg('methods-nll.svg');
     assert.equal(all(nll).filter((e) => e.attrs['data-label']).map((e) => e.attrs['data-label']), ['base', 'in-context', 'finetune-mask', 'random']);
     const scatter = svg('forgetting-vs-norm.svg');

@@ -1,0 +1,126 @@
+// `seal tune`: the baselines' hyper-parameters, chosen on the validation split (never on held-out):
+// the size of the fixed gradient and sign steps by a sweep, the finetunes' learning rate and step
+// count over a grid. `seal eval --tuned FILE` and the demo read the result.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Presets, SingleBar } from 'cli-progress';
+import type { DeviceOptions } from '../gpu/device.ts';
+import { Gpu } from '../gpu/gpu.ts';
+import type { Tokenizer } from '../io/tokenizer.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { loadModel } from '../model/load.ts';
+import type { GPT2 } from '../model/gpt2.ts';
+import { Adapter } from '../seal/adapt.ts';
+import { DEFAULT_SEAL, resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
+import { editSpace } from '../seal/task.ts';
+import { answerNll, mean } from '../tasks/qa.ts';
+import { loadSquad, type Passage } from '../tasks/squad.ts';
+import { DEFAULT_FINETUNE_GRID, tuneFinetune, tuneScalar, type FinetuneGrid, type FinetuneTuning, type ScalarTuning } from '../tasks/tune.ts';
+
+/** What `seal tune` writes. */
+export interface Tuned {
+  split: string;
+  passages: string[];
+  mask: string[];
+  fixed: Partial<Record<DirectionKind, ScalarTuning>>;
+  finetune: Partial<Record<'mask' | 'full', FinetuneTuning>>;
+}
+
+export const TUNABLE = ['fixed-step', 'fixed-sign', 'finetune-mask', 'finetune-full'] as const;
+export const DEFAULT_STEP_SIZES = [0.5, 1, 2, 3, 4, 6, 8, 12];
+
+export interface TuneOptions {
+  model: string;
+  dataDir: string;
+  split: string;
+  passages: number;
+  mask: string;
+  methods: string;
+  stepSizes: string;
+  lrs: string;
+  steps: string;
+  out: string;
+}
+
+const numbers = (s: string, what: string) => {
+  const xs = s.split(',').map((x) => Number(x.trim()));
+  if (!xs.length || !xs.every(Number.isFinite)) throw new RangeError(`${what}: expected comma-separated numbers, got '${s}'`);
+  return xs;
+};
+
+export function readTuned(path: string): Tuned {
+  if (!existsSync(path)) throw new RangeError(`tuned hyper-parameters ${path} not found: make them with \`seal tune --out ${path}\``);
+  return JSON.parse(readFileSync(path, 'utf8')) as Tuned;
+}
+
+/** Mean answer NLL over the passages under an adapter (each passage adapted, then answered with no context). */
+async function adapterNll(model: GPT2, tok: Tokenizer, passages: readonly Passage[], adapter: Adapter): Promise<number> {
+  const per: number[] = [];
+  for (const p of passages) {
+    const { overrides } = await adapter.adapt(p.context);
+    const items = p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
+    per.push(mean(Array.from(await answerNll(model, tok, items, { overrides }))));
+  }
+  return mean(per);
+}
+
+/** Sweeps a fixed step's size along the whole mask's `kind` direction. */
+export async function tuneFixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
+  return tuneScalar(sizes, async (s) => {
+    const adapter = Adapter.fixedStep(model, tok, config, kind, s);
+    try {
+      return await adapterNll(model, tok, passages, adapter);
+    } finally {
+      adapter.release();
+      onDone?.();
+    }
+  });
+}
+
+export async function tuneCommand(dev: DeviceOptions, o: TuneOptions): Promise<void> {
+  const methods = o.methods.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = methods.filter((m) => !(TUNABLE as readonly string[]).includes(m));
+  if (unknown.length) throw new RangeError(`seal tune: cannot tune ${unknown.join(', ')} (tunable: ${TUNABLE.join(', ')})`);
+  const sizes = numbers(o.stepSizes, '--step-sizes');
+  const grid: FinetuneGrid = { lr: numbers(o.lrs, '--lrs'), steps: numbers(o.steps, '--steps') };
+  const config = resolveConfig({ model: o.model, mask: { tensors: o.mask.split(',').map((s) => s.trim()) }, directions: ['grad', 'sign'] });
+  const splitFile = o.split.endsWith('.json') ? o.split : join(o.dataDir, `${o.split}.json`);
+  const passages = (await loadSquad(splitFile)).slice(0, o.passages);
+  const gpu = await Gpu.create(dev);
+  const bar = new SingleBar({ format: 'tune |{bar}| {value}/{total} | {what} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 }, Presets.shades_classic);
+  try {
+    const { model, tokenizer: tok } = await loadModel(gpu, o.model);
+    const { mask } = editSpace(model, config);
+    const tuned: Tuned = { split: o.split, passages: passages.map((p) => p.id), mask: config.mask.tensors, fixed: {}, finetune: {} };
+    for (const m of methods) {
+      if (m === 'fixed-step' || m === 'fixed-sign') {
+        const kind = m === 'fixed-step' ? 'grad' : 'sign';
+        let done = 0;
+        bar.start(sizes.length, 0, { what: m });
+        tuned.fixed[kind] = await tuneFixedStep(model, tok, config, passages, kind, sizes, () => bar.update(++done));
+        bar.stop();
+        console.log(`${m}: size ${tuned.fixed[kind].best.value} (validation NLL ${tuned.fixed[kind].best.nll.toFixed(3)}; sizes ${sizes.join(', ')})`);
+      } else {
+        const scope = m === 'finetune-mask' ? 'mask' : 'full';
+        bar.start(passages.length * grid.lr.length, 0, { what: m });
+        const t = await tuneFinetune(model, tok, passages, scope === 'mask' ? mask : 'full', grid, (d) => bar.update(d));
+        bar.stop();
+        tuned.finetune[scope] = t;
+        console.log(`${m}: lr ${t.best.lr}, ${t.best.steps} steps (validation NLL ${t.best.nll.toFixed(3)}; lr ${grid.lr.join(', ')} × steps ${grid.steps.join(', ')})`);
+      }
+    }
+    await writeFileAtomic(o.out, JSON.stringify(tuned, null, 2) + '\n');
+    console.log(`wrote ${o.out}`);
+    model.release();
+  } finally {
+    bar.stop();
+    gpu.destroy();
+  }
+}
+
+export const TUNE_DEFAULTS = {
+  stepSizes: DEFAULT_STEP_SIZES.join(','),
+  lrs: DEFAULT_FINETUNE_GRID.lr.join(','),
+  steps: DEFAULT_FINETUNE_GRID.steps.join(','),
+  mask: DEFAULT_SEAL.mask.tensors.join(','),
+};

@@ -1,0 +1,232 @@
+// What an edit is scored on. The trainer sees only this interface: passages with pooled features, an
+// edit given as K coefficients over the passage's candidate directions, its reward, and (for the
+// meta-gradient) the derivative of the post-edit loss wrt those coefficients. QATask is SEAL's
+// knowledge task on a frozen GPT-2; tests plug in small synthetic tasks.
+import type { F32 } from '../gpu/tensor.ts';
+import type { Tokenizer } from '../io/tokenizer.ts';
+import type { GPT2, ParamMap } from '../model/gpt2.ts';
+import { applyEdits, editBackward, type DenseEdit } from '../ops/edit.ts';
+import { matmul } from '../ops/matmul.ts';
+import type { Passage } from '../tasks/squad.ts';
+import type { DirectionKind, SealConfig } from './config.ts';
+import { passageFeatures, type PassageFeatures } from './features.ts';
+import { resolveMask, type Mask } from './mask.ts';
+import { QAScorer, type PassageScore } from './reward.ts';
+
+/** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
+export function editSpace(model: GPT2, config: Pick<SealConfig, 'mask' | 'featureLayer'>): { mask: Mask; layer: number } {
+  const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
+  const layer = config.featureLayer < 0 ? model.config.nLayer + config.featureLayer : config.featureLayer;
+  return { mask, layer };
+}
+
+/** An edit: coefficients (length K) over passage p's candidate directions. */
+export interface EditJob {
+  p: number;
+  coef: ArrayLike<number>;
+}
+
+export interface EditOutcome {
+  /** Drop of the scored answer NLL from the base (the reward before the penalty). */
+  improvement: number;
+  /** The same on the measured questions (NaN where a passage has none). */
+  measured: number;
+  /** ‖θ' − θ‖. */
+  norm: number;
+}
+
+export interface MetaOutcome extends EditOutcome {
+  /** d(scored answer NLL + penalty·‖Δ‖²)/d(coef). */
+  grad: Float64Array;
+}
+
+export interface EditTask {
+  readonly size: number;
+  /** K: coefficients per edit. */
+  readonly actionDim: number;
+  readonly featureDim: number;
+  pooled(p: number): Float32Array;
+  score(jobs: readonly EditJob[]): Promise<EditOutcome[]>;
+  gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]>;
+  release(): void;
+}
+
+/**
+ * Writes edits into scratch copies of the masked tensors: tensor k gets base + Σ_r coef[k·R + r]·
+ * direction_r(k) of the passage's features. The base is only read; the scratch tensors are rewritten
+ * by each edit (GPU order: work encoded after apply sees that edit).
+ */
+export class EditWriter {
+  readonly model: GPT2;
+  readonly mask: Mask;
+  readonly kinds: readonly DirectionKind[];
+  /** The edited tensors by name: pass as overrides. */
+  readonly overrides = new Map<string, F32>();
+
+  constructor(model: GPT2, mask: Mask, kinds: readonly DirectionKind[]) {
+    this.model = model;
+    this.mask = mask;
+    this.kinds = kinds;
+    for (const e of mask.entries) this.overrides.set(e.name, model.gpu.empty(e.shape, 'f32', `${e.name}.edited`));
+  }
+
+  get actionDim(): number {
+    return this.mask.entries.length * this.kinds.length;
+  }
+
+  apply(f: PassageFeatures, coef: ArrayLike<number>): ReadonlyMap<string, F32> {
+    if (coef.length !== this.actionDim) throw new RangeError(`edit: ${coef.length} coefficients for ${this.actionDim} directions`);
+    for (const c of Array.from(coef)) if (!Number.isFinite(c)) throw new RangeError(`edit: non-finite coefficient ${c}`);
+    const R = this.kinds.length;
+    this.mask.entries.forEach((e, k) => {
+      const edits: DenseEdit[] = this.kinds.map((_, r) => ({ kind: 'dense', mask: [e.block], delta: f.directions[k]!, offset: r * e.size, alpha: coef[k * R + r]! }));
+      applyEdits(this.model.gpu, this.model.params.get(e.name)!, edits, this.overrides.get(e.name));
+    });
+    return this.overrides;
+  }
+
+  /** ‖Δ‖ from the directions' Gram matrices (no GPU work). */
+  norm(f: PassageFeatures, coef: ArrayLike<number>): number {
+    const R = this.kinds.length;
+    let sq = 0;
+    f.gram.forEach((G, k) => {
+      for (let r = 0; r < R; r++) for (let q = 0; q < R; q++) sq += coef[k * R + r]! * G[r * R + q]! * coef[k * R + q]!;
+    });
+    return Math.sqrt(Math.max(0, sq));
+  }
+
+  release(): void {
+    for (const t of this.overrides.values()) t.release();
+  }
+}
+
+/**
+ * SEAL's knowledge task: passage p's edit adds Σ coef[k·R + r]·direction_r(tensor k) to each masked
+ * tensor k of scratch copies (the base is only read), and the edited model answers the passage's
+ * questions with no passage in context.
+ */
+export class QATask implements EditTask {
+  readonly model: GPT2;
+  readonly mask: Mask;
+  readonly features: PassageFeatures[];
+  readonly base: PassageScore[];
+  readonly writer: EditWriter;
+  readonly #scorer: QAScorer;
+  #grads: ParamMap | null = null;
+  #layout: F32 | null = null;
+
+  private constructor(model: GPT2, mask: Mask, kinds: readonly DirectionKind[], features: PassageFeatures[], scorer: QAScorer, base: PassageScore[]) {
+    this.model = model;
+    this.mask = mask;
+    this.features = features;
+    this.#scorer = scorer;
+    this.base = base;
+    this.writer = new EditWriter(model, mask, kinds);
+  }
+
+  /** The edited tensors, rewritten by each edit: pass as overrides. */
+  get overrides(): ReadonlyMap<string, F32> {
+    return this.writer.overrides;
+  }
+
+  static async create(
+    model: GPT2,
+    tok: Tokenizer,
+    passages: readonly Passage[],
+    mask: Mask,
+    kinds: readonly DirectionKind[],
+    layer: number,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<QATask> {
+    const features: PassageFeatures[] = [];
+    for (const [i, p] of passages.entries()) {
+      features.push(await passageFeatures(model, tok, p.context, layer, mask, kinds));
+      onProgress?.(i + 1, passages.length);
+    }
+    const scorer = new QAScorer(model, tok, passages);
+    const base = await scorer.score(model.gpu, passages.map((_, p) => ({ p })));
+    return new QATask(model, mask, kinds, features, scorer, base);
+  }
+
+  get size(): number {
+    return this.features.length;
+  }
+
+  get actionDim(): number {
+    return this.writer.actionDim;
+  }
+
+  get featureDim(): number {
+    return this.model.config.nEmbd;
+  }
+
+  pooled(p: number): Float32Array {
+    return this.features[p]!.pooled;
+  }
+
+  apply(job: EditJob): ReadonlyMap<string, F32> {
+    return this.writer.apply(this.features[job.p]!, job.coef);
+  }
+
+  #outcome(job: EditJob, s: PassageScore): EditOutcome {
+    const b = this.base[job.p]!;
+    return { improvement: b.scored - s.scored, measured: b.measured - s.measured, norm: this.writer.norm(this.features[job.p]!, job.coef) };
+  }
+
+  async score(jobs: readonly EditJob[]): Promise<EditOutcome[]> {
+    const scores = await this.#scorer.score(
+      this.model.gpu,
+      jobs.map((j) => ({ p: j.p, overrides: this.overrides, before: () => this.apply(j) })),
+    );
+    return jobs.map((j, i) => this.#outcome(j, scores[i]!));
+  }
+
+  async gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]> {
+    const gpu = this.model.gpu;
+    const grads = (this.#grads ??= this.model.zerosLike());
+    const layout = (this.#layout ??= gpu.empty([Math.max(...this.mask.entries.map((e) => e.size))]));
+    const R = this.writer.kinds.length;
+    const passes: { losses: F32; release(): void }[] = [];
+    const dCoef: F32[] = [];
+    try {
+      for (const job of jobs) {
+        this.apply(job);
+        for (const g of grads.values()) gpu.clear(g);
+        passes.push(this.#scorer.encode(job.p, this.overrides, grads));
+        // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then one [R, n]·[n, 1] product.
+        this.mask.entries.forEach((e, k) => {
+          const h = editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.empty([e.size]));
+          dCoef.push(matmul(gpu, this.features[job.p]!.directions[k]!, h.reshape([e.size, 1])));
+          h.release();
+        });
+      }
+      const read = await gpu.readMany([...passes.map((x) => x.losses), ...dCoef]);
+      const E = this.mask.entries.length;
+      return jobs.map((job, i) => {
+        const grad = new Float64Array(this.actionDim);
+        for (let k = 0; k < E; k++) {
+          const d = read[jobs.length + i * E + k] as Float32Array;
+          const G = this.features[job.p]!.gram[k]!;
+          // d(λ·aᵀ·Gram·a)/da = 2λ·Gram·a.
+          for (let r = 0; r < R; r++) {
+            let pen = 0;
+            for (let q = 0; q < R; q++) pen += G[r * R + q]! * job.coef[k * R + q]!;
+            grad[k * R + r] = d[r]! + 2 * penalty * pen;
+          }
+        }
+        return { ...this.#outcome(job, this.#scorer.summarize(job.p, read[i] as Float32Array)), grad };
+      });
+    } finally {
+      for (const x of passes) x.release();
+      for (const t of dCoef) t.release();
+    }
+  }
+
+  release(): void {
+    for (const f of this.features) f.release();
+    this.writer.release();
+    for (const t of this.#grads?.values() ?? []) t.release();
+    this.#layout?.release();
+    this.#scorer.release();
+  }
+}
