@@ -1,14 +1,12 @@
 // PPO kernels for a diagonal Gaussian policy N(mu, exp(log_std)²) with a state-independent log_std:
 // log-probabilities; the clipped surrogate with entropy bonus, approximate KL and clip fraction;
-// its gradient wrt mu and log_std; the value loss; advantage normalisation. Every sum runs in a
+// its gradient wrt mu and log_std; advantage normalisation. Every sum runs in a
 // fixed order (serially per lane, then a fixed tree), so the bits never depend on scheduling.
 
 struct PpoParams { B: u32, D: u32, clip: f32, ent_coef: f32 }
-struct ValueParams { B: u32, scale: f32 }
 struct GroupParams { groups: u32, size: u32 }
 
 @group(0) @binding(0) var<uniform> pp: PpoParams;
-@group(0) @binding(0) var<uniform> vp: ValueParams;
 @group(0) @binding(0) var<uniform> gp: GroupParams;
 
 // logprob, grad_mu, grad_log_std (surrogate shares log_std and adv)
@@ -24,10 +22,6 @@ struct GroupParams { groups: u32, size: u32 }
 @group(0) @binding(1) var<storage, read> logp: array<f32>;
 @group(0) @binding(3) var<storage, read> logp_old: array<f32>;
 @group(0) @binding(4) var<storage, read_write> ratio_out: array<f32>;
-// value_loss, value_grad
-@group(0) @binding(1) var<storage, read> values: array<f32>;
-@group(0) @binding(2) var<storage, read> returns: array<f32>;
-@group(0) @binding(3) var<storage, read_write> value_out: array<f32>;
 // normalize_groups
 @group(0) @binding(1) var<storage, read> adv_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> adv_out: array<f32>;
@@ -146,26 +140,6 @@ fn grad_log_std(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
     s = fma(dloss_dlogp(b), z * z - 1.0, s);
   }
   result[d] = s - pp.ent_coef;
-}
-
-// One workgroup: value_out[0] = 0.5 · mean (values - returns)².
-@compute @workgroup_size(WG)
-fn value_loss(@builtin(local_invocation_id) lid: vec3u) {
-  var acc = vec4f(0.0);
-  for (var b = lid.x; b < vp.B; b += WG) {
-    let e = values[b] - returns[b];
-    acc.x = fma(e, e, acc.x);
-  }
-  let s = tree_sum(lid.x, acc);
-  if (lid.x == 0u) { value_out[0] = 0.5 * s.x / f32(vp.B); }
-}
-
-// value_out[b] = scale · (values[b] - returns[b]) / B: the value loss gradient times an upstream scale.
-@compute @workgroup_size(WG)
-fn value_grad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let b = flat(wid, nwg, lid);
-  if (b >= vp.B) { return; }
-  value_out[b] = vp.scale * (values[b] - returns[b]) / f32(vp.B);
 }
 
 // Each group of `size` consecutive advantages: (x - mean) / (std + 1e-8), std with Bessel's

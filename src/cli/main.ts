@@ -190,6 +190,17 @@ program
   });
 
 program
+  .command('compare')
+  .description('one table from several `seal eval --json` results on the same passages, each row paired per passage against one method')
+  .argument('<inputs...>', 'eval JSON files (every method in them), or label[:method]=file1,file2,… (one file per training seed)')
+  .option('--against <method>', 'the row every other row is paired against', 'fixed-step')
+  .option('--json', 'print the rows as JSON')
+  .action(async (inputs: string[], opts) => {
+    const { compareCommand } = await import('./compare.ts');
+    compareCommand({ inputs, ...opts });
+  });
+
+program
   .command('demo')
   .description('the main job: a short SEAL training on the bundled model and data, then the held-out comparison with the baselines and a report')
   .option('--run <dir>', 'where the run and its report go (replaced)', 'runs/demo')

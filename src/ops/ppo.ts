@@ -1,7 +1,7 @@
 // PPO for a diagonal Gaussian policy a ~ N(μ, σ²), μ (B×D) per sample, log σ (D) shared: log-probs,
-// the clipped surrogate loss with entropy bonus and its gradients, the value loss, and advantage
-// normalisation. Scalars (loss, entropy, approximate KL, clip fraction) are computed on the GPU into
-// one small tensor, so a training step reads back only what it logs.
+// the clipped surrogate loss with entropy bonus and its gradients, and advantage normalisation.
+// Scalars (loss, entropy, approximate KL, clip fraction) are computed on the GPU into one small
+// tensor, so a training step reads back only what it logs.
 //
 // Subgradients follow PyTorch: min(r·A, clamp(r, 1−ε, 1+ε)·A) sends the gradient to the smaller
 // term (half to each on a tie, as torch.minimum), and clamp passes it for 1−ε ≤ r ≤ 1+ε. Hence the
@@ -19,8 +19,6 @@ const LOGPROB = spec('logprob', PPO_PARAMS);
 const SURROGATE = spec('surrogate', PPO_PARAMS);
 const GRAD_MU = spec('grad_mu', PPO_PARAMS);
 const GRAD_LOG_STD = spec('grad_log_std', PPO_PARAMS);
-const VALUE_LOSS = spec('value_loss', ['B:u32', 'scale:f32']);
-const VALUE_GRAD = spec('value_grad', ['B:u32', 'scale:f32']);
 const NORMALIZE = spec('normalize_groups', ['groups:u32', 'size:u32']);
 
 /** Where each scalar sits in PpoForward.stats. */
@@ -108,30 +106,6 @@ export function ppoLossBackward(gpu: Gpu, x: PpoBatch, ratio: Tensor, cfg: PpoCo
   gpu.dispatch(GRAD_MU, { params, tensors: [...inputs, dMu], workgroups: [Math.ceil(params.D / WG), params.B] });
   gpu.dispatch(GRAD_LOG_STD, { params, tensors: [...inputs, dLogStd], workgroups: gpu.grid(params.D, WG) });
   return { dMu, dLogStd };
-}
-
-function valueArgs(op: string, values: Tensor, returns: Tensor): number {
-  expect(op, 'values', values, values.shape);
-  sameShape(op, values, returns, ['values', 'returns']);
-  if (values.size === 0) throw new ShapeError(`${op}: the batch is empty; its mean is undefined`);
-  return values.size;
-}
-
-/** [1] 0.5·mean (V − R)². */
-export function valueLoss(gpu: Gpu, values: Tensor, returns: Tensor): Tensor {
-  const B = valueArgs('valueLoss', values, returns);
-  const out = gpu.empty([1], 'f32', 'valueLoss');
-  gpu.dispatch(VALUE_LOSS, { params: { B, scale: 1 }, tensors: [values, returns, out], workgroups: [1] });
-  return out;
-}
-
-/** d(scale·valueLoss)/dV = scale·(V − R)/B, shaped like values. */
-export function valueLossBackward(gpu: Gpu, values: Tensor, returns: Tensor, scale = 1, out?: Tensor): Tensor {
-  const op = 'valueLossBackward';
-  const B = valueArgs(op, values, returns);
-  const o = outputLike(gpu, op, values, out, returns);
-  gpu.dispatch(VALUE_GRAD, { params: { B, scale }, tensors: [values, returns, o], workgroups: gpu.grid(B, WG) });
-  return o;
 }
 
 /**

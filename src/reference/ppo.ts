@@ -74,16 +74,6 @@ export function ppoLossBackward(x: PpoData, clip: number, entropyCoef: number): 
   return { dMu, dLogStd };
 }
 
-export function valueLoss(values: Arr, returns: Arr): number {
-  let s = 0;
-  for (let b = 0; b < values.length; b++) s += (values[b]! - returns[b]!) ** 2;
-  return (0.5 * s) / values.length;
-}
-
-export function valueLossBackward(values: Arr, returns: Arr, scale = 1): Float64Array {
-  return Float64Array.from(values, (v, b) => (scale * (v - returns[b]!)) / values.length);
-}
-
 export function normalizeAdvantages(adv: Arr, groupSize: number): Float64Array {
   const out = new Float64Array(adv.length);
   for (let first = 0; first < adv.length; first += groupSize) {
