@@ -10,7 +10,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
-import { ShapeError, expect, noAlias, outputLike, sameShape } from './check.ts';
+import { ShapeError, expect, noAlias, outputLike } from './check.ts';
 
 const WG = 64;
 const PPO_PARAMS = ['B:u32', 'D:u32', 'clip:f32', 'ent_coef:f32'];
