@@ -10,6 +10,12 @@ import { Rng } from '../util/random.ts';
 /** The limits the device asks for, plus the uniform alignment our per-dispatch params depend on. */
 const SHOWN_LIMITS = [...WANTED_LIMITS, 'minUniformBufferOffsetAlignment'] as const;
 
+// Dawn prints these from native code while it opens the adapter, so no JS option or stream can hide them.
+const DAWN_WARNINGS =
+  '\nThe "max…BuffersPerPipelineLayout artificially reduced … to fit dynamic offset allocation limit" warnings\n' +
+  "that Dawn may print first, on every command, are harmless: the driver offers more dynamic buffers than Dawn\n" +
+  'allocates, Dawn lowers its own limit, and seal-webgpu uses no dynamic offsets.';
+
 export interface SelfTestResult {
   name: string;
   maxError: number;
@@ -71,6 +77,7 @@ export async function doctor(opts: DeviceOptions, json: boolean): Promise<boolea
         ? `\nThis machine can run seal-webgpu.${s.isFallbackAdapter ? ' (Software adapter: correct, but expect CPU speed.)' : ''}`
         : '\nThis machine can NOT run seal-webgpu correctly: the self-test disagrees with the CPU. Try another backend or adapter, or update the driver.',
     );
+    console.log(DAWN_WARNINGS);
     return ok;
   } finally {
     gpu.destroy();

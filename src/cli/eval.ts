@@ -17,7 +17,8 @@ import { readTuned } from './tune.ts';
 import { adapterMethod, baseMethod, evaluate, formatTable, inContextMethod, matchNorm, pickMethods, randomEditMethod, type Method, type NormFor } from '../tasks/eval.ts';
 import { finetuneMethod } from '../tasks/finetune.ts';
 import { ForgettingProbe, loadGeneralText } from '../tasks/forgetting.ts';
-import { SquadError, loadSquad, type Passage } from '../tasks/squad.ts';
+import { loadSquad, type Passage } from '../tasks/squad.ts';
+import { UserError } from '../util/errors.ts';
 
 export interface EvalCliOptions {
   model: string;
@@ -52,7 +53,7 @@ function needFile(path: string, what: string, howToMake: string): void {
   if (!existsSync(path)) throw new EvalInputError(`${what} ${path} does not exist; ${howToMake}`);
 }
 
-export class EvalInputError extends Error {
+export class EvalInputError extends UserError {
   override name = 'EvalInputError';
 }
 
@@ -104,17 +105,6 @@ function availableMethods(o: EvalCliOptions, build: Builders) {
     ['random', () => build.random(Number.isFinite(fixed) ? fixed : matchedNorm)],
     ...[...build.adapters].map(([name, make]) => [name, matching(name, make)] as const),
   ]);
-}
-
-/** Runs the evaluation; input errors (missing files, bad mask or method names) print one line and exit 2. */
-export async function evalCommand(dev: DeviceOptions, o: EvalCliOptions): Promise<void> {
-  try {
-    await runEval(dev, o);
-  } catch (e) {
-    if (!(e instanceof EvalInputError || e instanceof RangeError || e instanceof SquadError)) throw e;
-    console.error(`seal eval: ${e.message}`);
-    process.exitCode = 2;
-  }
 }
 
 function formatSettings(s: { finetuneMask: { steps: number; lr: number }; finetuneFull: { steps: number; lr: number }; fixedStep?: number; fixedSign?: number; tunedOn?: string }): string {

@@ -1,6 +1,6 @@
 // The `seal` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKENDS, GpuUnavailableError, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
+import { BACKENDS, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
 import { adaptCommand } from './adapt.ts';
 import { demoCommand } from './demo.ts';
 import { DEFAULT_KNOWLEDGE, writeKnowledgeDataset } from '../tasks/synthetic.ts';
@@ -9,7 +9,7 @@ import { pretrainCommand } from './pretrain.ts';
 import { configFromFlags, trainCommand } from './train.ts';
 import { TUNE_DEFAULTS } from './tune.ts';
 import { parseRange } from '../seal/mask.ts';
-import { ConfigError } from '../seal/config.ts';
+import { UserError } from '../util/errors.ts';
 
 interface GlobalOpts {
   backend?: string;
@@ -34,6 +34,12 @@ const program = new Command('seal')
   .option('--adapter <name>', 'adapter name as Dawn lists it (env SEAL_ADAPTER)')
   .addOption(new Option('--power <pref>', 'power preference (env SEAL_POWER)').choices(['low-power', 'high-performance']))
   .showHelpAfterError();
+
+// The running command, to name it in a user error.
+let running = 'seal';
+program.hook('preAction', (_, action) => {
+  running = `seal ${action.name()}`;
+});
 
 program
   .command('doctor')
@@ -167,8 +173,8 @@ program
   .option('--report <dir>', 'write report.md and charts there')
   .option('--metrics <file>', 'metrics.jsonl of a training run, charted in the report')
   .action(async (opts, cmd: Command) => {
-    const { evalCommand } = await import('./eval.ts');
-    await evalCommand(deviceOptions(cmd), opts);
+    const { runEval } = await import('./eval.ts');
+    await runEval(deviceOptions(cmd), opts);
   });
 
 program
@@ -245,8 +251,8 @@ program
 try {
   await program.parseAsync();
 } catch (e) {
-  if (e instanceof GpuUnavailableError || e instanceof ConfigError) {
-    console.error(`seal: ${e.message}`);
-    process.exitCode = 2;
-  } else throw e;
+  // User errors are one line; anything else is a bug and keeps its stack.
+  if (!(e instanceof UserError)) throw e;
+  console.error(`${running}: ${e.message}`);
+  process.exitCode = 2;
 }

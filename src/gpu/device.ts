@@ -1,5 +1,6 @@
 // Adapter and device acquisition through Dawn (the `webgpu` package).
 import { create, globals } from 'webgpu';
+import { UserError } from '../util/errors.ts';
 
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'd3d11' | 'opengl' | 'opengles' | 'null';
 export const BACKENDS: readonly Backend[] = ['vulkan', 'metal', 'd3d12', 'd3d11', 'opengl', 'opengles', 'null'];
@@ -25,7 +26,7 @@ export interface AdapterSummary {
   isFallbackAdapter: boolean;
 }
 
-export class GpuUnavailableError extends Error {
+export class GpuUnavailableError extends UserError {
   override name = 'GpuUnavailableError';
 }
 

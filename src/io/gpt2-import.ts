@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fmtShape } from '../gpu/tensor.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from '../model/config.ts';
+import { UserError } from '../util/errors.ts';
 import { closestNames, SafetensorsError, withSafetensors, type SafetensorsFile } from './safetensors.ts';
 
 export interface ImportedTensor {
@@ -68,7 +69,7 @@ export async function loadGpt2Weights(path: string, opts: LoadGpt2Options = {}):
       if (inFile === undefined) {
         throw fail(`missing tensor '${name}' for a ${describe(config)}; closest in the file: ${closestNames(name, [...fileNameOf.keys()]).join(', ')}`);
       }
-      tensors.set(name, { shape, data: await file.get(inFile, shape) });
+      tensors.set(name, { shape, data: await file.getFinite(inFile, shape) });
     }
     return { config, tensors };
   });
@@ -100,7 +101,7 @@ async function readHfConfig(path: string, required: boolean): Promise<HfConfig |
   try {
     return { ...JSON.parse(text), source: path };
   } catch (e) {
-    throw new Error(`${path}: not valid JSON: ${(e as Error).message}`);
+    throw new UserError(`${path}: not valid JSON: ${(e as Error).message}`);
   }
 }
 
@@ -140,9 +141,9 @@ function inferConfig(file: SafetensorsFile, fileNameOf: Map<string, string>, nHe
 function checkAgainstHfConfig(config: GPT2Config, hf: HfConfig): void {
   const fields: [string, keyof GPT2Config][] = [['vocab_size', 'vocabSize'], ['n_positions', 'nCtx'], ['n_layer', 'nLayer'], ['n_embd', 'nEmbd']];
   for (const [key, ours] of fields) {
-    if (hf[key] !== undefined && hf[key] !== config[ours]) throw new Error(`${hf.source}: ${key} = ${hf[key]}, but the checkpoint's shapes give ${config[ours]}`);
+    if (hf[key] !== undefined && hf[key] !== config[ours]) throw new UserError(`${hf.source}: ${key} = ${hf[key]}, but the checkpoint's shapes give ${config[ours]}`);
   }
-  if (hf.tie_word_embeddings === false) throw new Error(`${hf.source}: tie_word_embeddings is false; only GPT-2's tied LM head (lm_head = wte) is supported`);
+  if (hf.tie_word_embeddings === false) throw new UserError(`${hf.source}: tie_word_embeddings is false; only GPT-2's tied LM head (lm_head = wte) is supported`);
 }
 
 function describe(c: GPT2Config): string {

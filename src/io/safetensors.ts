@@ -6,6 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { fmtShape, numel } from '../gpu/tensor.ts';
+import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from './atomic.ts';
 
 // Typed-array views below read the file's little-endian bytes in host order.
@@ -35,7 +36,7 @@ export type IntArray = Int32Array | Uint32Array | BigInt64Array;
 /** Data we can write: the dtype follows from the array type. */
 export type WritableArray = Float32Array | Int32Array | Uint32Array;
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends UserError {
   override name = 'SafetensorsError';
 }
 
@@ -47,6 +48,8 @@ export interface SafetensorsFile {
   readonly metadata: Readonly<Record<string, string>>;
   /** A float tensor (F32, F16, BF16, F64) as f32; `expectedShape` turns a mismatch into a named error. */
   get(name: string, expectedShape?: readonly number[]): Promise<Float32Array>;
+  /** Like get, for values that must be finite (model weights): a NaN or ±Inf is a named error. */
+  getFinite(name: string, expectedShape?: readonly number[]): Promise<Float32Array>;
   /** An integer tensor (I32, U32, I64) in its own type. */
   getInts(name: string, expectedShape?: readonly number[]): Promise<IntArray>;
   close(): Promise<void>;
@@ -180,6 +183,14 @@ class LazyFile implements SafetensorsFile {
       default:
         throw this.#error(`tensor '${name}' is ${info.dtype}; get() reads F32, F16, BF16 and F64 (use getInts for integers)`);
     }
+  }
+
+  async getFinite(name: string, expectedShape?: readonly number[]): Promise<Float32Array> {
+    const data = await this.get(name, expectedShape);
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw this.#error(`tensor '${name}' holds ${data[i]} at index ${i}; the file is corrupt (or the model diverged when it was saved)`);
+    }
+    return data;
   }
 
   async getInts(name: string, expectedShape?: readonly number[]): Promise<IntArray> {

@@ -2,6 +2,7 @@
 // Both treat the text "<|endoftext|>" as ordinary characters when encoding: the end-of-text token
 // is only ever inserted by code (as `eot`), never smuggled in by data.
 import * as gpt2 from 'gpt-tokenizer/encoding/r50k_base';
+import { UserError } from '../util/errors.ts';
 
 export interface Tokenizer {
   readonly name: string;
@@ -63,6 +64,6 @@ const TOKENIZERS: readonly Tokenizer[] = [byteTokenizer, gpt2Tokenizer];
 
 export function tokenizerFromName(name: string): Tokenizer {
   const tok = TOKENIZERS.find((t) => t.name === name);
-  if (!tok) throw new Error(`unknown tokenizer '${name}' (known: ${TOKENIZERS.map((t) => t.name).join(', ')})`);
+  if (!tok) throw new UserError(`unknown tokenizer '${name}' (known: ${TOKENIZERS.map((t) => t.name).join(', ')})`);
   return tok;
 }

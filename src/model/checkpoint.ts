@@ -2,7 +2,7 @@
 // under `adam.m.*` / `adam.v.*`, and the config, tokenizer and training state as metadata.
 // Written atomically (temp file + rename), so a killed run never leaves a torn checkpoint.
 import type { Gpu } from '../gpu/gpu.ts';
-import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
+import { SafetensorsError, withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import { GPT2, type ParamMap } from './gpt2.ts';
 import type { Trainer } from './train.ts';
@@ -42,21 +42,35 @@ export interface LoadedCheckpoint {
 export async function loadCheckpoint(gpu: Gpu, path: string, opts: { optimizer?: boolean } = {}): Promise<LoadedCheckpoint> {
   return withSafetensors(path, async (f) => {
     if (f.metadata.format !== FORMAT || !f.metadata.config) {
-      throw new Error(`${path}: not a seal-webgpu checkpoint (no '${FORMAT}' metadata); for a Hugging Face GPT-2 file use the GPT-2 import`);
+      throw new SafetensorsError(`${path}: not a seal-webgpu checkpoint (no '${FORMAT}' metadata); for a Hugging Face GPT-2 file use the GPT-2 import`);
     }
-    const config = validateConfig(JSON.parse(f.metadata.config) as GPT2Config);
+    const config = metadataJson(path, 'config', f.metadata.config, (x) => validateConfig(x as GPT2Config));
     const specs = paramSpecs(config);
     const read = async (prefix: string): Promise<ParamMap> => {
       const map: ParamMap = new Map();
-      for (const s of specs) map.set(s.name, gpu.tensor(await f.get(prefix + s.name, s.shape), s.shape, 'f32', prefix + s.name));
+      try {
+        for (const s of specs) map.set(s.name, gpu.tensor(await f.getFinite(prefix + s.name, s.shape), s.shape, 'f32', prefix + s.name));
+      } catch (e) {
+        for (const t of map.values()) t.release();
+        throw e;
+      }
       return map;
     };
     const model = new GPT2(gpu, config, await read(''));
     const result: LoadedCheckpoint = { model, tokenizer: f.metadata.tokenizer ?? 'byte' };
-    if (f.metadata.state) result.state = JSON.parse(f.metadata.state);
+    if (f.metadata.state) result.state = metadataJson(path, 'state', f.metadata.state);
     if (opts.optimizer && f.metadata.step !== undefined) {
       result.optimizer = { m: await read('adam.m.'), v: await read('adam.v.'), step: Number(f.metadata.step) };
     }
     return result;
   });
+}
+
+/** A metadata field holding JSON, checked by `check`; a corrupt one is a named error. */
+function metadataJson<T>(path: string, key: string, text: string, check: (x: unknown) => T = (x) => x as T): T {
+  try {
+    return check(JSON.parse(text));
+  } catch (e) {
+    throw new SafetensorsError(`${path}: metadata '${key}': ${(e as Error).message}`);
+  }
 }

@@ -9,6 +9,7 @@ import { fmtShape, numel } from '../gpu/tensor.ts';
 import { loadGpt2Weights, ourName, type LoadGpt2Options } from '../io/gpt2-import.ts';
 import { withSafetensors } from '../io/safetensors.ts';
 import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
+import { UserError } from '../util/errors.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { GPT2 } from './gpt2.ts';
 
@@ -34,7 +35,7 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
   const isSeal = format === CHECKPOINT_FORMAT;
   const isHf = !isSeal && header.shapes.some(([n]) => ourName(n) === 'wte.weight');
   if (!isSeal && !isHf) {
-    throw new Error(
+    throw new UserError(
       `${file}: not a model file we can load: neither a seal-webgpu checkpoint (metadata format '${CHECKPOINT_FORMAT}'${format ? `; this file's is '${format}'` : ''}) ` +
         `nor a Hugging Face GPT-2 model.safetensors (no wte.weight; tensors: ${header.shapes.slice(0, 4).map(([n]) => n).join(', ') || 'none'}${header.shapes.length > 4 ? ', …' : ''})`,
     );
@@ -53,7 +54,7 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
 
 async function modelFile(path: string): Promise<string> {
   const s = await stat(path).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`${path}: cannot open the model file (${e.code ?? e.message})`);
+    throw new UserError(`${path}: cannot open the model file (${e.code ?? e.message})`);
   });
   return s.isDirectory() ? join(path, 'model.safetensors') : path;
 }
@@ -65,7 +66,7 @@ export function checkBindings(gpu: Pick<Gpu, 'limits' | 'summary'>, file: string
     const bytes = numel(shape) * 4;
     if (bytes > max) {
       const adapter = gpu.summary.description || gpu.summary.device || 'this adapter';
-      throw new RangeError(
+      throw new UserError(
         `${file}: tensor '${name}' ${fmtShape(shape)} needs ${bytes} bytes as f32, over the adapter's maxStorageBufferBindingSize of ${max} bytes (${adapter}); ` +
           `load this model on a GPU adapter with larger storage bindings (see seal doctor; choose one with SEAL_ADAPTER / SEAL_BACKEND), or use a smaller model`,
       );
@@ -77,13 +78,13 @@ export function checkBindings(gpu: Pick<Gpu, 'limits' | 'summary'>, file: string
 function tokenizerForVocab(vocabSize: number, file: string): Tokenizer {
   if (vocabSize >= gpt2Tokenizer.vocabSize) return gpt2Tokenizer;
   if (vocabSize === byteTokenizer.vocabSize) return byteTokenizer;
-  throw new Error(`${file}: a vocabulary of ${vocabSize} matches no tokenizer we know (gpt2: ${gpt2Tokenizer.vocabSize}, byte: ${byteTokenizer.vocabSize}); pass the tokenizer option`);
+  throw new UserError(`${file}: a vocabulary of ${vocabSize} matches no tokenizer we know (gpt2: ${gpt2Tokenizer.vocabSize}, byte: ${byteTokenizer.vocabSize}); pass the tokenizer option`);
 }
 
 function fitting(model: GPT2, tok: Tokenizer, file: string): Tokenizer {
   if (tok.vocabSize > model.config.vocabSize) {
     model.release();
-    throw new Error(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
+    throw new UserError(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   }
   return tok;
 }

@@ -9,6 +9,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import { numel, type F32 as Tensor } from '../gpu/tensor.ts';
+import { UserError } from '../util/errors.ts';
 import { expect, noAlias } from './check.ts';
 
 const WG = 64;
@@ -21,8 +22,8 @@ const LOWRANK_ADD = spec('lowrank_add', LOWRANK_PARAMS);
 const LOWRANK_GRAD_U = spec('lowrank_grad_u', LOWRANK_PARAMS);
 const LOWRANK_GRAD_V = spec('lowrank_grad_v', LOWRANK_PARAMS);
 
-/** A mask that is malformed or reaches outside its tensor or its packed vector. */
-export class MaskError extends RangeError {
+/** A mask that is malformed or reaches outside its tensor or its packed vector (from the user's mask flags). */
+export class MaskError extends UserError {
   override name = 'MaskError';
 }
 

@@ -1,5 +1,6 @@
 // The SEAL training configuration: defaults, validation with errors that name the field.
 import { z } from 'zod';
+import { UserError } from '../util/errors.ts';
 
 const int = (min: number) => z.number().int().min(min);
 const range = z.tuple([int(0), int(0)]).refine(([a, b]) => a < b, 'a range is [start, end) with start < end');
@@ -104,6 +105,6 @@ export function resolveConfig(...layers: Record<string, unknown>[]): SealConfig 
   return r.data;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends UserError {
   override name = 'ConfigError';
 }

@@ -1,7 +1,7 @@
 // Which parameters a self-edit may change: tensor-name globs (safetensors names, e.g.
 // `h.1.mlp.c_proj.weight` or `h.*.mlp.c_fc.weight`) and optional row/column ranges.
 import { closestNames } from '../io/safetensors.ts';
-import { maskBlock, type MaskBlock, type Range } from '../ops/edit.ts';
+import { MaskError, maskBlock, type MaskBlock, type Range } from '../ops/edit.ts';
 
 export interface MaskSpec {
   tensors: string[];
@@ -36,7 +36,7 @@ function globToRegExp(glob: string): RegExp {
 
 /** Resolves a mask against a model's tensors (name → shape), in the model's tensor order. */
 export function resolveMask(shapes: ReadonlyMap<string, readonly number[]>, spec: MaskSpec): Mask {
-  if (!spec.tensors?.length) throw new RangeError('mask: no tensors given (e.g. --mask h.1.mlp.c_proj.weight)');
+  if (!spec.tensors?.length) throw new MaskError('mask: no tensors given (e.g. --mask h.1.mlp.c_proj.weight)');
   const names = [...shapes.keys()];
   const chosen = new Set<string>();
   for (const pattern of spec.tensors) {
@@ -44,7 +44,7 @@ export function resolveMask(shapes: ReadonlyMap<string, readonly number[]>, spec
     const hits = names.filter((n) => re.test(n));
     if (hits.length === 0) {
       const near = closestNames(pattern, names);
-      throw new RangeError(`mask: '${pattern}' matches no tensor of the model${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
+      throw new MaskError(`mask: '${pattern}' matches no tensor of the model${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
     }
     for (const h of hits) chosen.add(h);
   }
@@ -57,13 +57,13 @@ export function resolveMask(shapes: ReadonlyMap<string, readonly number[]>, spec
     entries.push({ name, shape, block, offset, size });
     offset += size;
   }
-  if (offset === 0) throw new RangeError(`mask: the ranges select no parameter of ${[...chosen].join(', ')}`);
+  if (offset === 0) throw new MaskError(`mask: the ranges select no parameter of ${[...chosen].join(', ')}`);
   return { spec, entries, paramDim: offset };
 }
 
 /** Parses `--mask-rows 0:16` style ranges. */
 export function parseRange(s: string): Range {
   const m = /^(\d+):(\d+)$/.exec(s.trim());
-  if (!m) throw new RangeError(`range '${s}' must look like START:END (END exclusive)`);
+  if (!m) throw new MaskError(`range '${s}' must look like START:END (END exclusive)`);
   return [Number(m[1]), Number(m[2])];
 }

@@ -10,10 +10,11 @@ import type { GPT2 } from '../model/gpt2.ts';
 import { applyEdits, type DenseEdit, type MaskBlock } from '../ops/edit.ts';
 import { globalNorm } from '../ops/optimizer.ts';
 import type { MaskEntry } from '../seal/mask.ts';
+import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import type { ForgettingProbe } from './forgetting.ts';
 import { answerNll, exactMatch, greedyAnswers, mean } from './qa.ts';
-import type { Passage } from './squad.ts';
+import { passageName, type Passage } from './squad.ts';
 
 /** A passage's adapted model, alive until release(). */
 export interface Adapted {
@@ -118,7 +119,7 @@ export function randomEditMethod(model: GPT2, entries: readonly MaskEntry[], nor
     seeded: true,
     async adapt(passage, seed) {
       const target = typeof norm === 'number' ? norm : norm(passage);
-      if (!(target >= 0) || !Number.isFinite(target)) throw new RangeError(`random edit: norm for passage ${passage.id} must be a finite number ≥ 0, got ${target}`);
+      if (!(target >= 0) || !Number.isFinite(target)) throw new UserError(`random edit: norm for passage ${passageName(passage)} must be a finite number ≥ 0, got ${target}`);
       const rng = new Rng(passageSeed(seed, passage.id));
       const zs = entries.map((e) => rng.normalArray(e.size));
       let sq = 0;
@@ -164,9 +165,9 @@ export function matchNorm(method: Method): { method: Method; norm: (passage: Pas
 
 /** Methods picked by name from the ones available, in the order asked; unknown names are an error. */
 export function pickMethods(names: readonly string[], available: ReadonlyMap<string, () => Method>): Method[] {
-  if (names.length === 0) throw new RangeError('no methods to evaluate');
+  if (names.length === 0) throw new UserError('no methods to evaluate');
   const unknown = names.filter((n) => !available.has(n));
-  if (unknown.length) throw new RangeError(`unknown method${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')} (known: ${[...available.keys()].join(', ')})`);
+  if (unknown.length) throw new UserError(`unknown method${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')} (known: ${[...available.keys()].join(', ')})`);
   return names.map((n) => available.get(n)!());
 }
 
@@ -246,9 +247,9 @@ function median(xs: readonly number[]): number {
 }
 
 function checkInputs(passages: readonly Passage[], methods: readonly Method[], seeds: readonly number[]): void {
-  if (passages.length === 0) throw new RangeError('evaluate: no passages (is the split empty?)');
+  if (passages.length === 0) throw new UserError('evaluate: no passages (is the split empty?)');
   const bare = passages.find((p) => p.questions.length === 0);
-  if (bare) throw new RangeError(`evaluate: passage ${bare.id} ('${bare.title}') has no questions to score`);
+  if (bare) throw new RangeError(`evaluate: passage ${passageName(bare)} has no questions to score`);
   if (methods.length === 0) throw new RangeError('evaluate: no methods');
   const names = methods.map((m) => m.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);

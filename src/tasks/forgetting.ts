@@ -7,6 +7,7 @@ import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import { mean } from './qa.ts';
 
@@ -20,7 +21,7 @@ export function sampleLines(lines: readonly string[], n: number, seed: number): 
 /** Non-empty lines of a text file (data/knowledge/general.txt), sampled as above. */
 export async function loadGeneralText(path: string, n: number, seed = 1): Promise<string[]> {
   const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-  if (lines.length === 0) throw new RangeError(`${path}: no lines of general text`);
+  if (lines.length === 0) throw new UserError(`${path}: no lines of general text`);
   return sampleLines(lines, Math.min(n, lines.length), seed);
 }
 

@@ -1,10 +1,12 @@
 // SQuAD v1.1 files (data → paragraphs → context, qas → question, answers), so the real SQuAD loads
 // unchanged and our generated data uses the same format. Loading validates the structure and that
 // every answer is a span of its context at answer_start; errors say where, e.g.
-// `data[3].paragraphs[0].qas[2].answers[0]`.
+// `data[3].paragraphs[0].qas[2].answers[0]`. A paragraph with no questions is valid SQuAD, but there
+// is nothing to score on it: loading skips it with a warning.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { UserError } from '../util/errors.ts';
 
 const answerSchema = z.object({ text: z.string().min(1), answer_start: z.number().int().nonnegative() });
 const qaSchema = z.object({ id: z.string().min(1), question: z.string().min(1), answers: z.array(answerSchema).min(1) });
@@ -25,7 +27,7 @@ export interface Passage {
   questions: { id: string; question: string; answers: string[] }[];
 }
 
-export class SquadError extends Error {
+export class SquadError extends UserError {
   override name = 'SquadError';
 }
 
@@ -67,6 +69,13 @@ export function parseSquad(json: unknown, source = 'SQuAD data'): Passage[] {
   return passages;
 }
 
+/** How messages name a passage: by title and paragraph index, e.g. `'Normans' paragraph 2`. */
+export function passageName(p: Pick<Passage, 'id' | 'title'>): string {
+  const paragraph = /^\d+\.(\d+)$/.exec(p.id)?.[1];
+  return `'${p.title}' ${paragraph === undefined ? `(${p.id})` : `paragraph ${paragraph}`}`;
+}
+
+/** The passages of a SQuAD file that have questions; the others are skipped with one warning. */
 export async function loadSquad(path: string): Promise<Passage[]> {
   let json: unknown;
   try {
@@ -74,7 +83,10 @@ export async function loadSquad(path: string): Promise<Passage[]> {
   } catch (e) {
     throw new SquadError(`${path}: ${(e as Error).message}`);
   }
-  return parseSquad(json, path);
+  const passages = parseSquad(json, path);
+  const bare = passages.filter((p) => p.questions.length === 0);
+  if (bare.length > 0) console.warn(`${path}: skipping ${bare.length} paragraph${bare.length > 1 ? 's' : ''} with no questions: ${listed(bare.map(passageName)).join(', ')}`);
+  return passages.filter((p) => p.questions.length > 0);
 }
 
 /**
@@ -106,10 +118,13 @@ export async function writeSquad(path: string, file: SquadFile): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(file) + '\n');
 }
 
+/** The first MAX_LISTED items, then "and N more". */
+function listed(items: string[]): string[] {
+  return items.length > MAX_LISTED ? [...items.slice(0, MAX_LISTED), `and ${items.length - MAX_LISTED} more`] : items;
+}
+
 function problems(source: string, list: string[]): SquadError {
-  const shown = list.slice(0, MAX_LISTED).map((e) => `  ${e}`);
-  if (list.length > MAX_LISTED) shown.push(`  and ${list.length - MAX_LISTED} more`);
-  return new SquadError(`${source}: not valid SQuAD v1.1:\n${shown.join('\n')}`);
+  return new SquadError(`${source}: not valid SQuAD v1.1:\n${listed(list).map((e) => `  ${e}`).join('\n')}`);
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

@@ -13,6 +13,7 @@ import { GPT2_SMALL, paramSpecs, type GPT2Config } from '../../src/model/config.
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { checkBindings, loadModel } from '../../src/model/load.ts';
 import * as ref from '../../src/reference/gpt2.ts';
+import { UserError } from '../../src/util/errors.ts';
 import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'load-test-'));
@@ -88,6 +89,26 @@ test('other files, missing files and unfit tokenizers are named errors', async (
   const live = g.liveTensors;
   await rejects(loadModel(g, dir, { tokenizer: 'byte' }), /the byte tokenizer has 257 ids but the model's vocabulary is 11/);
   assert.is(g.liveTensors, live, 'a refused model is released');
+});
+
+test('a non-finite weight is refused at load, naming the tensor, in either format; nothing stays live', async () => {
+  const g = await gpu();
+  const live = g.liveTensors;
+  const shapeOf = new Map(paramSpecs(TINY).map((s) => [s.name, s.shape]));
+  const { dir, weights } = await hfModel(TINY, 4);
+  const hfTensors = [...weights].map(([n, data]): [string, TensorToWrite] => [`transformer.${n}`, { shape: shapeOf.get(n)!, data }]);
+  weights.get('h.1.attn.c_proj.weight')![5] = -Infinity;
+  await writeSafetensors(join(dir, 'model.safetensors'), hfTensors, { format: 'pt' });
+  await rejects(loadModel(g, dir), (e: Error) => e instanceof UserError && /tensor 'transformer\.h\.1\.attn\.c_proj\.weight' holds -Infinity at index 5/.test(e.message));
+
+  const model = GPT2.init(g, TINY, 5);
+  const arrays = await model.toArrays();
+  model.release();
+  arrays.get('h.0.mlp.c_fc.bias')![3] = NaN;
+  const ours = join(root, 'nan.safetensors');
+  await writeSafetensors(ours, [...arrays].map(([n, data]) => [n, { shape: shapeOf.get(n)!, data }]), { format: 'seal-webgpu/gpt2', config: JSON.stringify(TINY), tokenizer: 'byte' });
+  await rejects(loadModel(g, ours), (e: Error) => e instanceof UserError && /nan\.safetensors: tensor 'h\.0\.mlp\.c_fc\.bias' holds NaN at index 3/.test(e.message));
+  assert.is(g.liveTensors, live, 'the tensors read before the bad one are released');
 });
 
 test('a tensor over the binding limit is named with the limit and what to do, before anything is read', async () => {

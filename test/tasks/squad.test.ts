@@ -4,7 +4,7 @@ import { rejects } from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadSquad, parseSquad, toSquadFile, writeSquad, type SquadFile } from '../../src/tasks/squad.ts';
+import { loadSquad, parseSquad, passageName, toSquadFile, writeSquad, type SquadFile } from '../../src/tasks/squad.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'squad-test-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,14 +54,30 @@ test('parses SQuAD v1.1 into flat passages', () => {
   ]);
 });
 
-test('write then load round-trips, through the file and through toSquadFile', async () => {
+test('write then parse round-trips, through the file and through toSquadFile', async () => {
   const path = join(dir, 'round.json');
   await writeSquad(path, valid());
   assert.equal(JSON.parse(readFileSync(path, 'utf8')), valid());
-  const passages = await loadSquad(path);
+  const passages = parseSquad(JSON.parse(readFileSync(path, 'utf8')));
   assert.equal(toSquadFile(passages), valid());
   await writeSquad(path, toSquadFile(passages));
-  assert.equal(await loadSquad(path), passages);
+  assert.equal(parseSquad(JSON.parse(readFileSync(path, 'utf8'))), passages);
+});
+
+test('loading skips a paragraph with no questions, with one warning naming it by title and paragraph', async () => {
+  const path = join(dir, 'bare.json');
+  await writeSquad(path, valid());
+  const warned: string[] = [];
+  const warn = console.warn;
+  console.warn = (m: string) => warned.push(m);
+  try {
+    assert.equal((await loadSquad(path)).map((p) => p.id), ['0.0', '1.0']);
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(warned, [`${path}: skipping 1 paragraph with no questions: 'Velmora' paragraph 1`]);
+  assert.is(passageName({ id: '0.1', title: 'Velmora' }), "'Velmora' paragraph 1");
+  assert.is(passageName({ id: 'mine', title: 'X' }), "'X' (mine)");
 });
 
 test('missing and mistyped fields are errors that say where', () => {
