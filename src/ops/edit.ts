@@ -1,4 +1,4 @@
-// Edit application (DESIGN.md §1, variant A): W' = W + α·M⊙Δ written into a scratch copy, never into
+// Edit application (docs/ARCHITECTURE.md, SEAL variant A): W' = W + α·M⊙Δ written into a scratch copy, never into
 // the base; edits compose in order; and the gradient wrt the action.
 //
 // A mask is a list of blocks, each `runs` equal runs of `run` elements, `stride` apart, in the flat

@@ -1,4 +1,4 @@
-// The edit generator π_φ(a | c) of SEAL variant A (DESIGN.md §1): an MLP maps a passage's context
+// The edit generator π_φ(a | c) of SEAL variant A (docs/ARCHITECTURE.md): an MLP maps a passage's context
 // features to the mean μ of a diagonal Gaussian over edit actions, μ = relu(c·Wenc + benc)·Wdec +
 // bdec. log σ is learned and state-independent. Everything runs on the GPU; a forward returns a
 // pass that owns its activations, whose backward accumulates parameter gradients (log σ's comes

@@ -1,4 +1,4 @@
-// The SEAL loop (docs/ARCHITECTURE.md; DESIGN.md §1, variant A). Per iteration it picks B training
+// The SEAL loop (docs/ARCHITECTURE.md, SEAL variant A). Per iteration it picks B training
 // passages and improves the edit generator by one of three algorithms on the same generator:
 //  - ppo: G sampled edits per passage, rewards from the edited model, the clipped surrogate;
 //  - rest-em: the same samples, then regress the mean onto the edits that beat the base;

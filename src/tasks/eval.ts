@@ -1,4 +1,4 @@
-// Knowledge-incorporation evaluation (DESIGN.md §2): each adaptation method turns a passage into an
+// Knowledge-incorporation evaluation (docs/ARCHITECTURE.md): each adaptation method turns a passage into an
 // adapted model (base + overrides, or the base with the passage in context), which then answers the
 // passage's questions without the passage. Per method and passage: answer NLL, exact match, time to
 // adapt, edit norm and forgetting; methods with randomness run once per seed.
