@@ -18,8 +18,6 @@ PASSAGES=${PASSAGES:-32}
 seal() { node bin/seal.js "$@"; }
 mkdir -p "$OUT"
 
-[ -f data/tuned.json ] || seal tune --out data/tuned.json
-
 # The validation reward a finished run kept (policy metadata).
 val_reward() { node --import tsx -e "import('./src/seal/generator.ts').then(async (m) => console.log((await m.Generator.read('$1')).metadata.validationReward))"; }
 
@@ -44,6 +42,7 @@ for algo in $ALGOS; do
   echo "$(IFS=,; echo "${files[*]}")" > "$OUT/$algo.files"
 done
 
+[ -f data/tuned.json ] || seal tune --out data/tuned.json
 [ -f "$OUT/baselines.json" ] || seal eval --split held-out --passages "$PASSAGES" --tuned data/tuned.json \
   --methods base,in-context,fixed-step,fixed-sign,finetune-mask,finetune-full --json > "$OUT/baselines.json"
 
