@@ -128,7 +128,7 @@ async function readHeader(fh: FileHandle, path: string) {
 function parseEntry(name: string, entry: unknown, fail: (msg: string) => Error): TensorInfo {
   if (!isRecord(entry)) throw fail(`tensor '${name}': entry must be an object`);
   const { dtype, shape, data_offsets: offsets } = entry;
-  if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
+  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
     throw fail(`tensor '${name}': unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
   }
   if (!Array.isArray(shape) || !shape.every(isCount)) throw fail(`tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);

@@ -116,6 +116,7 @@ test('bad files give errors that name the file and the fault', async () => {
     ['bad JSON', () => rawFile('{"t": {', new Uint8Array(0)), /header is not valid JSON/],
     ['header not an object', () => rawFile('[1, 2]', new Uint8Array(0)), /header must be a JSON object/],
     ['unknown dtype', () => oneTensor({ dtype: 'F12', shape: [4], data_offsets: [0, 16] }), /tensor 't': unknown dtype "F12" \(known: BOOL, /],
+    ['a dtype named like an Object property', () => oneTensor({ dtype: 'toString', shape: [4], data_offsets: [0, 16] }), /tensor 't': unknown dtype "toString"/],
     ['bad shape', () => oneTensor({ dtype: 'F32', shape: [2, -2], data_offsets: [0, 16] }), /shape must be an array of non-negative integers, got \[2,-2\]/],
     ['bad offsets', () => oneTensor({ dtype: 'F32', shape: [4], data_offsets: [16, 0] }), /data_offsets must be \[begin, end\] with 0 ≤ begin ≤ end, got \[16,0\]/],
     ['size not numel × dtype size', () => oneTensor({ dtype: 'F32', shape: [3], data_offsets: [0, 16] }), /data_offsets \[0, 16\] hold 16 bytes, but F32 \[3\] needs 12/],
