@@ -36,12 +36,12 @@ export function mutateBytes(rng: Rng, bytes: Uint8Array, hot = bytes.length): Mu
     case 2: {
       const i = at(bytes.length);
       const run = Uint8Array.from({ length: 1 + rng.int(16) }, () => rng.int(256));
-      return { what: `${run.length} random bytes inserted at ${i}`, bytes: concat(bytes.subarray(0, i), run, bytes.subarray(i)) };
+      return { what: `${run.length} random bytes inserted at ${i}`, bytes: Buffer.concat([bytes.subarray(0, i), run, bytes.subarray(i)]) };
     }
     default: {
       const i = at(bytes.length);
       const n = 1 + rng.int(16);
-      return { what: `${n} bytes deleted at ${i}`, bytes: concat(bytes.subarray(0, i), bytes.subarray(i + n)) };
+      return { what: `${n} bytes deleted at ${i}`, bytes: Buffer.concat([bytes.subarray(0, i), bytes.subarray(i + n)]) };
     }
   }
 }
@@ -76,16 +76,6 @@ export function mutateJson(rng: Rng, value: unknown): { what: string; value: unk
   if (Array.isArray(parent)) parent.push(structuredClone(parent[key as number]));
   else parent[`${String(key)}_copy`] = structuredClone(parent[key]);
   return { what: `${path} duplicated`, value: copy };
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 export interface FuzzTally {
