@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { byteTokenizer as tok } from '../../src/io/tokenizer.ts';
 import type { GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
+import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
 import * as ref from '../../src/reference/gpt2.ts';
 import { resolveMask } from '../../src/seal/mask.ts';
 import {
@@ -22,7 +23,8 @@ import {
 } from '../../src/tasks/eval.ts';
 import { finetuneMethod } from '../../src/tasks/finetune.ts';
 import { ForgettingProbe, generalNll, sampleLines } from '../../src/tasks/forgetting.ts';
-import { answerNll, greedyAnswers, mean } from '../../src/tasks/qa.ts';
+import { answerText, questionPrompt } from '../../src/tasks/corpus.ts';
+import { answerNll, exactMatch, greedyAnswers, mean } from '../../src/tasks/qa.ts';
 import type { Passage } from '../../src/tasks/squad.ts';
 import { close, gpu, releaseGpu, sameBits } from '../helpers.ts';
 
@@ -52,6 +54,18 @@ const PASSAGES: Passage[] = [
 const GENERAL = ['The duck walks near the road.', 'In winter the rain makes the bridge quiet.', 'A bright chair stands by the basket.'];
 const items = (p: Passage) => p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
 
+/**
+ * A question's mean answer-token NLL by the CPU reference: `before` (e.g. the passage), the prompt,
+ * then the answer, scored on the answer tokens only. Written out here, apart from encodeQA.
+ */
+function referenceNll(params: Map<string, Float64Array>, q: Passage['questions'][number], before = ''): number {
+  const prompt = tok.encode(before + questionPrompt(q.question));
+  const ids = [...prompt, ...tok.encode(answerText(q.answers[0]!))];
+  assert.ok(ids.length <= config.nCtx + 1, `'${q.question}' fits the context whole`);
+  const targets = ids.slice(1).map((t, i) => (i + 1 >= prompt.length ? t : IGNORE_INDEX));
+  return ref.forward(config, params, ids.slice(0, -1), targets, 1, ids.length - 1).loss;
+}
+
 async function fixture() {
   const g = await gpu();
   const model = GPT2.init(g, config, 11);
@@ -62,14 +76,21 @@ async function fixture() {
   return { g, model, mask, forgetting };
 }
 
-test('base and in-context NLL equal answerNll computed directly; predictions are greedyAnswers', async () => {
+test('base and in-context NLL equal answerNll and the CPU reference with and without the passage; predictions are greedyAnswers', async () => {
   const { model, forgetting } = await fixture();
   const r = await evaluate(model, tok, PASSAGES, [baseMethod, inContextMethod], { forgetting, split: 'fixture' });
+  const params = new Map([...(await model.toArrays())].map(([k, v]) => [k, Float64Array.from(v)]));
   for (const p of PASSAGES) {
     const base = r.runs.find((x) => x.method === 'base' && x.passage === p.id)!;
     const ctx = r.runs.find((x) => x.method === 'in-context' && x.passage === p.id)!;
     assert.equal(base.questionNll, Array.from(await answerNll(model, tok, items(p))));
     assert.equal(ctx.questionNll, Array.from(await answerNll(model, tok, items(p), { context: `${p.context}\n` })));
+    const [want, wantCtx] = [p.questions.map((q) => referenceNll(params, q)), p.questions.map((q) => referenceNll(params, q, `${p.context}\n`))];
+    const [rtol, atol] = [1e-4, 1e-5];
+    close(base.questionNll, want, rtol, atol, 'base NLL vs the CPU reference');
+    close(ctx.questionNll, wantCtx, rtol, atol, 'in-context NLL vs the CPU reference, passage first');
+    // The passage moves each answer's NLL by over ten times the tolerance, so the checks tell the two apart.
+    want.forEach((w, i) => assert.ok(Math.abs(wantCtx[i]! - w) > 10 * (rtol * w + atol), `the passage changes question ${i}'s NLL: ${w} vs ${wantCtx[i]}`));
     assert.is(base.nll, mean(base.questionNll));
     assert.equal(base.predictions, await greedyAnswers(model, tok, p.questions.map((q) => q.question)));
     assert.is(base.editNorm, 0);
@@ -78,7 +99,6 @@ test('base and in-context NLL equal answerNll computed directly; predictions are
   const summary = r.methods.find((m) => m.name === 'base')!;
   assert.is(summary.nll.mean, mean(r.runs.filter((x) => x.method === 'base').map((x) => x.nll)));
   assert.is(summary.nll.std, 0);
-  assert.ok(r.methods[0]!.nll.mean !== r.methods[1]!.nll.mean, 'the passage in context changes the NLL');
   assert.is(r.questions, 4);
   model.release();
 });
@@ -153,7 +173,10 @@ test('every baseline runs; seeds give mean ± std; the base bits and the tensor 
   const ft = matchNorm(finetuneMethod(model, tok, mask, { steps: 3, lr: 1e-2 }));
   const methods: Method[] = [baseMethod, inContextMethod, ft.method, finetuneMethod(model, tok, 'full', { steps: 2, lr: 1e-3 }), randomEditMethod(model, mask.entries, ft.norm)];
   const progress: number[] = [];
-  const r = await evaluate(model, tok, PASSAGES, methods, { forgetting, seeds: [1, 2], maxNew: 6, onProgress: (done) => progress.push(done) });
+  // Tasby's answers are the base model's own greedy answers, so base EM is known: 1 there.
+  const guessed = await greedyAnswers(model, tok, PASSAGES[1]!.questions.map((q) => q.question), { maxNew: 6 });
+  const passages = [PASSAGES[0]!, { ...PASSAGES[1]!, questions: PASSAGES[1]!.questions.map((q, i) => ({ ...q, answers: [guessed[i]!] })) }];
+  const r = await evaluate(model, tok, passages, methods, { forgetting, seeds: [1, 2], maxNew: 6, onProgress: (done) => progress.push(done) });
   assert.equal(r.methods.map((m) => m.name), ['base', 'in-context', 'finetune-mask', 'finetune-full', 'random']);
   assert.equal(r.methods.map((m) => m.seeds.length), [1, 1, 1, 1, 2]);
   assert.is(r.runs.length, 2 * 6);
@@ -168,8 +191,16 @@ test('every baseline runs; seeds give mean ± std; the base bits and the tensor 
   const perSeed = [1, 2].map((s) => mean(r.runs.filter((x) => x.method === 'random' && x.seed === s).map((x) => x.nll)));
   close([rnd.nll.mean, rnd.nll.std], [stat(perSeed).mean, Math.abs(perSeed[0]! - perSeed[1]!) / Math.SQRT2], 1e-12, 1e-12, 'random mean ± std');
   assert.ok(rnd.nll.std > 0);
+  // EM per run is the share of its predictions that match; per method, the mean over passages (and seeds).
+  for (const x of r.runs) {
+    const p = passages.find((q) => q.id === x.passage)!;
+    assert.is(x.em, mean(p.questions.map((q, i) => (exactMatch(x.predictions[i]!, q.answers) ? 1 : 0))), `${x.method} EM on ${p.title}`);
+  }
+  const em = (name: string, passage = passages[1]!.id) => r.runs.find((x) => x.method === name && x.passage === passage)!.em;
+  assert.is(em('base'), 1);
+  assert.is(r.methods[0]!.em.mean, (em('base', passages[0]!.id) + 1) / 2);
   for (const m of r.methods) {
-    assert.ok(Number.isFinite(m.nll.mean) && Number.isFinite(m.msPerPassage) && m.em.mean >= 0 && m.em.mean <= 1, m.name);
+    assert.ok(Number.isFinite(m.nll.mean) && Number.isFinite(m.msPerPassage), m.name);
     const edits = m.name !== 'base' && m.name !== 'in-context';
     assert.is(m.editNorm.mean > 0, edits, `${m.name} edit norm`);
     assert.is(m.forgetting.mean !== 0, edits, `${m.name} forgetting`);
