@@ -8,6 +8,7 @@ import type { GPT2Config } from '../model/config.ts';
 import { GPT2 } from '../model/gpt2.ts';
 import { Trainer, type TrainConfig } from '../model/train.ts';
 import { batchAt, pretrainDocuments, tokenStream } from './corpus.ts';
+import { UserError } from '../util/errors.ts';
 import type { Passage } from './squad.ts';
 
 export interface PretrainOptions {
@@ -34,9 +35,9 @@ interface RunState {
 }
 
 export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: GPT2; losses: number[] }> {
-  if (o.seq > o.model.nCtx) throw new RangeError(`--seq ${o.seq} is longer than the model's context (${o.model.nCtx})`);
+  if (o.seq > o.model.nCtx) throw new UserError(`--seq ${o.seq} is longer than the model's context (${o.model.nCtx})`);
   const tok = tokenizerFromName(o.tokenizer);
-  if (tok.vocabSize !== o.model.vocabSize) throw new RangeError(`tokenizer '${tok.name}' has ${tok.vocabSize} tokens; the model's vocabulary is ${o.model.vocabSize}`);
+  if (tok.vocabSize !== o.model.vocabSize) throw new UserError(`tokenizer '${tok.name}' has ${tok.vocabSize} tokens; the model's vocabulary is ${o.model.vocabSize}`);
   mkdirSync(dirname(o.out), { recursive: true });
   const stream = tokenStream(pretrainDocuments(o.passages), tok, o.seed);
   let model: GPT2;
@@ -44,9 +45,9 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
   if (o.resume && existsSync(o.out)) {
     const ck = await loadCheckpoint(gpu, o.out, { optimizer: true });
     const s = ck.state as RunState | undefined;
-    if (!ck.optimizer || !s) throw new Error(`${o.out}: has no training state to resume from (a finished or exported model?)`);
+    if (!ck.optimizer || !s) throw new UserError(`${o.out}: has no training state to resume from (a finished or exported model?)`);
     if (s.seed !== o.seed || s.batch !== o.batch || s.seq !== o.seq) {
-      throw new Error(`${o.out}: was trained with seed ${s.seed}, batch ${s.batch}, seq ${s.seq}; resume with the same settings`);
+      throw new UserError(`${o.out}: was trained with seed ${s.seed}, batch ${s.batch}, seq ${s.seq}; resume with the same settings`);
     }
     model = ck.model;
     trainer = new Trainer(model, s.train, ck.optimizer);
