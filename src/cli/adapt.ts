@@ -15,6 +15,7 @@ import { Adapter } from '../seal/adapt.ts';
 import { Generator } from '../seal/generator.ts';
 import { exactMatch, greedyAnswers } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
+import { UserError } from '../util/errors.ts';
 
 export interface AdaptOptions {
   policy: string;
@@ -29,16 +30,16 @@ export interface AdaptOptions {
 }
 
 function inputs(o: AdaptOptions): Promise<Passage[]> | Passage[] {
-  if (o.passages && o.text) throw new RangeError('give --passages FILE or --text PASSAGE, not both');
+  if (o.passages && o.text) throw new UserError('give --passages FILE or --text PASSAGE, not both');
   if (o.passages) return loadSquad(o.passages);
-  if (!o.text) throw new RangeError('nothing to adapt to: give --passages FILE (SQuAD JSON) or --text PASSAGE');
+  if (!o.text) throw new UserError('nothing to adapt to: give --passages FILE (SQuAD JSON) or --text PASSAGE');
   return [{ id: 'text', title: 'text', context: o.text, questions: o.question.map((q, i) => ({ id: `q${i}`, question: q, answers: [] })) }];
 }
 
 export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise<void> {
-  if (!existsSync(o.policy)) throw new RangeError(`policy ${o.policy} not found: train one with \`seal train\` (or \`npm start\`, which writes runs/demo/policy.safetensors)`);
+  if (!existsSync(o.policy)) throw new UserError(`policy ${o.policy} not found: train one with \`seal train\` (or \`npm start\`, which writes runs/demo/policy.safetensors)`);
   const passages = await inputs(o);
-  if ((o.writeEdit || o.writeModel) && passages.length !== 1) throw new RangeError('--write-edit / --write-model write one edit: adapt to one passage (--text, or a file with one passage)');
+  if ((o.writeEdit || o.writeModel) && passages.length !== 1) throw new UserError('--write-edit / --write-model write one edit: adapt to one passage (--text, or a file with one passage)');
   const modelPath = o.model ?? (await Generator.read(o.policy)).metadata.model ?? 'data/base.safetensors';
   const gpu = await Gpu.create(dev);
   try {

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { mean } from '../tasks/qa.ts';
 import type { EvalResult, RunRecord } from '../tasks/eval.ts';
+import { UserError } from '../util/errors.ts';
 
 export interface CompareOptions {
   /** `label=file[,file…]` or `file` (every method in it, under its own name). */
@@ -33,7 +34,7 @@ function readResult(file: string): EvalResult {
     if (!Array.isArray(r.runs)) throw new Error('no runs');
     return r;
   } catch (e) {
-    throw new RangeError(`${file}: not a \`seal eval --json\` result (${(e as Error).message})`);
+    throw new UserError(`${file}: not a \`seal eval --json\` result (${(e as Error).message})`);
   }
 }
 
@@ -51,7 +52,7 @@ function rows(inputs: readonly string[]): Row[] {
     const files = input.slice(eq + 1).split(',');
     const perSeed = files.map((f) => {
       const runs = readResult(f).runs.filter((x) => x.method === (method ?? label));
-      if (!runs.length) throw new RangeError(`${f}: no runs of method '${method ?? label}' (name it as label:method=files)`);
+      if (!runs.length) throw new UserError(`${f}: no runs of method '${method ?? label}' (name it as label:method=files)`);
       return runs;
     });
     out.push({ label, perSeed });
@@ -81,7 +82,7 @@ export interface CompareRow {
 export function compare(inputs: readonly string[], against: string): CompareRow[] {
   const all = rows(inputs);
   const ref = all.find((r) => r.label === against);
-  if (!ref) throw new RangeError(`--against ${against}: no such row (rows: ${all.map((r) => r.label).join(', ')})`);
+  if (!ref) throw new UserError(`--against ${against}: no such row (rows: ${all.map((r) => r.label).join(', ')})`);
   const refNll = perPassage(ref, (r) => r.nll);
   return all.map((row) => {
     const seedMeans = (f: (r: RunRecord) => number) => row.perSeed.map((runs) => mean(runs.map(f)));

@@ -10,6 +10,7 @@ import { resolveConfig } from '../seal/config.ts';
 import { runFiles } from '../seal/run.ts';
 import { runEval } from './eval.ts';
 import { missingModel, trainRun } from './train.ts';
+import { UserError } from '../util/errors.ts';
 
 /** The baselines' settings, chosen on the validation split by `seal tune --out data/tuned.json`. */
 export const TUNED = 'data/tuned.json';
@@ -27,7 +28,7 @@ export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<v
   if (!existsSync(config.model)) throw missingModel(config.model);
   // A demo starts fresh: a previous demo run in the same folder is replaced.
   rmSync(o.run, { recursive: true, force: true });
-  if (!existsSync(TUNED)) throw new Error(`${TUNED} not found: make it with \`seal tune --out ${TUNED}\``);
+  if (!existsSync(TUNED)) throw new UserError(`${TUNED} not found: make it with \`seal tune --out ${TUNED}\``);
   console.log(`1/2  SEAL training: ${config.iterations} iterations of ${config.batch} passages (${config.algo}), run in ${o.run}`);
   const gpu = await Gpu.create(dev);
   try {

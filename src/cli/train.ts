@@ -10,13 +10,14 @@ import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts'
 import { SealTrainer, type IterationMetrics } from '../seal/trainer.ts';
 import { Generator } from '../seal/generator.ts';
 import { loadSquad } from '../tasks/squad.ts';
+import { UserError } from '../util/errors.ts';
 
 export function readConfigFile(path: string | undefined): Record<string, unknown> {
   if (!path) return {};
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`--config ${path}: ${(e as Error).message}`);
+    throw new UserError(`--config ${path}: ${(e as Error).message}`);
   }
 }
 
@@ -26,8 +27,8 @@ export const readLines = (path: string) =>
     .map((l) => l.trim())
     .filter(Boolean);
 
-export function missingModel(path: string): Error {
-  return new Error(`base model ${path} not found. Make one with: seal pretrain --out ${path}   (the README gives the exact command for the bundled model)`);
+export function missingModel(path: string): UserError {
+  return new UserError(`base model ${path} not found. Make one with: seal pretrain --out ${path}   (the README gives the exact command for the bundled model)`);
 }
 
 const fmt = (x: number | undefined, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
@@ -72,8 +73,8 @@ export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, res
         console.log(metricsLine(m));
         if (trainer.iteration < c.iterations) bar.start(c.iterations, trainer.iteration, { stage: 'train', info: '' });
       }
-      if (m.editNorm > c.maxEditNorm) throw new Error(`stopped: mean edit norm ${m.editNorm.toFixed(3)} passed maxEditNorm ${c.maxEditNorm} (raise --penalty)`);
-      if (m.forgetting !== undefined && m.forgetting > c.maxForgetting) throw new Error(`stopped: forgetting ${m.forgetting.toFixed(3)} passed maxForgetting ${c.maxForgetting}`);
+      if (m.editNorm > c.maxEditNorm) throw new UserError(`stopped: mean edit norm ${m.editNorm.toFixed(3)} passed maxEditNorm ${c.maxEditNorm} (raise --penalty)`);
+      if (m.forgetting !== undefined && m.forgetting > c.maxForgetting) throw new UserError(`stopped: forgetting ${m.forgetting.toFixed(3)} passed maxForgetting ${c.maxForgetting}`);
     }
   } finally {
     bar.stop();

@@ -16,6 +16,7 @@ import { editSpace } from '../seal/task.ts';
 import { answerNll, mean } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
 import { DEFAULT_FINETUNE_GRID, tuneFinetune, tuneScalar, type FinetuneGrid, type FinetuneTuning, type ScalarTuning } from '../tasks/tune.ts';
+import { UserError } from '../util/errors.ts';
 
 /** What `seal tune` writes. */
 export interface Tuned {
@@ -44,12 +45,12 @@ export interface TuneOptions {
 
 const numbers = (s: string, what: string) => {
   const xs = s.split(',').map((x) => Number(x.trim()));
-  if (!xs.length || !xs.every(Number.isFinite)) throw new RangeError(`${what}: expected comma-separated numbers, got '${s}'`);
+  if (!xs.length || !xs.every(Number.isFinite)) throw new UserError(`${what}: expected comma-separated numbers, got '${s}'`);
   return xs;
 };
 
 export function readTuned(path: string): Tuned {
-  if (!existsSync(path)) throw new RangeError(`tuned hyper-parameters ${path} not found: make them with \`seal tune --out ${path}\``);
+  if (!existsSync(path)) throw new UserError(`tuned hyper-parameters ${path} not found: make them with \`seal tune --out ${path}\``);
   return JSON.parse(readFileSync(path, 'utf8')) as Tuned;
 }
 
@@ -80,7 +81,7 @@ export async function tuneFixedStep(model: GPT2, tok: Tokenizer, config: SealCon
 export async function tuneCommand(dev: DeviceOptions, o: TuneOptions): Promise<void> {
   const methods = o.methods.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = methods.filter((m) => !(TUNABLE as readonly string[]).includes(m));
-  if (unknown.length) throw new RangeError(`seal tune: cannot tune ${unknown.join(', ')} (tunable: ${TUNABLE.join(', ')})`);
+  if (unknown.length) throw new UserError(`seal tune: cannot tune ${unknown.join(', ')} (tunable: ${TUNABLE.join(', ')})`);
   const sizes = numbers(o.stepSizes, '--step-sizes');
   const grid: FinetuneGrid = { lr: numbers(o.lrs, '--lrs'), steps: numbers(o.steps, '--steps') };
   const config = resolveConfig({ model: o.model, mask: { tensors: o.mask.split(',').map((s) => s.trim()) }, directions: ['grad', 'sign'] });

@@ -11,6 +11,7 @@ import { resolveConfig, type DirectionKind, type SealConfig } from './config.ts'
 import { passageFeatures, type PassageFeatures } from './features.ts';
 import { Generator } from './generator.ts';
 import { EditWriter, editSpace } from './task.ts';
+import { UserError } from '../util/errors.ts';
 
 export interface Adaptation {
   /** The edited tensors by name: pass as `overrides` to forward/generate. Valid until the next adapt. */
@@ -46,7 +47,7 @@ export class Adapter {
   /** The trained generator a `seal train` run wrote (policy.safetensors, with its config inside). */
   static async load(gpu: Gpu, model: GPT2, tok: Tokenizer, path: string): Promise<Adapter> {
     const { arrays, metadata } = await Generator.read(path);
-    if (!metadata.seal) throw new Error(`${path}: has no SEAL config (not written by seal train)`);
+    if (!metadata.seal) throw new UserError(`${path}: has no SEAL config (not written by seal train)`);
     const config = resolveConfig(JSON.parse(metadata.seal) as Record<string, unknown>);
     return Adapter.withGenerator(model, tok, config, arrays);
   }
@@ -59,7 +60,7 @@ export class Adapter {
     const want = generator.policy.config;
     if (want.actionDim !== actionDim || want.inputDim !== model.config.nEmbd) {
       generator.release();
-      throw new RangeError(`this generator makes ${want.actionDim} coefficients from ${want.inputDim} features; the model and mask need ${actionDim} from ${model.config.nEmbd}: wrong model for this generator`);
+      throw new UserError(`this generator makes ${want.actionDim} coefficients from ${want.inputDim} features; the model and mask need ${actionDim} from ${model.config.nEmbd}: wrong model for this generator`);
     }
     return new Adapter(model, tok, config, (f) => generator.meanCoefficients([f.pooled]), generator);
   }
@@ -70,8 +71,8 @@ export class Adapter {
    */
   static fixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, kind: DirectionKind, size: number): Adapter {
     const r = config.directions.indexOf(kind);
-    if (r < 0) throw new RangeError(`fixed ${kind} step: the config's directions (${config.directions.join(', ')}) do not include '${kind}'`);
-    if (!Number.isFinite(size)) throw new RangeError(`fixed ${kind} step: size must be finite, got ${size}`);
+    if (r < 0) throw new UserError(`fixed ${kind} step: the config's directions (${config.directions.join(', ')}) do not include '${kind}'`);
+    if (!Number.isFinite(size)) throw new UserError(`fixed ${kind} step: size must be finite, got ${size}`);
     const R = config.directions.length;
     return new Adapter(model, tok, config, async (f) => {
       const total = Math.sqrt(f.norms.reduce((s, n) => s + n[r]! ** 2, 0));

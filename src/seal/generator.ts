@@ -8,6 +8,7 @@ import type { F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { SealConfig } from './config.ts';
 import { Policy, type PolicyConfig } from './policy.ts';
+import { UserError } from '../util/errors.ts';
 
 const FORMAT = 'seal-webgpu/seal-generator';
 
@@ -80,7 +81,7 @@ export class Generator {
 
   static async read(path: string): Promise<{ arrays: GeneratorArrays; metadata: Record<string, string> }> {
     return withSafetensors(path, async (f) => {
-      if (f.metadata.format !== FORMAT) throw new Error(`${path}: not a SEAL generator file (written by seal train); format ${JSON.stringify(f.metadata.format ?? null)}`);
+      if (f.metadata.format !== FORMAT) throw new UserError(`${path}: not a SEAL generator file (written by seal train); format ${JSON.stringify(f.metadata.format ?? null)}`);
       const arrays: GeneratorArrays = new Map();
       for (const name of f.names) arrays.set(name, await f.get(name));
       return { arrays, metadata: { ...f.metadata } };

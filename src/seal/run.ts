@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveConfig, type SealConfig } from './config.ts';
 import { Generator } from './generator.ts';
 import type { IterationMetrics, SealTrainer, TrainerState } from './trainer.ts';
+import { UserError } from '../util/errors.ts';
 
 export const runFiles = (dir: string) => ({
   config: join(dir, 'config.json'),
@@ -28,7 +29,7 @@ export async function openRun(dir: string, config: SealConfig, resume: boolean):
     await writeMetrics(dir, metrics);
     return { config: saved, state, metrics };
   }
-  if (existsSync(f.checkpoint) && !resume) throw new Error(`${dir} already holds a run; pass --resume to continue it or choose another --run`);
+  if (existsSync(f.checkpoint) && !resume) throw new UserError(`${dir} already holds a run; pass --resume to continue it or choose another --run`);
   mkdirSync(dir, { recursive: true });
   await writeFileAtomic(f.config, JSON.stringify(config, null, 2) + '\n');
   await writeMetrics(dir, []);
@@ -54,7 +55,7 @@ async function readCheckpoint(path: string): Promise<TrainerState> {
   const { arrays, metadata } = await Generator.read(path);
   const generator = new Map([...arrays].filter(([k]) => !k.startsWith('best.')));
   const state: TrainerState = { generator, adamStep: Number(metadata.adamStep), iteration: Number(metadata.iteration) };
-  if (!Number.isInteger(state.iteration) || !Number.isInteger(state.adamStep)) throw new Error(`${path}: checkpoint metadata lacks iteration/adamStep`);
+  if (!Number.isInteger(state.iteration) || !Number.isInteger(state.adamStep)) throw new UserError(`${path}: checkpoint metadata lacks iteration/adamStep`);
   if (metadata.best) {
     const b = JSON.parse(metadata.best) as { iteration: number; reward: number };
     state.best = { ...b, arrays: new Map([...arrays].filter(([k]) => k.startsWith('best.')).map(([k, v]) => [k.slice(5), v])) };

@@ -16,6 +16,7 @@ import { adamw, clipGradNorm } from '../ops/optimizer.ts';
 import { gaussianLogProb, normalizeAdvantages, ppoLoss, ppoLossBackward, PpoStat } from '../ops/ppo.ts';
 import { ForgettingProbe, sampleLines } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
+import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import type { SealConfig } from './config.ts';
 import { concat, Generator, type GeneratorArrays } from './generator.ts';
@@ -109,7 +110,7 @@ export class SealTrainer {
     this.best = parts.state?.best;
     this.#forgetting = parts.forgetting;
     this.#release = parts.release;
-    if (parts.config.batch > parts.train.size) throw new RangeError(`batch ${parts.config.batch} is larger than the training split (${parts.train.size} passages)`);
+    if (parts.config.batch > parts.train.size) throw new UserError(`batch ${parts.config.batch} is larger than the training split (${parts.train.size} passages)`);
   }
 
   /**

@@ -27,7 +27,8 @@ const tiny = { vocabSize: 257, nCtx: 64, nLayer: 1, nHead: 2, nEmbd: 16 };
 async function fixture(name: string, poison = false): Promise<SealConfig> {
   const g = await gpu();
   const model = GPT2.init(g, tiny, 3);
-  if (poison) g.write(model.params.get('h.0.mlp.c_proj.bias')!, new Float32Array(16).fill(NaN));
+  // Loading refuses non-finite weights; a finite bias that overflows in the forward still makes NaN rewards.
+  if (poison) g.write(model.params.get('h.0.mlp.c_proj.bias')!, new Float32Array(16).fill(3e38));
   const modelPath = join(dir, `${name}.safetensors`);
   await saveCheckpoint(modelPath, model, { tokenizer: 'byte' });
   model.release();
