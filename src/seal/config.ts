@@ -81,7 +81,7 @@ export const DEFAULT_SEAL: SealConfig = {
   entropyCoef: 0,
   targetKl: 0.05,
   normalize: 'group',
-  lr: 3e-2,
+  lr: 1e-2,
   learnStd: false,
   gradClip: 1,
   seed: 1,
