@@ -44,7 +44,7 @@ export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<v
     model: config.model,
     split: 'held-out',
     dataDir: 'data/knowledge',
-    methods: 'base,in-context,fixed-step,fixed-sign,finetune-mask,finetune-full,generator-init,seal,random',
+    methods: 'base,fixed-step,fixed-sign,finetune-mask,finetune-full,generator-init,seal,random',
     mask: config.mask.tensors.join(','),
     tuned: TUNED,
     finetuneSteps: 10,
