@@ -1,4 +1,4 @@
-// Elementwise ops. Gradients are trivial (add passes through, mul swaps operands), so the
+// Elementwise ops, the activations GELU and ReLU among them. Gradients are trivial (add passes through, mul swaps operands), so the
 // backward of `mul` is two `mul`s and of `add` an identity/scale; callers compose them.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
@@ -13,6 +13,8 @@ const SCALE = spec('scale');
 const AXPY = spec('axpy');
 const GELU = spec('gelu');
 const GELU_BACKWARD = spec('gelu_backward');
+const RELU = spec('relu');
+const RELU_BACKWARD = spec('relu_backward');
 
 /** out = a + alpha·b */
 export function add(gpu: Gpu, a: Tensor, b: Tensor, alpha = 1, out?: Tensor): Tensor {
@@ -63,5 +65,26 @@ export function geluBackward(gpu: Gpu, x: Tensor, dout: Tensor, out?: Tensor): T
   sameShape('geluBackward', x, dout, ['x', 'dout']);
   const o = outputLike(gpu, 'geluBackward', x, out, dout);
   gpu.dispatch(GELU_BACKWARD, { params: { n: x.size, alpha: 1 }, tensors: [x, dout, o], workgroups: gpu.grid(x.size, WG) });
+  return o;
+}
+
+/** out = max(x, 0); a NaN stays NaN. */
+export function relu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
+  expect('relu', 'x', x, x.shape);
+  const o = outputLike(gpu, 'relu', x, out);
+  gpu.dispatch(RELU, { params: { n: x.size, alpha: 1 }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
+  return o;
+}
+
+/**
+ * out = dy where y > 0, else 0, for y = relu(x) (or x itself: both are positive at the same places,
+ * so the forward need keep only its output). The subgradient at exactly 0 is 0, as in PyTorch; a
+ * NaN in y gives NaN.
+ */
+export function reluBackward(gpu: Gpu, y: Tensor, dy: Tensor, out?: Tensor): Tensor {
+  expect('reluBackward', 'y', y, y.shape);
+  sameShape('reluBackward', y, dy, ['y', 'dy']);
+  const o = outputLike(gpu, 'reluBackward', y, out, dy);
+  gpu.dispatch(RELU_BACKWARD, { params: { n: y.size, alpha: 1 }, tensors: [y, dy, o], workgroups: gpu.grid(y.size, WG) });
   return o;
 }

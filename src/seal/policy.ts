@@ -7,8 +7,9 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, type F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { ShapeError, expect } from '../ops/check.ts';
+import { relu, reluBackward } from '../ops/elementwise.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
-import { gaussianSample, relu, reluBackward } from '../ops/policy.ts';
+import { gaussianSample } from '../ops/ppo.ts';
 import { Rng } from '../util/random.ts';
 
 export interface PolicyConfig {
