@@ -5,12 +5,12 @@
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2, ParamMap } from '../model/gpt2.ts';
+import { resolveMask, type Mask } from '../model/mask.ts';
 import { applyEdits, editBackward, type DenseEdit } from '../ops/edit.ts';
 import { matmul } from '../ops/matmul.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { DirectionKind, SealConfig } from './config.ts';
 import { passageFeatures, type PassageFeatures } from './features.ts';
-import { resolveMask, type Mask } from './mask.ts';
 import { QAScorer, type PassageScore } from './reward.ts';
 
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
