@@ -1,5 +1,7 @@
-// Elementwise ops, the activations GELU and ReLU among them. Gradients are trivial (add passes through, mul swaps operands), so the
-// backward of `mul` is two `mul`s and of `add` an identity/scale; callers compose them.
+// Elementwise ops, the activations GELU and ReLU among them. Gradients are trivial (add passes
+// through, mul swaps operands), so the backward of `mul` is two `mul`s and of `add` an
+// identity/scale; callers compose them. Gradient convention (docs/ARCHITECTURE.md): geluBackward and
+// reluBackward are given no gradient buffer, so each returns its activation gradient as a fresh tensor.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
@@ -52,39 +54,33 @@ export function axpy(gpu: Gpu, alpha: number, x: Tensor, y: Tensor): Tensor {
 }
 
 /** out = gelu(x), GPT-2's tanh form. */
-export function gelu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
-  expect('gelu', 'x', x, x.shape);
-  const o = outputLike(gpu, 'gelu', x, out);
-  gpu.dispatch(GELU, { params: { n: x.size, alpha: 1 }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
-  return o;
-}
+export const gelu = (gpu: Gpu, x: Tensor, out?: Tensor): Tensor => activation(gpu, 'gelu', GELU, x, out);
 
-/** out = dout ⊙ gelu'(x). Overwrites out, like the other ops here (callers add it where they sum). */
-export function geluBackward(gpu: Gpu, x: Tensor, dout: Tensor, out?: Tensor): Tensor {
-  expect('geluBackward', 'x', x, x.shape);
-  sameShape('geluBackward', x, dout, ['x', 'dout']);
-  const o = outputLike(gpu, 'geluBackward', x, out, dout);
-  gpu.dispatch(GELU_BACKWARD, { params: { n: x.size, alpha: 1 }, tensors: [x, dout, o], workgroups: gpu.grid(x.size, WG) });
-  return o;
-}
+/** A fresh dout ⊙ gelu'(x). */
+export const geluBackward = (gpu: Gpu, x: Tensor, dout: Tensor): Tensor => activationBackward(gpu, 'geluBackward', GELU_BACKWARD, x, dout, ['x', 'dout']);
 
 /** out = max(x, 0); a NaN stays NaN. */
-export function relu(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
-  expect('relu', 'x', x, x.shape);
-  const o = outputLike(gpu, 'relu', x, out);
-  gpu.dispatch(RELU, { params: { n: x.size, alpha: 1 }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
+export const relu = (gpu: Gpu, x: Tensor, out?: Tensor): Tensor => activation(gpu, 'relu', RELU, x, out);
+
+/**
+ * A fresh dx = dy where y > 0, else 0, for y = relu(x) (or x itself: both are positive at the same
+ * places, so the forward need keep only its output). The subgradient at exactly 0 is 0, as in
+ * PyTorch; a NaN in y gives NaN.
+ */
+export const reluBackward = (gpu: Gpu, y: Tensor, dy: Tensor): Tensor => activationBackward(gpu, 'reluBackward', RELU_BACKWARD, y, dy, ['y', 'dy']);
+
+function activation(gpu: Gpu, op: string, kernel: KernelSpec, x: Tensor, out: Tensor | undefined): Tensor {
+  expect(op, 'x', x, x.shape);
+  const o = outputLike(gpu, op, x, out);
+  gpu.dispatch(kernel, { params: { n: x.size, alpha: 1 }, tensors: [x, o], workgroups: gpu.grid(x.size, WG) });
   return o;
 }
 
-/**
- * out = dy where y > 0, else 0, for y = relu(x) (or x itself: both are positive at the same places,
- * so the forward need keep only its output). The subgradient at exactly 0 is 0, as in PyTorch; a
- * NaN in y gives NaN.
- */
-export function reluBackward(gpu: Gpu, y: Tensor, dy: Tensor, out?: Tensor): Tensor {
-  expect('reluBackward', 'y', y, y.shape);
-  sameShape('reluBackward', y, dy, ['y', 'dy']);
-  const o = outputLike(gpu, 'reluBackward', y, out, dy);
-  gpu.dispatch(RELU_BACKWARD, { params: { n: y.size, alpha: 1 }, tensors: [y, dy, o], workgroups: gpu.grid(y.size, WG) });
+/** A fresh upstream gradient ⊙ the activation's derivative, read off `at` (its input, or ReLU's output). */
+function activationBackward(gpu: Gpu, op: string, kernel: KernelSpec, at: Tensor, dy: Tensor, names: [string, string]): Tensor {
+  expect(op, names[0], at, at.shape);
+  sameShape(op, at, dy, names);
+  const o = gpu.empty(at.shape);
+  gpu.dispatch(kernel, { params: { n: at.size, alpha: 1 }, tensors: [at, dy, o], workgroups: gpu.grid(at.size, WG) });
   return o;
 }

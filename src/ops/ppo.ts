@@ -1,7 +1,8 @@
 // Ops of a diagonal Gaussian policy a ~ N(μ, σ²), μ (B×D) per sample, log σ (D) shared: sampling
 // (PPO's and ReST-EM's), log-probs, and PPO's clipped surrogate loss with entropy bonus and its gradients, and advantage normalisation.
 // Scalars (loss, entropy, approximate KL, clip fraction) are computed on the GPU into one small
-// tensor, so a training step reads back only what it logs.
+// tensor, so a training step reads back only what it logs. ppoLossBackward is given no gradient
+// buffer: dMu and dLogStd come back fresh (the gradient convention, docs/ARCHITECTURE.md).
 //
 // Subgradients follow PyTorch: min(r·A, clamp(r, 1−ε, 1+ε)·A) sends the gradient to the smaller
 // term (half to each on a tie, as torch.minimum), and clamp passes it for 1−ε ≤ r ≤ 1+ε. Hence the

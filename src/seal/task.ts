@@ -195,7 +195,7 @@ export class QATask implements EditTask {
         passes.push(this.#scorer.encode(job.p, this.overrides, grads));
         // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then one [R, n]·[n, 1] product.
         this.mask.entries.forEach((e, k) => {
-          const h = editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.empty([e.size]));
+          const h = editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size]));
           dCoef.push(matmul(gpu, this.features[job.p]!.directions[k]!, h.reshape([e.size, 1])));
           h.release();
         });

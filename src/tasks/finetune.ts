@@ -72,6 +72,7 @@ export async function finetunePassage(
       const pass = model.forward(tokens, targets, overrides);
       pass.backward(grads);
       pass.release();
+      for (const d of dDelta) gpu.clear(d);
       edited.forEach((g, i) => editBackward(gpu, g, delta.edit(i), dDelta[i]));
       if (o.gradClip > 0) clipGradNorm(gpu, dDelta, o.gradClip).release();
       delta.deltas.forEach((d, i) => adamw(gpu, d, dDelta[i]!, m[i]!, v[i]!, step, { lr: o.lr, weightDecay: o.weightDecay }));
