@@ -12,7 +12,7 @@ import { Bench } from 'tinybench';
 import { Gpu } from '../src/gpu/gpu.ts';
 import type { GPT2Config } from '../src/model/config.ts';
 import { GPT2 } from '../src/model/gpt2.ts';
-import { DEFAULT_TRAIN } from '../src/model/train.ts';
+import { DEFAULT_OPTIMIZE } from '../src/model/optimize.ts';
 import { pretrain } from '../src/tasks/pretrain.ts';
 import { Rng } from '../src/util/random.ts';
 
@@ -62,7 +62,7 @@ async function pretrainSteps(gpu: Gpu, pool: boolean): Promise<Row> {
       passages: [{ id: '0.0', title: 'a', context: 'Zorblat was born in Quenth in 1871. Zorblat plays the harp and keeps bees.', questions: [{ id: 'q', question: 'Where was Zorblat born?', answers: ['Quenth'] }] }],
       out: join(dir, 'model.safetensors'),
       model: TINY,
-      train: { ...DEFAULT_TRAIN, warmup: 2, totalSteps: STEPS },
+      optimize: { ...DEFAULT_OPTIMIZE, warmup: 2, totalSteps: STEPS },
       tokenizer: 'byte',
       batch: B,
       seq: T,

@@ -1,6 +1,7 @@
 // Edit kernels. A dense edit scatters a packed delta into a masked block of a tensor; its gradient
 // gathers back from the same block. A low-rank edit adds alpha·U·Vᵀ to a matrix, U (m×r) and V (n×r)
 // read from one packed factor vector. Every output element is owned by one invocation (no atomics).
+// The gradients add into the action gradient they are given (docs/ARCHITECTURE.md).
 
 // A mask block: element k sits at start + (k / run) * stride + k % run, and at offset + k in the
 // packed vector (see MaskBlock in src/ops/edit.ts).
@@ -34,12 +35,13 @@ fn scatter_add(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   dst[i] = dst[i] + blk.alpha * src[blk.offset + k];
 }
 
-// dst[offset + k] = alpha * src[mask[k]]: the gradient of a dense edit wrt its packed delta.
+// dst[offset + k] += alpha * src[mask[k]]: the gradient of a dense edit wrt its packed delta.
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let k = flat(wid, nwg, lid);
   if (k >= blk.count) { return; }
-  dst[blk.offset + k] = blk.alpha * src[masked_index(k)];
+  let o = blk.offset + k;
+  dst[o] = dst[o] + blk.alpha * src[masked_index(k)];
 }
 
 fn u_at(i: u32, k: u32) -> f32 { return src[lr.offset + i * lr.r + k]; }
@@ -65,7 +67,7 @@ fn lowrank_add(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) 
   }
 }
 
-// dU[i, k] = alpha * Σ_j dW'[i, j] V[j, k]. One k per workgroup row, so V's loads are uniform.
+// dU[i, k] += alpha * Σ_j dW'[i, j] V[j, k]. One k per workgroup row, so V's loads are uniform.
 @compute @workgroup_size(WG)
 fn lowrank_grad_u(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let k = wid.y;
@@ -73,10 +75,11 @@ fn lowrank_grad_u(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   if (i >= lr.m) { return; }
   var s = 0.0;
   for (var j = 0u; j < lr.n; j++) { s = fma(dw[i * lr.n + j], v_at(j, k), s); }
-  dfactors[lr.offset + i * lr.r + k] = lr.alpha * s;
+  let o = lr.offset + i * lr.r + k;
+  dfactors[o] = dfactors[o] + lr.alpha * s;
 }
 
-// dV[j, k] = alpha * Σ_i dW'[i, j] U[i, k]; lanes read consecutive columns of dW'.
+// dV[j, k] += alpha * Σ_i dW'[i, j] U[i, k]; lanes read consecutive columns of dW'.
 @compute @workgroup_size(WG)
 fn lowrank_grad_v(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let k = wid.y;
@@ -84,5 +87,6 @@ fn lowrank_grad_v(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   if (j >= lr.n) { return; }
   var s = 0.0;
   for (var i = 0u; i < lr.m; i++) { s = fma(dw[i * lr.n + j], u_at(i, k), s); }
-  dfactors[lr.offset + lr.m * lr.r + j * lr.r + k] = lr.alpha * s;
+  let o = lr.offset + lr.m * lr.r + j * lr.r + k;
+  dfactors[o] = dfactors[o] + lr.alpha * s;
 }

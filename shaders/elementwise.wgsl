@@ -52,3 +52,25 @@ fn gelu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   let i = flat(wid, nwg, lid);
   if (i < p.n) { out[i] = gelu_grad(x[i]) * y[i]; }
 }
+
+// dst = relu(x). select, not max: max(NaN, 0) may give either operand, and a NaN must stay a NaN;
+// -0 gives +0.
+@compute @workgroup_size(WG)
+fn relu(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i < p.n) {
+    let v = x[i];
+    dst[i] = select(v, 0.0, v <= 0.0);
+  }
+}
+
+// out = y where x > 0, 0 where x ≤ 0 (the subgradient at 0 is 0, as in PyTorch), NaN where x is NaN;
+// x is relu's output (or its input: both are > 0 at the same places), y the upstream gradient.
+@compute @workgroup_size(WG)
+fn relu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i < p.n) {
+    let v = x[i];
+    out[i] = select(select(v, 0.0, v <= 0.0), y[i], v > 0.0);
+  }
+}

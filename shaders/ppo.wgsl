@@ -1,13 +1,15 @@
-// PPO kernels for a diagonal Gaussian policy N(mu, exp(log_std)²) with a state-independent log_std:
-// log-probabilities; the clipped surrogate with entropy bonus, approximate KL and clip fraction;
+// Kernels for a diagonal Gaussian policy N(mu, exp(log_std)²) with a state-independent log_std:
+// sampling (PPO's and ReST-EM's), log-probabilities; PPO's clipped surrogate with entropy bonus, approximate KL and clip fraction;
 // its gradient wrt mu and log_std; advantage normalisation. Every sum runs in a
 // fixed order (serially per lane, then a fixed tree), so the bits never depend on scheduling.
 
 struct PpoParams { B: u32, D: u32, clip: f32, ent_coef: f32 }
 struct GroupParams { groups: u32, size: u32 }
+struct SampleParams { n: u32, D: u32 }
 
 @group(0) @binding(0) var<uniform> pp: PpoParams;
 @group(0) @binding(0) var<uniform> gp: GroupParams;
+@group(0) @binding(0) var<uniform> sp: SampleParams;
 
 // logprob, grad_mu, grad_log_std (surrogate shares log_std and adv)
 @group(0) @binding(1) var<storage, read> mu: array<f32>;
@@ -25,6 +27,9 @@ struct GroupParams { groups: u32, size: u32 }
 // normalize_groups
 @group(0) @binding(1) var<storage, read> adv_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> adv_out: array<f32>;
+// gaussian_sample: mu [n], log_std [D], noise [n] → sample_out [n]
+@group(0) @binding(3) var<storage, read> noise: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sample_out: array<f32>;
 
 const HALF_LOG_2PI: f32 = 0.91893853320467274;
 const HALF_LOG_2PI_E: f32 = 1.41893853320467274;
@@ -159,4 +164,11 @@ fn normalize_groups(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   }
   let inv = 1.0 / (sqrt(sq / f32(max(gp.size, 2u) - 1u)) + 1e-8);
   for (var i = 0u; i < gp.size; i++) { adv_out[first + i] = (adv_in[first + i] - mean) * inv; }
+}
+
+// sample_out = mu + exp(log_std) ⊙ noise, log_std broadcast over rows; flat 1-D grid.
+@compute @workgroup_size(WG)
+fn gaussian_sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i < sp.n) { sample_out[i] = fma(exp(log_std[i % sp.D]), noise[i], mu[i]); }
 }

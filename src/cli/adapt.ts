@@ -5,13 +5,11 @@ import { existsSync } from 'node:fs';
 import type { DeviceOptions } from '../gpu/device.ts';
 import { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
-import { writeSafetensors } from '../io/safetensors.ts';
 import { saveCheckpoint } from '../model/checkpoint.ts';
 import { loadModel } from '../model/load.ts';
 import { GPT2 } from '../model/gpt2.ts';
 import { generate } from '../model/generate.ts';
-import { add } from '../ops/elementwise.ts';
-import { Adapter } from '../seal/adapt.ts';
+import { Adapter, writeEdit } from '../seal/adapt.ts';
 import { Generator } from '../seal/generator.ts';
 import { exactMatch, greedyAnswers } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
@@ -66,7 +64,10 @@ export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise
         const [b, a] = [await generate(model, tok, [o.prompt], { maxNew: o.maxNew }), await generate(model, tok, [o.prompt], { maxNew: o.maxNew, overrides })];
         console.log(`  prompt: ${JSON.stringify(o.prompt)}\n     base: ${JSON.stringify(b[0]!.text)}\n     edited: ${JSON.stringify(a[0]!.text)}`);
       }
-      if (o.writeEdit) await writeEdit(gpu, o.writeEdit, model, overrides);
+      if (o.writeEdit) {
+        await writeEdit(o.writeEdit, model, overrides);
+        console.log(`wrote the edit (${[...overrides.keys()].join(', ')}) to ${o.writeEdit}`);
+      }
       if (o.writeModel) await writeEditedModel(gpu, o.writeModel, model, overrides, tok.name);
     }
     if (total) console.log(`\nexact match: base ${correct[0]}/${total}, edited ${correct[1]}/${total}`);
@@ -75,16 +76,6 @@ export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise
   } finally {
     gpu.destroy();
   }
-}
-
-/** The edit alone: θ' − θ for each masked tensor, under the tensor's own name. */
-async function writeEdit(gpu: Gpu, path: string, model: GPT2, overrides: ReadonlyMap<string, F32>): Promise<void> {
-  const names = [...overrides.keys()];
-  const deltas = names.map((n) => add(gpu, overrides.get(n)!, model.params.get(n)!, -1));
-  const data = await gpu.readMany(deltas);
-  await writeSafetensors(path, names.map((n, i) => [n, { shape: deltas[i]!.shape, data: data[i] as Float32Array }]), { kind: 'seal-webgpu/edit' });
-  for (const d of deltas) d.release();
-  console.log(`wrote the edit (${names.join(', ')}) to ${path}`);
 }
 
 /** The whole edited model: a checkpoint like the base with the edited tensors in place. */

@@ -1,6 +1,7 @@
 // The `seal` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
+import { parseRange } from '../model/mask.ts';
 import { adaptCommand } from './adapt.ts';
 import { demoCommand } from './demo.ts';
 import { DEFAULT_KNOWLEDGE, writeKnowledgeDataset } from '../tasks/synthetic.ts';
@@ -8,7 +9,6 @@ import { doctor } from './doctor.ts';
 import { pretrainCommand } from './pretrain.ts';
 import { configFromFlags, trainCommand } from './train.ts';
 import { TUNE_DEFAULTS } from './tune.ts';
-import { parseRange } from '../seal/mask.ts';
 import { UserError } from '../util/errors.ts';
 
 interface GlobalOpts {

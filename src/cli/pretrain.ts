@@ -3,7 +3,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import type { DeviceOptions } from '../gpu/device.ts';
 import { saveCheckpoint } from '../model/checkpoint.ts';
-import { DEFAULT_TRAIN } from '../model/train.ts';
+import { DEFAULT_OPTIMIZE } from '../model/optimize.ts';
 import { loadSquad } from '../tasks/squad.ts';
 import { pretrain } from '../tasks/pretrain.ts';
 
@@ -37,7 +37,7 @@ export async function pretrainCommand(dev: DeviceOptions, o: PretrainCliOptions)
       passages,
       out: o.out,
       model: { vocabSize: 257, nCtx: o.ctx, nLayer: o.layers, nHead: o.heads, nEmbd: o.width },
-      train: { ...DEFAULT_TRAIN, lr: o.lr, totalSteps: o.steps },
+      optimize: { ...DEFAULT_OPTIMIZE, lr: o.lr, totalSteps: o.steps },
       tokenizer: 'byte',
       batch: o.batch,
       seq: o.seq,

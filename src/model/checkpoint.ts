@@ -5,7 +5,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { SafetensorsError, withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import { GPT2, type ParamMap } from './gpt2.ts';
-import type { Trainer } from './train.ts';
+import type { Optimizer } from './optimize.ts';
 
 const FORMAT = 'seal-webgpu/gpt2';
 
@@ -15,10 +15,10 @@ export interface CheckpointMeta {
   state?: unknown;
 }
 
-export async function saveCheckpoint(path: string, model: GPT2, meta: CheckpointMeta, trainer?: Trainer): Promise<void> {
+export async function saveCheckpoint(path: string, model: GPT2, meta: CheckpointMeta, optimizer?: Optimizer): Promise<void> {
   const gpu = model.gpu;
   const entries: [string, ParamMap][] = [['', model.params]];
-  if (trainer) entries.push(['adam.m.', trainer.m], ['adam.v.', trainer.v]);
+  if (optimizer) entries.push(['adam.m.', optimizer.m], ['adam.v.', optimizer.v]);
   const names = entries.flatMap(([prefix, map]) => [...map.keys()].map((k) => [prefix + k, map.get(k)!] as const));
   const data = await gpu.readMany(names.map(([, t]) => t));
   const tensors: [string, TensorToWrite][] = names.map(([n, t], i) => [n, { shape: t.shape, data: data[i] as Float32Array }]);
@@ -26,7 +26,7 @@ export async function saveCheckpoint(path: string, model: GPT2, meta: Checkpoint
     format: FORMAT,
     config: JSON.stringify(model.config),
     tokenizer: meta.tokenizer,
-    ...(trainer ? { step: String(trainer.step) } : {}),
+    ...(optimizer ? { step: String(optimizer.step) } : {}),
     ...(meta.state !== undefined ? { state: JSON.stringify(meta.state) } : {}),
   });
 }

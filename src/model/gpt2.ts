@@ -197,7 +197,7 @@ export class Pass {
       const p = (s: string) => w(`h.${l}.${s}`);
       const pg = (s: string) => g(`h.${l}.${s}`);
       const lin = (x: Tensor, name: string, dy: Tensor) =>
-        t(matmulBackward(gpu, x as F32, p(`${name}.weight`), dy as F32, { dw: pg(`${name}.weight`), dbias: pg(`${name}.bias`), accumulate: true }).dx as F32);
+        t(matmulBackward(gpu, x as F32, p(`${name}.weight`), dy as F32, { dw: pg(`${name}.weight`), dbias: pg(`${name}.bias`) }) as F32);
       // x3 = x2 + mlp(ln2(x2)): the residual passes dx on; the MLP adds its part through ln_2.
       const dact = lin(a.act, 'mlp.c_proj', dx);
       const dfc = t(geluBackward(gpu, a.fc, dact));

@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, numel } from '../gpu/tensor.ts';
-import { loadGpt2Weights, ourName, type LoadGpt2Options } from '../io/gpt2-import.ts';
+import { loadGpt2Weights, ourName, type LoadGpt2Options } from './hf-import.ts';
 import { withSafetensors } from '../io/safetensors.ts';
 import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
 import { UserError } from '../util/errors.ts';

@@ -1,5 +1,6 @@
 // Causal multi-head self-attention over GPT-2's fused qkv (B,T,3C), softmax fused in. Forward saves
-// the probabilities att (B,NH,T,T); backward accumulates (+=) into dqkv, as llm.c does.
+// the probabilities att (B,NH,T,T); backward accumulates (+=) into dqkv, as llm.c does, or returns
+// a fresh one (the gradient convention, docs/ARCHITECTURE.md).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';

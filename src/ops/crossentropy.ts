@@ -1,6 +1,7 @@
 // Cross-entropy fused with softmax over the last dim V of logits (…, V); targets are u32 with
 // IGNORE_INDEX for positions without a loss. Forward saves lse (logsumexp per row) so backward is
-// elementwise; backward accumulates (+=) into dlogits, as llm.c does.
+// elementwise; backward accumulates (+=) into dlogits, as llm.c does, or returns a fresh one (the
+// gradient convention, docs/ARCHITECTURE.md).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';

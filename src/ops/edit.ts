@@ -1,5 +1,7 @@
 // Edit application (docs/ARCHITECTURE.md, SEAL variant A): W' = W + α·M⊙Δ written into a scratch copy, never into
-// the base; edits compose in order; and the gradient wrt the action.
+// the base; edits compose in order; and the gradient wrt the action. Gradient convention
+// (docs/ARCHITECTURE.md): editBackward adds into the action gradient it is given, else returns a
+// fresh (zeroed, then added into) one.
 //
 // A mask is a list of blocks, each `runs` equal runs of `run` elements, `stride` apart, in the flat
 // tensor: a row/column range of a row-major matrix is one block, a whole tensor or a flat range is
@@ -168,7 +170,7 @@ export function applyEdits(gpu: Gpu, base: Tensor, edits: readonly Edit[], out?:
 
 /**
  * The gradient wrt the action, given dW' (the gradient wrt the edited tensor): dense, α·dW' gathered
- * at the mask; low-rank, dU = α·dW'·V and dV = α·dW'ᵀ·U. Written into dAction (shaped like the
+ * at the mask; low-rank, dU = α·dW'·V and dV = α·dW'ᵀ·U. Added into dAction (shaped like the
  * action) at the edit's offset; the rest of dAction is left as it is (zeros when allocated here).
  */
 export function editBackward(gpu: Gpu, dOut: Tensor, edit: Edit, dAction?: Tensor): Tensor {

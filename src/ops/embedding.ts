@@ -1,5 +1,5 @@
 // Token + position embedding (GPT-2's wte, wpe). Backward accumulates (+=) into dwte and dwpe, as
-// llm.c does, deterministically (see shaders/embedding.wgsl). A token id ≥ V cannot be caught on
+// llm.c does (the gradient convention, docs/ARCHITECTURE.md), deterministically (see shaders/embedding.wgsl). A token id ≥ V cannot be caught on
 // the GPU: the forward writes NaN in that position's row. `uploadTokens` checks ids on the host.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';

@@ -1,5 +1,6 @@
 // LayerNorm over the last dim. Forward saves mean and rstd (one per row); backward accumulates
-// (+=) into the gradients it is given, as llm.c does, and allocates zeroed ones otherwise.
+// (+=) into the gradients it is given, as llm.c does, and allocates zeroed ones otherwise (the
+// gradient convention, docs/ARCHITECTURE.md).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';

@@ -1,6 +1,8 @@
 // The matmul family: C = op(A)·op(B) with op = identity or transpose, batched over a leading dim,
 // with fused epilogues (alpha, bias row, GELU, accumulate into C) and split-K. The kernel variant
 // is chosen per (adapter, shape class): built-in defaults, or a measured choice (autotuneMatmul).
+// Gradient convention (docs/ARCHITECTURE.md): matmulBackward adds dW and dbias into the buffers it
+// is given, always; dx, which it is not given, comes back as a fresh tensor.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
@@ -121,24 +123,11 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   return gemm(gpu, op, a, b, g, batched ? [batch, M, N] : [M, N], opts);
 }
 
-export interface LinearGrads {
-  dx: Tensor;
-  dw: Tensor;
-  dbias?: Tensor;
-}
-
 /**
- * Backward of y = x·W (+ bias) for x [M,K] or [B,T,K] (rows flattened), W [K,N]:
- * dx = dy·Wᵀ, dW = xᵀ·dy, dbias = Σ_rows dy. With `accumulate`, dW and dbias are added into the
- * given tensors (gradient accumulation); dx is always overwritten.
+ * Backward of y = x·W (+ bias) for x [M,K] or [B,T,K] (rows flattened), W [K,N]: adds dW += xᵀ·dy
+ * into `dw` and, when given, dbias += Σ_rows dy into `dbias`; returns a fresh dx = dy·Wᵀ.
  */
-export function matmulBackward(
-  gpu: Gpu,
-  x: Tensor,
-  w: Tensor,
-  dy: Tensor,
-  opts: { dx?: Tensor; dw?: Tensor; dbias?: Tensor; withBias?: boolean; accumulate?: boolean; variant?: string } = {},
-): LinearGrads {
+export function matmulBackward(gpu: Gpu, x: Tensor, w: Tensor, dy: Tensor, grads: { dw: Tensor; dbias?: Tensor; variant?: string }): Tensor {
   const op = 'matmulBackward';
   if (w.shape.length !== 2) throw new ShapeError(`${op}: w must be 2-D [K×N], got ${w}`);
   const [K, N] = w.shape as [number, number];
@@ -146,16 +135,16 @@ export function matmulBackward(
   expect(op, 'x', x, [...x.shape.slice(0, -1).map(() => -1), K]);
   expect(op, 'dy', dy, [...x.shape.slice(0, -1), N]);
   const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
-  const variant = opts.variant;
+  const variant = grads.variant;
   // dx[rows,K] = dy[rows,N]·W[K,N]ᵀ
-  const dx = gemm(gpu, op, dy, w, { M: rows, N: K, K: N, batch: 1, sAb: 0, sAi: N, sAk: 1, sBb: 0, sBk: 1, sBj: N }, x.shape, { out: opts.dx, variant });
-  // dW[K,N] = x[rows,K]ᵀ·dy[rows,N]
-  const dw = gemm(gpu, op, x, dy, { M: K, N, K: rows, batch: 1, sAb: 0, sAi: 1, sAk: K, sBb: 0, sBk: N, sBj: 1 }, [K, N], { out: opts.dw, accumulate: opts.accumulate, variant });
-  if (!opts.withBias && !opts.dbias) return { dx, dw };
-  // dbias[1,N] = 1[1,rows]·dy[rows,N]: A is one 1.0 read through zero strides.
+  const dx = gemm(gpu, op, dy, w, { M: rows, N: K, K: N, batch: 1, sAb: 0, sAi: N, sAk: 1, sBb: 0, sBk: 1, sBj: N }, x.shape, { variant });
+  // dW[K,N] += x[rows,K]ᵀ·dy[rows,N]
+  gemm(gpu, op, x, dy, { M: K, N, K: rows, batch: 1, sAb: 0, sAi: 1, sAk: K, sBb: 0, sBk: N, sBj: 1 }, [K, N], { out: grads.dw, accumulate: true, variant });
+  if (!grads.dbias) return dx;
+  // dbias[1,N] += 1[1,rows]·dy[rows,N]: A is one 1.0 read through zero strides.
   const one = gpu.constant(1);
-  const dbias = gemm(gpu, op, one, dy, { M: 1, N, K: rows, batch: 1, sAb: 0, sAi: 0, sAk: 0, sBb: 0, sBk: N, sBj: 1 }, [N], { out: opts.dbias, accumulate: opts.accumulate, variant });
-  return { dx, dw, dbias };
+  gemm(gpu, op, one, dy, { M: 1, N, K: rows, batch: 1, sAb: 0, sAi: 0, sAk: 0, sBb: 0, sBk: N, sBj: 1 }, [N], { out: grads.dbias, accumulate: true, variant });
+  return dx;
 }
 
 function gemm(gpu: Gpu, op: string, a: Tensor, b: Tensor, g: Gemm, outShape: readonly number[], opts: MatmulOptions): Tensor {

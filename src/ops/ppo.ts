@@ -1,7 +1,8 @@
-// PPO for a diagonal Gaussian policy a ~ N(μ, σ²), μ (B×D) per sample, log σ (D) shared: log-probs,
-// the clipped surrogate loss with entropy bonus and its gradients, and advantage normalisation.
+// Ops of a diagonal Gaussian policy a ~ N(μ, σ²), μ (B×D) per sample, log σ (D) shared: sampling
+// (PPO's and ReST-EM's), log-probs, and PPO's clipped surrogate loss with entropy bonus and its gradients, and advantage normalisation.
 // Scalars (loss, entropy, approximate KL, clip fraction) are computed on the GPU into one small
-// tensor, so a training step reads back only what it logs.
+// tensor, so a training step reads back only what it logs. ppoLossBackward is given no gradient
+// buffer: dMu and dLogStd come back fresh (the gradient convention, docs/ARCHITECTURE.md).
 //
 // Subgradients follow PyTorch: min(r·A, clamp(r, 1−ε, 1+ε)·A) sends the gradient to the smaller
 // term (half to each on a tie, as torch.minimum), and clamp passes it for 1−ε ≤ r ≤ 1+ε. Hence the
@@ -10,7 +11,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
-import { ShapeError, expect, noAlias, outputLike } from './check.ts';
+import { ShapeError, expect, noAlias, outputLike, sameShape } from './check.ts';
 
 const WG = 64;
 const PPO_PARAMS = ['B:u32', 'D:u32', 'clip:f32', 'ent_coef:f32'];
@@ -20,6 +21,7 @@ const SURROGATE = spec('surrogate', PPO_PARAMS);
 const GRAD_MU = spec('grad_mu', PPO_PARAMS);
 const GRAD_LOG_STD = spec('grad_log_std', PPO_PARAMS);
 const NORMALIZE = spec('normalize_groups', ['groups:u32', 'size:u32']);
+const SAMPLE = spec('gaussian_sample', ['n:u32', 'D:u32']);
 
 /** Where each scalar sits in PpoForward.stats. */
 export const PpoStat = { loss: 0, policyLoss: 1, entropy: 2, approxKl: 3, clipFraction: 4 } as const;
@@ -72,6 +74,19 @@ function ppoDims(op: string, x: PpoBatch, cfg: PpoConfig): { B: number; D: numbe
   expect(op, 'advantages', x.advantages, [B]);
   if (!(cfg.clip >= 0)) throw new RangeError(`${op}: clip must be ≥ 0, got ${cfg.clip}`);
   return { B, D, clip: cfg.clip, ent_coef: cfg.entropyCoef };
+}
+
+/** actions [N, D] = μ + exp(log σ) ⊙ noise, log σ [D] shared by every row, noise standard normal. */
+export function gaussianSample(gpu: Gpu, mu: Tensor, logStd: Tensor, noise: Tensor, out?: Tensor): Tensor {
+  const op = 'gaussianSample';
+  if (mu.shape.length !== 2) throw new ShapeError(`${op}: mu must be 2-D [N, D], got ${mu}`);
+  const D = mu.shape[1]!;
+  expect(op, 'mu', mu, [-1, D]);
+  expect(op, 'logStd', logStd, [D]);
+  sameShape(op, mu, noise, ['mu', 'noise']);
+  const o = outputLike(gpu, op, mu, out, logStd, noise);
+  gpu.dispatch(SAMPLE, { params: { n: mu.size, D: Math.max(D, 1) }, tensors: [mu, logStd, noise, o], workgroups: gpu.grid(mu.size, WG) });
+  return o;
 }
 
 /** [B] log N(actions | μ, σ²), summed over D. */

@@ -34,3 +34,8 @@ export function gelu(x: ArrayLike<number>): Float64Array {
 export function geluBackward(x: ArrayLike<number>, dout: ArrayLike<number>): Float64Array {
   return Float64Array.from(x, (v, i) => geluGradOf(v) * dout[i]!);
 }
+
+/** relu'(0) = 0, as in PyTorch. */
+export const relu = (x: ArrayLike<number>): Float64Array => Float64Array.from(x, (v) => (v > 0 ? v : v <= 0 ? 0 : NaN));
+
+export const reluBackward = (y: ArrayLike<number>, dy: ArrayLike<number>): Float64Array => Float64Array.from(y, (v, i) => (v > 0 ? dy[i]! : v <= 0 ? 0 : NaN));

@@ -1,5 +1,6 @@
-// CPU reference of the policy network (src/seal/policy.ts) and its ops (src/ops/policy.ts), in f64,
-// written straight from the formulas: μ = relu(ctx·Wenc + benc)·Wdec + bdec.
+// CPU reference of the policy network (src/seal/policy.ts), in f64, written straight from the
+// formulas: μ = relu(ctx·Wenc + benc)·Wdec + bdec.
+import { relu, reluBackward } from './ops.ts';
 
 type Arr = ArrayLike<number>;
 
@@ -7,15 +8,6 @@ export interface PolicyDims {
   inputDim: number;
   latent: number;
   actionDim: number;
-}
-
-/** relu'(0) = 0, as in PyTorch. */
-export const relu = (x: Arr): Float64Array => Float64Array.from(x, (v) => (v > 0 ? v : v <= 0 ? 0 : NaN));
-
-export const reluBackward = (y: Arr, dy: Arr): Float64Array => Float64Array.from(y, (v, i) => (v > 0 ? dy[i]! : v <= 0 ? 0 : NaN));
-
-export function gaussianSample(mu: Arr, logStd: Arr, noise: Arr, D: number): Float64Array {
-  return Float64Array.from(mu, (m, i) => m + Math.exp(logStd[i % D]!) * noise[i]!);
 }
 
 /** y [N, out] = x [N, in]·w [in, out] + b [out]. */

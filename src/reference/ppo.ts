@@ -14,6 +14,10 @@ export interface PpoData {
   D: number;
 }
 
+export function gaussianSample(mu: Arr, logStd: Arr, noise: Arr, D: number): Float64Array {
+  return Float64Array.from(mu, (m, i) => m + Math.exp(logStd[i % D]!) * noise[i]!);
+}
+
 export function gaussianLogProb(mu: Arr, logStd: Arr, actions: Arr, B: number, D: number): Float64Array {
   const out = new Float64Array(B);
   for (let b = 0; b < B; b++) {

@@ -2,11 +2,13 @@
 // over the passage), coefficients from a rule, and the edit written to scratch copies of the masked
 // tensors. The rules: the trained generator's mean (SEAL, no sampling, no RL), the untrained
 // generator, or a fixed step along the whole mask's gradient (or sign) direction — the baselines a
-// learned edit must beat. The base stays untouched.
+// learned edit must beat. The base stays untouched; writeEdit saves an edit alone, as deltas.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
+import { add } from '../ops/elementwise.ts';
 import { resolveConfig, type DirectionKind, type SealConfig } from './config.ts';
 import { passageFeatures, type PassageFeatures } from './features.ts';
 import { Generator } from './generator.ts';
@@ -101,4 +103,20 @@ export class Adapter {
     this.writer.release();
     this.#generator?.release();
   }
+}
+
+/** The edit alone: θ' − θ for each edited tensor (an Adaptation's overrides), under the tensor's own name. */
+export async function editDeltas(model: GPT2, overrides: ReadonlyMap<string, F32>): Promise<Map<string, TensorToWrite>> {
+  const gpu = model.gpu;
+  const names = [...overrides.keys()];
+  const deltas = names.map((n) => add(gpu, overrides.get(n)!, model.params.get(n)!, -1));
+  const data = await gpu.readMany(deltas);
+  const result = new Map(names.map((n, i) => [n, { shape: deltas[i]!.shape, data: data[i] as Float32Array }]));
+  for (const d of deltas) d.release();
+  return result;
+}
+
+/** Writes editDeltas as safetensors (metadata kind 'seal-webgpu/edit'), atomically. */
+export async function writeEdit(path: string, model: GPT2, overrides: ReadonlyMap<string, F32>): Promise<void> {
+  await writeSafetensors(path, await editDeltas(model, overrides), { kind: 'seal-webgpu/edit' });
 }

@@ -8,12 +8,12 @@
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
+import type { Mask } from '../model/mask.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { editBackward } from '../ops/edit.ts';
 import { matmul } from '../ops/matmul.ts';
-import { passageBatch } from '../tasks/finetune.ts';
+import { passageBatch } from '../tasks/corpus.ts';
 import type { DirectionKind } from './config.ts';
-import type { Mask } from './mask.ts';
 
 export interface PassageFeatures {
   /** [C] on the host: the generator's input. */

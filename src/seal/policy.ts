@@ -7,8 +7,9 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, type F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { ShapeError, expect } from '../ops/check.ts';
+import { relu, reluBackward } from '../ops/elementwise.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
-import { gaussianSample, relu, reluBackward } from '../ops/policy.ts';
+import { gaussianSample } from '../ops/ppo.ts';
 import { Rng } from '../util/random.ts';
 
 export interface PolicyConfig {
@@ -208,11 +209,11 @@ class Pass implements PolicyPass {
     };
     const [dEncW, dEncB, dDecW, dDecB] = ['enc.weight', 'enc.bias', 'dec.weight', 'dec.bias'].map(g) as [F32, F32, F32, F32];
     const p = (name: string) => policy.params.get(name)!;
-    const dh = matmulBackward(gpu, this.#h, p('dec.weight'), dMu, { dw: dDecW, dbias: dDecB, accumulate: true }).dx;
+    const dh = matmulBackward(gpu, this.#h, p('dec.weight'), dMu, { dw: dDecW, dbias: dDecB });
     const dPre = reluBackward(gpu, this.#h, dh);
     dh.release();
     // matmulBackward always forms d(ctx) too; the policy has no use for it.
-    matmulBackward(gpu, this.#ctx, p('enc.weight'), dPre, { dw: dEncW, dbias: dEncB, accumulate: true }).dx.release();
+    matmulBackward(gpu, this.#ctx, p('enc.weight'), dPre, { dw: dEncW, dbias: dEncB }).release();
     dPre.release();
   }
 

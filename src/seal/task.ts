@@ -5,12 +5,12 @@
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2, ParamMap } from '../model/gpt2.ts';
+import { resolveMask, type Mask } from '../model/mask.ts';
 import { applyEdits, editBackward, type DenseEdit } from '../ops/edit.ts';
 import { matmul } from '../ops/matmul.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { DirectionKind, SealConfig } from './config.ts';
 import { passageFeatures, type PassageFeatures } from './features.ts';
-import { resolveMask, type Mask } from './mask.ts';
 import { QAScorer, type PassageScore } from './reward.ts';
 
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
@@ -195,7 +195,7 @@ export class QATask implements EditTask {
         passes.push(this.#scorer.encode(job.p, this.overrides, grads));
         // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then one [R, n]·[n, 1] product.
         this.mask.entries.forEach((e, k) => {
-          const h = editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.empty([e.size]));
+          const h = editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size]));
           dCoef.push(matmul(gpu, this.features[job.p]!.directions[k]!, h.reshape([e.size, 1])));
           h.release();
         });

@@ -1,6 +1,8 @@
-// Text formats the models see, and the pretraining token stream. One place defines how a question
-// and its answer are written, so pretraining, rewards and evaluation agree.
+// Text formats the models see, the pretraining token stream, and a passage as one batch of LM
+// windows (finetuning on it, SEAL's features of it). One place defines how a question and its
+// answer are written, so pretraining, rewards and evaluation agree.
 import type { Tokenizer } from '../io/tokenizer.ts';
+import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { Rng } from '../util/random.ts';
 import type { Passage } from './squad.ts';
 
@@ -47,4 +49,26 @@ export function batchAt(stream: Uint32Array, B: number, T: number, seed: number,
     targets.set(stream.subarray(o + 1, o + T + 1), b * T);
   }
   return { tokens, targets };
+}
+
+/**
+ * The passage as one batch of windows: end-of-text then the text (documents start so in
+ * pretraining), cut into rows of nCtx inputs whose targets are the next tokens; the last row is
+ * padded with IGNORE_INDEX. Every token after the first is predicted exactly once.
+ */
+export function passageBatch(tok: Tokenizer, text: string, nCtx: number): { tokens: Uint32Array; targets: Uint32Array; B: number; T: number } {
+  const ids = [tok.eot, ...tok.encode(text)];
+  const predicted = ids.length - 1;
+  if (predicted < 1) throw new RangeError('passageBatch: the passage text is empty');
+  const B = Math.ceil(predicted / nCtx);
+  const T = Math.min(nCtx, predicted);
+  const tokens = new Uint32Array(B * T);
+  const targets = new Uint32Array(B * T).fill(IGNORE_INDEX);
+  for (let b = 0; b < B; b++) {
+    const from = b * T;
+    const n = Math.min(T, predicted - from);
+    tokens.set(ids.slice(from, from + n), b * T);
+    targets.set(ids.slice(from + 1, from + n + 1), b * T);
+  }
+  return { tokens, targets, B, T };
 }

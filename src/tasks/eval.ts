@@ -7,9 +7,9 @@
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
+import type { MaskEntry } from '../model/mask.ts';
 import { applyEdits, type DenseEdit, type MaskBlock } from '../ops/edit.ts';
 import { globalNorm } from '../ops/optimizer.ts';
-import type { MaskEntry } from '../seal/mask.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import type { ForgettingProbe } from './forgetting.ts';

@@ -7,10 +7,10 @@
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
-import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { editBackward } from '../ops/edit.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
-import { resolveMask, type Mask } from '../seal/mask.ts';
+import { resolveMask, type Mask } from '../model/mask.ts';
+import { passageBatch } from './corpus.ts';
 import { MaskedDelta, type Method } from './eval.ts';
 import type { Passage } from './squad.ts';
 
@@ -24,28 +24,6 @@ export interface FinetuneOptions {
 }
 
 export const DEFAULT_FINETUNE: FinetuneOptions = { steps: 10, lr: 1e-3, weightDecay: 0, gradClip: 1 };
-
-/**
- * The passage as one batch of windows: end-of-text then the text (documents start so in
- * pretraining), cut into rows of nCtx inputs whose targets are the next tokens; the last row is
- * padded with IGNORE_INDEX. Every token after the first is predicted exactly once.
- */
-export function passageBatch(tok: Tokenizer, text: string, nCtx: number): { tokens: Uint32Array; targets: Uint32Array; B: number; T: number } {
-  const ids = [tok.eot, ...tok.encode(text)];
-  const predicted = ids.length - 1;
-  if (predicted < 1) throw new RangeError('finetune: the passage text is empty');
-  const B = Math.ceil(predicted / nCtx);
-  const T = Math.min(nCtx, predicted);
-  const tokens = new Uint32Array(B * T);
-  const targets = new Uint32Array(B * T).fill(IGNORE_INDEX);
-  for (let b = 0; b < B; b++) {
-    const from = b * T;
-    const n = Math.min(T, predicted - from);
-    tokens.set(ids.slice(from, from + n), b * T);
-    targets.set(ids.slice(from + 1, from + n + 1), b * T);
-  }
-  return { tokens, targets, B, T };
-}
 
 /** The parameters a scope trains: the SEAL mask as given, or every tensor of the model, whole. */
 export function scopeMask(model: GPT2, scope: Mask | 'full'): Mask {
@@ -94,6 +72,7 @@ export async function finetunePassage(
       const pass = model.forward(tokens, targets, overrides);
       pass.backward(grads);
       pass.release();
+      for (const d of dDelta) gpu.clear(d);
       edited.forEach((g, i) => editBackward(gpu, g, delta.edit(i), dDelta[i]));
       if (o.gradClip > 0) clipGradNorm(gpu, dDelta, o.gradClip).release();
       delta.deltas.forEach((d, i) => adamw(gpu, d, dDelta[i]!, m[i]!, v[i]!, step, { lr: o.lr, weightDecay: o.weightDecay }));

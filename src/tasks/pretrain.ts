@@ -6,7 +6,7 @@ import { tokenizerFromName } from '../io/tokenizer.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import type { GPT2Config } from '../model/config.ts';
 import { GPT2 } from '../model/gpt2.ts';
-import { Trainer, type TrainConfig } from '../model/train.ts';
+import { Optimizer, type OptimizeConfig } from '../model/optimize.ts';
 import { batchAt, pretrainDocuments, tokenStream } from './corpus.ts';
 import { UserError } from '../util/errors.ts';
 import type { Passage } from './squad.ts';
@@ -15,7 +15,7 @@ export interface PretrainOptions {
   passages: readonly Passage[];
   out: string;
   model: GPT2Config;
-  train: TrainConfig;
+  optimize: OptimizeConfig;
   tokenizer: string;
   batch: number;
   seq: number;
@@ -31,7 +31,8 @@ interface RunState {
   seed: number;
   batch: number;
   seq: number;
-  train: TrainConfig;
+  /** The optimisation config; the key is part of the checkpoint's metadata, so it keeps its name. */
+  train: OptimizeConfig;
 }
 
 export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: GPT2; losses: number[] }> {
@@ -41,7 +42,7 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
   mkdirSync(dirname(o.out), { recursive: true });
   const stream = tokenStream(pretrainDocuments(o.passages), tok, o.seed);
   let model: GPT2;
-  let trainer: Trainer;
+  let optimizer: Optimizer;
   if (o.resume && existsSync(o.out)) {
     const ck = await loadCheckpoint(gpu, o.out, { optimizer: true });
     const s = ck.state as RunState | undefined;
@@ -50,32 +51,32 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
       throw new UserError(`${o.out}: was trained with seed ${s.seed}, batch ${s.batch}, seq ${s.seq}; resume with the same settings`);
     }
     model = ck.model;
-    trainer = new Trainer(model, s.train, ck.optimizer);
-    o.onResume?.(trainer.step);
+    optimizer = new Optimizer(model, s.train, ck.optimizer);
+    o.onResume?.(optimizer.step);
   } else {
     model = GPT2.init(gpu, o.model, o.seed);
-    trainer = new Trainer(model, o.train);
+    optimizer = new Optimizer(model, o.optimize);
   }
-  const state: RunState = { seed: o.seed, batch: o.batch, seq: o.seq, train: trainer.config };
+  const state: RunState = { seed: o.seed, batch: o.batch, seq: o.seq, train: optimizer.config };
   const losses: number[] = [];
-  const total = trainer.config.totalSteps;
+  const total = optimizer.config.totalSteps;
   let t0 = performance.now();
-  while (trainer.step < total) {
-    const { tokens, targets } = batchAt(stream, o.batch, o.seq, o.seed, trainer.step);
+  while (optimizer.step < total) {
+    const { tokens, targets } = batchAt(stream, o.batch, o.seq, o.seed, optimizer.step);
     const tt = gpu.tensor(tokens, [o.batch, o.seq]);
     const tg = gpu.tensor(targets, [o.batch, o.seq]);
-    const r = await trainer.train(tt, tg);
+    const r = await optimizer.update(tt, tg);
     tt.release();
     tg.release();
-    if (!Number.isFinite(r.loss)) throw new Error(`pretrain: loss became ${r.loss} at step ${trainer.step}; lower --lr`);
+    if (!Number.isFinite(r.loss)) throw new Error(`pretrain: loss became ${r.loss} at step ${optimizer.step}; lower --lr`);
     losses.push(r.loss);
     const now = performance.now();
-    o.onStep?.({ step: trainer.step, total, ...r, tokensPerSec: (o.batch * o.seq * 1000) / (now - t0) });
+    o.onStep?.({ step: optimizer.step, total, ...r, tokensPerSec: (o.batch * o.seq * 1000) / (now - t0) });
     t0 = now;
-    if (trainer.step % o.checkpointEvery === 0 || trainer.step === total) {
-      await saveCheckpoint(o.out, model, { tokenizer: tok.name, state }, trainer);
+    if (optimizer.step % o.checkpointEvery === 0 || optimizer.step === total) {
+      await saveCheckpoint(o.out, model, { tokenizer: tok.name, state }, optimizer);
     }
   }
-  trainer.release();
+  optimizer.release();
   return { model, losses };
 }

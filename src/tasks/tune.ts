@@ -4,7 +4,7 @@
 // are plain numbers and arrays, written as JSON next to evaluation results.
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
-import type { Mask } from '../seal/mask.ts';
+import type { Mask } from '../model/mask.ts';
 import { DEFAULT_FINETUNE, finetunePassage, scopeMask } from './finetune.ts';
 import { answerNll, mean } from './qa.ts';
 import type { Passage } from './squad.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gpu } from '../../src/gpu/gpu.ts';
 import { sizeClass } from '../../src/gpu/pool.ts';
-import { DEFAULT_TRAIN } from '../../src/model/train.ts';
+import { DEFAULT_OPTIMIZE } from '../../src/model/optimize.ts';
 import { pretrain } from '../../src/tasks/pretrain.ts';
 import { gpu, releaseGpu, sameBits } from '../helpers.ts';
 
@@ -48,7 +48,7 @@ test('pretraining gives the same bits with and without the pool, and stops creat
       passages: [{ id: '0.0', title: 'a', context: 'Zorblat was born in Quenth. Zorblat plays the harp.', questions: [{ id: 'q', question: 'Where was Zorblat born?', answers: ['Quenth'] }] }],
       out: join(dir, name),
       model: { vocabSize: 257, nCtx: 16, nLayer: 1, nHead: 2, nEmbd: 16 },
-      train: { ...DEFAULT_TRAIN, lr: 1e-2, warmup: 2, totalSteps: 6 },
+      optimize: { ...DEFAULT_OPTIMIZE, lr: 1e-2, warmup: 2, totalSteps: 6 },
       tokenizer: 'byte',
       batch: 2,
       seq: 16,

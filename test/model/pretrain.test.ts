@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
-import { DEFAULT_TRAIN } from '../../src/model/train.ts';
+import { DEFAULT_OPTIMIZE } from '../../src/model/optimize.ts';
 import { pretrain, type PretrainOptions } from '../../src/tasks/pretrain.ts';
 import type { Passage } from '../../src/tasks/squad.ts';
 import { gpu, releaseGpu, sameBits } from '../helpers.ts';
@@ -24,7 +24,7 @@ const options = (out: string, steps: number): PretrainOptions => ({
   passages,
   out,
   model: { vocabSize: 257, nCtx: 16, nLayer: 1, nHead: 2, nEmbd: 16 },
-  train: { ...DEFAULT_TRAIN, lr: 1e-2, warmup: 2, totalSteps: steps },
+  optimize: { ...DEFAULT_OPTIMIZE, lr: 1e-2, warmup: 2, totalSteps: steps },
   tokenizer: 'byte',
   batch: 4,
   seq: 16,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { byteTokenizer } from '../../src/io/tokenizer.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
-import { DEFAULT_TRAIN } from '../../src/model/train.ts';
+import { DEFAULT_OPTIMIZE } from '../../src/model/optimize.ts';
 import { resolveConfig } from '../../src/seal/config.ts';
 import { SealTrainer } from '../../src/seal/trainer.ts';
 import { pretrain } from '../../src/tasks/pretrain.ts';
@@ -46,7 +46,7 @@ test('pretraining: 120 steps, flat after 5', async () => {
     passages,
     out: join(dir, 'pretrain.safetensors'),
     model: TINY,
-    train: { ...DEFAULT_TRAIN, warmup: 5, totalSteps: 120 },
+    optimize: { ...DEFAULT_OPTIMIZE, warmup: 5, totalSteps: 120 },
     tokenizer: 'byte',
     batch: 4,
     seq: 64,

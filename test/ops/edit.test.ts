@@ -106,13 +106,22 @@ test('edit gradients: reference vs finite differences, GPU vs reference', async 
   for (const [m, n, k] of LOWRANK_SHAPES) await checkBackward(g, lowRank(g, m, n, k, 0.6), m, n);
 });
 
-test('editBackward writes only its own part of a shared dAction', async () => {
+test('editBackward adds into its own part of a shared dAction only', async () => {
   const g = await gpu();
   const c = dense(g, 1);
   const dAction = g.tensor(new Float32Array(c.host.kind === 'dense' ? c.host.delta.length : 0).fill(7));
-  editBackward(g, g.zeros([M, N]), c.edit, dAction);
+  editBackward(g, g.tensor(new Float32Array(M * N).fill(0.5), [M, N]), c.edit, dAction);
   const d = await g.read(dAction);
-  assert.equal([d[0], d[OFFSET], d[OFFSET + maskSize(MASK)]], [7, 0, 7]);
+  assert.equal([d[0], d[OFFSET], d[OFFSET + maskSize(MASK) - 1], d[OFFSET + maskSize(MASK)]], [7, 7.5, 7.5, 7]);
+  // Low-rank: dU and dV add in too; around them the factors' gradient is untouched.
+  const [m, n, k] = [7, 5, 3];
+  const lr = lowRank(g, m, n, k, 0.6);
+  const dOut = g.tensor(r.uniformArray(m * n), [m, n]);
+  const fresh = await g.read(editBackward(g, dOut, lr.edit));
+  const acc = g.tensor(new Float32Array(fresh.length).fill(1));
+  const got = await g.read(editBackward(g, dOut, lr.edit, acc));
+  const inside = (i: number) => i >= 2 && i < 2 + k * (m + n);
+  close(got, Array.from(fresh, (v, i) => (inside(i) ? v + 1 : 1)), 1e-6, 1e-6, 'low-rank dAction');
 });
 
 test('edits and their gradients are deterministic', async () => {

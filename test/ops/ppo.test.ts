@@ -4,6 +4,7 @@ import type { Gpu } from '../../src/gpu/gpu.ts';
 import {
   PpoStat,
   gaussianLogProb,
+  gaussianSample,
   normalizeAdvantages,
   ppoLoss,
   ppoLossBackward,
@@ -55,6 +56,20 @@ test('log-probabilities match the reference', async () => {
     const t = upload(g, x);
     close(await g.read(gaussianLogProb(g, t.mu, t.logStd, t.actions)), ref.gaussianLogProb(x.mu, x.logStd, x.actions, B, D), 1e-5, 1e-5, `logp ${B}×${D}`);
   }
+});
+
+test('gaussianSample matches the reference, log σ broadcast over rows', async () => {
+  const g = await gpu();
+  for (const [N, D] of [[1, 1], [1, 13], [17, 7], [3, 4099]] as const) {
+    const mu = r.uniformArray(N * D, -1, 1);
+    const logStd = r.uniformArray(D, -2, 1);
+    const noise = r.normalArray(N * D);
+    const out = gaussianSample(g, g.tensor(mu, [N, D]), g.tensor(logStd), g.tensor(noise, [N, D]));
+    assert.equal(out.shape, [N, D]);
+    close(await g.read(out), ref.gaussianSample(mu, logStd, noise, D), 1e-6, 1e-6, `sample ${N}×${D}`);
+  }
+  const a = await g.read(gaussianSample(g, g.tensor(Float32Array.of(NaN, Infinity, -Infinity, 2), [1, 4]), g.zeros([4]), g.tensor(Float32Array.of(1, 1, 1, NaN), [1, 4])));
+  assert.ok(Number.isNaN(a[0]) && a[1] === Infinity && a[2] === -Infinity && Number.isNaN(a[3]), `NaN and Inf propagate: ${a}`);
 });
 
 test('surrogate loss, entropy, approx KL, clip fraction and gradients match the reference', async () => {
@@ -179,7 +194,7 @@ test('PPO kernels are deterministic', async () => {
   const once = async () => {
     const fwd = ppoLoss(g, t, CFG);
     const { dMu, dLogStd } = ppoLossBackward(g, t, fwd.ratio, CFG);
-    return g.readMany([fwd.logp, fwd.stats, dMu, dLogStd, normalizeAdvantages(g, t.advantages, 7)]);
+    return g.readMany([fwd.logp, fwd.stats, dMu, dLogStd, normalizeAdvantages(g, t.advantages, 7), gaussianSample(g, t.mu, t.logStd, t.actions)]);
   };
   const [a, b] = [await once(), await once()];
   a.forEach((v, i) => sameBits(v as Float32Array, b[i] as Float32Array, `output ${i}`));
@@ -197,6 +212,10 @@ test('bad input gives named errors', async () => {
   assert.throws(() => ppoLossBackward(g, t, g.zeros([5]), CFG), /ppoLossBackward: ratio must have shape \[4\]/);
   assert.throws(() => gaussianLogProb(g, g.zeros([0, 5]), t.logStd, g.zeros([0, 5])), /gaussianLogProb: the batch is empty/);
   assert.throws(() => gaussianLogProb(g, t.mu, t.logStd, t.actions, t.mu), /gaussianLogProb: out must have shape \[4\]/);
+  const [a, b] = [g.zeros([2, 3]), g.zeros([3, 2])];
+  assert.throws(() => gaussianSample(g, g.zeros([6]), g.zeros([6]), g.zeros([6])), /gaussianSample: mu must be 2-D/);
+  assert.throws(() => gaussianSample(g, a, g.zeros([2]), a), /gaussianSample: logStd must have shape \[3\], got \[2\]/);
+  assert.throws(() => gaussianSample(g, a, g.zeros([3]), b), /gaussianSample: noise must have shape \[2×3\]/);
   assert.throws(() => normalizeAdvantages(g, g.zeros([12]), 5), /normalizeAdvantages: groupSize 5 must be a positive divisor of the batch size 12/);
   assert.throws(() => normalizeAdvantages(g, t.advantages, 4, t.advantages), /normalizeAdvantages: out must not be one of the inputs/);
 });

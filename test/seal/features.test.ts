@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { byteTokenizer } from '../../src/io/tokenizer.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { passageFeatures } from '../../src/seal/features.ts';
-import { resolveMask } from '../../src/seal/mask.ts';
+import { resolveMask } from '../../src/model/mask.ts';
 import { close, gpu, releaseGpu } from '../helpers.ts';
 
 test.after(releaseGpu);

@@ -10,6 +10,7 @@ import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src
 import { adamw } from '../../src/ops/optimizer.ts';
 import { gaussianLogProb, normalizeAdvantages, ppoLoss, ppoLossBackward } from '../../src/ops/ppo.ts';
 import * as ref from '../../src/reference/policy.ts';
+import { gaussianSample as gaussianSampleRef } from '../../src/reference/ppo.ts';
 import { Policy, policyParamShapes, type PolicyConfig } from '../../src/seal/policy.ts';
 import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.ts';
 
@@ -92,7 +93,7 @@ test('forward, backward (accumulating) and sample match the reference', async ()
     const [mu, a, ...gs] = await g.readMany([pass.mu, actions, ...names.map((n) => grads.get(n)!)]);
     const e = ref.policyForward(c, arrays, x.ctx, N);
     close(mu!, e.mu, 1e-5, 1e-6 * maxAbs(e.mu), `mu ${what}`);
-    close(a!, ref.gaussianSample(mu!, arrays.get('log_std')!, noise, c.actionDim), 1e-6, 1e-6, `sample ${what}`);
+    close(a!, gaussianSampleRef(mu!, arrays.get('log_std')!, noise, c.actionDim), 1e-6, 1e-6, `sample ${what}`);
     const eg = ref.policyBackward(c, arrays, x.ctx, N, x.dMu);
     names.forEach((name, i) => {
       const delta = eg.get(name) ?? new Float64Array(start.get(name)!.length);

@@ -8,7 +8,7 @@ import type { GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
 import * as ref from '../../src/reference/gpt2.ts';
-import { resolveMask } from '../../src/seal/mask.ts';
+import { resolveMask } from '../../src/model/mask.ts';
 import {
   adapterMethod,
   baseMethod,

@@ -6,8 +6,9 @@ import { byteTokenizer as tok } from '../../src/io/tokenizer.ts';
 import type { F32 } from '../../src/gpu/tensor.ts';
 import type { GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
-import { resolveMask } from '../../src/seal/mask.ts';
-import { finetuneMethod, passageBatch, scopeMask } from '../../src/tasks/finetune.ts';
+import { resolveMask } from '../../src/model/mask.ts';
+import { passageBatch } from '../../src/tasks/corpus.ts';
+import { finetuneMethod, scopeMask } from '../../src/tasks/finetune.ts';
 import type { Passage } from '../../src/tasks/squad.ts';
 import { close, gpu, releaseGpu, sameBits } from '../helpers.ts';
 

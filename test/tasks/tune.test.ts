@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { byteTokenizer as tok } from '../../src/io/tokenizer.ts';
 import type { GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
-import { resolveMask } from '../../src/seal/mask.ts';
+import { resolveMask } from '../../src/model/mask.ts';
 import { finetuneMethod } from '../../src/tasks/finetune.ts';
 import { answerNll, mean } from '../../src/tasks/qa.ts';
 import type { Passage } from '../../src/tasks/squad.ts';

@@ -14,9 +14,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fmtShape } from '../gpu/tensor.ts';
-import { paramSpecs, validateConfig, type GPT2Config } from '../model/config.ts';
+import { closestNames, SafetensorsError, withSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { UserError } from '../util/errors.ts';
-import { closestNames, SafetensorsError, withSafetensors, type SafetensorsFile } from './safetensors.ts';
+import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 
 export interface ImportedTensor {
   readonly shape: readonly number[];

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { paramSpecs } from '../../src/model/config.ts';
-import { parseRange, resolveMask } from '../../src/seal/mask.ts';
+import { parseRange, resolveMask } from '../../src/model/mask.ts';
 
 const shapes = new Map(paramSpecs({ vocabSize: 11, nCtx: 8, nLayer: 3, nHead: 2, nEmbd: 4 }).map((p) => [p.name, p.shape]));
 

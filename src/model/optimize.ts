@@ -1,10 +1,11 @@
-// One optimisation step of a GPT2 on the GPU: zero grads, forward, backward, clip, AdamW. The host
-// reads back only the loss and the gradient norm, once per step.
+// Optimising a GPT2's parameters on the GPU: per step zero grads, forward, backward, clip, AdamW
+// (with the warm-up + cosine learning-rate schedule). The host reads back only the loss and the
+// gradient norm, once per step. Used by pretraining; "train" is kept for SEAL's `seal train`.
 import type { F32 } from '../gpu/tensor.ts';
 import { adamw, clipGradNorm, type AdamWConfig } from '../ops/optimizer.ts';
 import type { GPT2, ParamMap, Tokens } from './gpt2.ts';
 
-export interface TrainConfig {
+export interface OptimizeConfig {
   lr: number;
   /** Linear warm-up steps, then cosine decay to lr·minLrRatio at totalSteps. */
   warmup: number;
@@ -14,24 +15,24 @@ export interface TrainConfig {
   gradClip: number;
 }
 
-export const DEFAULT_TRAIN: TrainConfig = { lr: 3e-3, warmup: 50, totalSteps: 2000, minLrRatio: 0.1, weightDecay: 0.01, gradClip: 1 };
+export const DEFAULT_OPTIMIZE: OptimizeConfig = { lr: 3e-3, warmup: 50, totalSteps: 2000, minLrRatio: 0.1, weightDecay: 0.01, gradClip: 1 };
 
-export function learningRate(c: TrainConfig, step: number): number {
+export function learningRate(c: OptimizeConfig, step: number): number {
   if (step < c.warmup) return (c.lr * (step + 1)) / c.warmup;
   const p = Math.min(1, (step - c.warmup) / Math.max(1, c.totalSteps - c.warmup));
   return c.lr * (c.minLrRatio + (1 - c.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * p)));
 }
 
-export class Trainer {
+export class Optimizer {
   readonly model: GPT2;
-  readonly config: TrainConfig;
+  readonly config: OptimizeConfig;
   readonly grads: ParamMap;
   readonly m: ParamMap;
   readonly v: ParamMap;
   /** Steps taken so far. */
   step = 0;
 
-  constructor(model: GPT2, config: TrainConfig, state?: { m: ParamMap; v: ParamMap; step: number }) {
+  constructor(model: GPT2, config: OptimizeConfig, state?: { m: ParamMap; v: ParamMap; step: number }) {
     this.model = model;
     this.config = config;
     this.grads = model.zerosLike();
@@ -41,7 +42,7 @@ export class Trainer {
   }
 
   /** One step on a batch; resolves to the batch's loss (before the update) and the gradient norm. */
-  async train(tokens: Tokens, targets: Tokens): Promise<{ loss: number; gradNorm: number; lr: number }> {
+  async update(tokens: Tokens, targets: Tokens): Promise<{ loss: number; gradNorm: number; lr: number }> {
     const gpu = this.model.gpu;
     for (const g of this.grads.values()) gpu.clear(g);
     const pass = this.model.forward(tokens, targets);

@@ -4,11 +4,11 @@ import { rejects } from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GPT2_TENSOR_NAMES, loadGpt2Weights, ourName } from '../../src/io/gpt2-import.ts';
+import { GPT2_TENSOR_NAMES, loadGpt2Weights, ourName } from '../../src/model/hf-import.ts';
 import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
 import { close, rng } from '../helpers.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'gpt2-import-test-'));
+const root = mkdtempSync(join(tmpdir(), 'hf-import-test-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 let dirNo = 0;
 
