@@ -88,7 +88,7 @@ export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, res
   const meta = { seal: JSON.stringify(c), model: c.model, ...(best ? { bestIteration: String(best.iteration), validationReward: String(best.reward) } : {}) };
   if (best) await Generator.write(runFiles(runDir).policy, trainer.generator.policy.params, best.arrays, meta);
   else await trainer.generator.save(runFiles(runDir).policy, meta, false);
-  if (!quiet && best) console.log(`kept the generator of iteration ${best.iteration} (best validation reward ${fmt(best.reward)})`);
+  if (!quiet && best) console.log(`kept the generator as it was after ${best.iteration} iterations (best validation reward ${fmt(best.reward)})`);
   return { trainer, model, metrics };
 }
 
