@@ -133,6 +133,7 @@ program
   .option('--mask-rows <a:b>', 'only these rows of the masked tensors', range)
   .option('--mask-cols <a:b>', 'only these columns', range)
   .option('--directions <kinds>', 'candidate directions per masked tensor: grad, sign or grad,sign')
+  .option('--lookahead <x>', 'also the directions from the gradient after a probe step of this size along the sign direction (0: none)', num)
   .option('--penalty <x>', 'λ of the edit-norm penalty in the reward', float)
   .addOption(new Option('--algo <name>', 'how the generator learns').choices(['meta', 'ppo', 'rest-em']))
   .option('--iterations <n>', 'iterations', int)

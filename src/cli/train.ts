@@ -111,6 +111,7 @@ export function configFromFlags(o: Record<string, unknown>, file?: string): Seal
     model: o.model,
     ...(mask ? { mask } : {}),
     ...(o.directions ? { directions: String(o.directions).split(',').map((x) => x.trim()) } : {}),
+    lookahead: o.lookahead,
     penalty: o.penalty,
     algo: o.algo,
     iterations: o.iterations,

@@ -10,7 +10,7 @@ import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { add } from '../ops/elementwise.ts';
 import { resolveConfig, type DirectionKind, type SealConfig } from './config.ts';
-import { passageFeatures, type PassageFeatures } from './features.ts';
+import { directionRows, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
 import { Generator } from './generator.ts';
 import { EditWriter, editSpace } from './task.ts';
 import { UserError } from '../util/errors.ts';
@@ -32,14 +32,16 @@ export class Adapter {
   readonly writer: EditWriter;
   readonly #tok: Tokenizer;
   readonly #layer: number;
+  readonly #spec: DirectionSpec;
   readonly #rule: CoefficientRule;
   readonly #generator: Generator | undefined;
 
   constructor(model: GPT2, tok: Tokenizer, config: SealConfig, rule: CoefficientRule, generator?: Generator) {
-    const { mask, layer } = editSpace(model, config);
+    const { mask, layer, spec } = editSpace(model, config);
     this.model = model;
     this.config = config;
-    this.writer = new EditWriter(model, mask, config.directions);
+    this.writer = new EditWriter(model, mask, spec);
+    this.#spec = spec;
     this.#tok = tok;
     this.#layer = layer;
     this.#rule = rule;
@@ -56,8 +58,8 @@ export class Adapter {
 
   /** The generator's mean coefficients; a fresh (untrained) one from config.seed without `arrays`. */
   static withGenerator(model: GPT2, tok: Tokenizer, config: SealConfig, arrays?: Map<string, Float32Array>): Adapter {
-    const { mask } = editSpace(model, config);
-    const actionDim = mask.entries.length * config.directions.length;
+    const { mask, spec } = editSpace(model, config);
+    const actionDim = mask.entries.length * directionRows(spec);
     const generator = Generator.create(model.gpu, Generator.policyConfig(config, model.config.nEmbd, actionDim), config.seed, arrays);
     const want = generator.policy.config;
     if (want.actionDim !== actionDim || want.inputDim !== model.config.nEmbd) {
@@ -75,7 +77,7 @@ export class Adapter {
     const r = config.directions.indexOf(kind);
     if (r < 0) throw new UserError(`fixed ${kind} step: the config's directions (${config.directions.join(', ')}) do not include '${kind}'`);
     if (!Number.isFinite(size)) throw new UserError(`fixed ${kind} step: size must be finite, got ${size}`);
-    const R = config.directions.length;
+    const R = directionRows(editSpace(model, config).spec);
     return new Adapter(model, tok, config, async (f) => {
       const total = Math.sqrt(f.norms.reduce((s, n) => s + n[r]! ** 2, 0));
       const coef = new Float64Array(f.norms.length * R);
@@ -86,7 +88,7 @@ export class Adapter {
 
   async adapt(passage: string): Promise<Adaptation> {
     const t0 = performance.now();
-    const f = await passageFeatures(this.model, this.#tok, passage, this.#layer, this.writer.mask, this.config.directions);
+    const f = await passageFeatures(this.model, this.#tok, passage, this.#layer, this.writer.mask, this.#spec);
     try {
       const coef = await this.#rule(f);
       const overrides = this.writer.apply(f, coef);

@@ -21,6 +21,11 @@ export const sealConfigSchema = z
      * coefficient per (tensor, kind).
      */
     directions: z.array(z.enum(DIRECTION_KINDS)).min(1),
+    /**
+     * With a size > 0, each kind also comes from the gradient after a probe step of this size along
+     * the mask's sign direction: a second gradient per passage (one more forward and backward).
+     */
+    lookahead: z.number().min(0),
     /** λ of the magnitude penalty λ‖Δ‖² in the reward (and the meta loss). */
     penalty: z.number().min(0),
     /** Which block's output the pooled feature is taken from; -1 is the last. */
@@ -68,6 +73,7 @@ export const DEFAULT_SEAL: SealConfig = {
   data: { train: 'data/knowledge/rl-train.json', validation: 'data/knowledge/validation.json', general: 'data/knowledge/general.txt' },
   mask: { tensors: ['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'] },
   directions: ['grad', 'sign'],
+  lookahead: 0,
   penalty: 0,
   featureLayer: -1,
   latent: 32,

@@ -4,13 +4,14 @@
 //  - pooled: the mean over the passage's tokens of one layer's hidden states (what it is about);
 //  - directions: per masked tensor, candidate edit directions from the passage's LM-loss gradient G
 //    (what the model would have to change to know it; MEND conditions its editor on the same):
-//    grad = −G/‖G‖ and sign = −sign(G)/‖sign(G)‖, the direction of Adam's first step.
+//    grad = −G/‖G‖ and sign = −sign(G)/‖sign(G)‖, the direction of Adam's first step; with a
+//    lookahead, the same from the gradient after a probe step (DirectionSpec).
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { GPT2, Pass } from '../model/gpt2.ts';
 import type { Mask } from '../model/mask.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
-import { editBackward } from '../ops/edit.ts';
+import { applyEdits, editBackward } from '../ops/edit.ts';
 import { matmul } from '../ops/matmul.ts';
 import { passageBatch } from '../tasks/corpus.ts';
 import type { DirectionKind } from './config.ts';
@@ -18,11 +19,11 @@ import type { DirectionKind } from './config.ts';
 export interface PassageFeatures {
   /** [C] on the host: the generator's input. */
   pooled: Float32Array;
-  /** Per mask entry, [kinds, entry size] unit directions on the GPU; with a mask only. Release when done. */
+  /** Per mask entry, [rows, entry size] unit directions on the GPU (directionRows); with a mask only. Release when done. */
   directions: F32[];
-  /** Per mask entry, the kinds × kinds Gram matrix of its directions (row-major): ‖Σ aᵣdᵣ‖² = aᵀ·Gram·a. */
+  /** Per mask entry, the rows × rows Gram matrix of its directions (row-major): ‖Σ aᵣdᵣ‖² = aᵀ·Gram·a. */
   gram: Float64Array[];
-  /** Per mask entry, each kind's norm before normalising (‖G_k‖, ‖sign G_k‖): joint directions over several tensors need them. */
+  /** Per mask entry, each row's norm before normalising (‖G_k‖, ‖sign G_k‖, …): joint directions over several tensors need them. */
   norms: Float64Array[];
   release(): void;
 }
@@ -50,7 +51,49 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-export async function passageFeatures(model: GPT2, tok: Tokenizer, text: string, layer: number, mask?: Mask, kinds: readonly DirectionKind[] = ['grad']): Promise<PassageFeatures> {
+/**
+ * Which candidate directions a passage gets per masked tensor: one row per kind from the gradient at
+ * the base weights and, with a lookahead size, one more per kind from the gradient after a probe step
+ * of that size along the whole mask's sign direction (a second gradient that sees how the loss
+ * bends, at the cost of one more forward and backward).
+ */
+export interface DirectionSpec {
+  kinds: readonly DirectionKind[];
+  lookahead: number;
+}
+
+export const directionRows = (s: DirectionSpec): number => s.kinds.length * (s.lookahead > 0 ? 2 : 1);
+
+/** Backward of `pass`, the gradient gathered at each masked tensor, read to the host. */
+async function maskGradients(model: GPT2, pass: Pass, mask: Mask): Promise<Float32Array[]> {
+  const gpu = model.gpu;
+  const grads = model.zerosLike();
+  pass.backward(grads);
+  // The backward of a dense edit gathers dW at the mask; `layout` only sizes that edit's action.
+  const layout = gpu.empty([Math.max(...mask.entries.map((e) => e.size))]);
+  const gathered = mask.entries.map((e) => editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size])));
+  const read = (await gpu.readMany(gathered)) as Float32Array[];
+  for (const t of [layout, ...gathered, ...grads.values()]) t.release();
+  return read;
+}
+
+/** The weights after a step of `size` along the whole mask's unit sign direction −sign(G)/‖sign G‖. */
+function probeWeights(model: GPT2, mask: Mask, grads: readonly Float32Array[], size: number): Map<string, F32> {
+  const gpu = model.gpu;
+  const signs = grads.map((g) => g.map((v) => -Math.sign(v)));
+  const nnz = signs.reduce((n, s) => n + s.reduce((c, v) => c + v * v, 0), 0);
+  const alpha = nnz > 0 ? size / Math.sqrt(nnz) : 0;
+  return new Map(
+    mask.entries.map((e, k) => {
+      const delta = gpu.tensor(signs[k]!, [e.size]);
+      const w = applyEdits(gpu, model.params.get(e.name)!, [{ kind: 'dense', mask: [e.block], delta, offset: 0, alpha }]);
+      delta.release();
+      return [e.name, w] as const;
+    }),
+  );
+}
+
+export async function passageFeatures(model: GPT2, tok: Tokenizer, text: string, layer: number, mask?: Mask, spec: DirectionSpec = { kinds: ['grad'], lookahead: 0 }): Promise<PassageFeatures> {
   const gpu = model.gpu;
   const { nLayer, nEmbd: C, nCtx } = model.config;
   if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) throw new RangeError(`feature layer ${layer} is not a layer of this model (0..${nLayer - 1})`);
@@ -61,28 +104,29 @@ export async function passageFeatures(model: GPT2, tok: Tokenizer, text: string,
   // Mean over real positions only: the last window's padding has no target.
   const real = b.targets.reduce((n, t) => n + (t !== IGNORE_INDEX ? 1 : 0), 0);
   const weights = gpu.tensor(Float32Array.from(b.targets, (t) => (t !== IGNORE_INDEX ? 1 / real : 0)), [1, b.B * b.T]);
-  const pooled = matmul(gpu, weights, pass.hidden[layer]!.reshape([b.B * b.T, C]));
-  const toRead: F32[] = [pooled];
-  const grads = mask ? model.zerosLike() : null;
-  if (mask && grads) {
-    pass.backward(grads);
-    // The backward of a dense edit gathers dW at the mask; `layout` only sizes that edit's action.
-    const layout = gpu.empty([Math.max(...mask.entries.map((e) => e.size))]);
-    for (const e of mask.entries) {
-      const g = gpu.zeros([e.size]);
-      editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, g);
-      toRead.push(g);
+  const pooledT = matmul(gpu, weights, pass.hidden[layer]!.reshape([b.B * b.T, C]));
+  const pooled = standardise((await gpu.read(pooledT)) as Float32Array);
+  pooledT.release();
+  weights.release();
+  // Per point (the base, then the probe), the gradient at each masked tensor.
+  const points: Float32Array[][] = [];
+  if (mask) {
+    points.push(await maskGradients(model, pass, mask));
+    if (spec.lookahead > 0) {
+      const probe = probeWeights(model, mask, points[0]!, spec.lookahead);
+      const ahead = model.forward(tokens, targets, probe);
+      points.push(await maskGradients(model, ahead, mask));
+      ahead.release();
+      for (const t of probe.values()) t.release();
     }
-    layout.release();
   }
-  const read = await gpu.readMany(toRead);
-  for (const t of [tokens, targets, weights, ...toRead, ...(grads?.values() ?? [])]) t.release();
+  for (const t of [tokens, targets]) t.release();
   pass.release();
-  const R = kinds.length;
+  const R = directionRows(spec);
   const gram: Float64Array[] = [];
   const norms: Float64Array[] = [];
-  const directions = (mask?.entries ?? []).map((e, i) => {
-    const made = kinds.map((k) => direction(k, read[i + 1] as Float32Array));
+  const directions = (mask?.entries ?? []).map((e, k) => {
+    const made = points.flatMap((g) => spec.kinds.map((kind) => direction(kind, g[k]!)));
     norms.push(Float64Array.from(made, (m) => m.norm));
     const ds = made.map((m) => m.d);
     const rows = new Float32Array(R * e.size);
@@ -92,11 +136,5 @@ export async function passageFeatures(model: GPT2, tok: Tokenizer, text: string,
     gram.push(G);
     return gpu.tensor(rows, [R, e.size], 'f32', `${e.name}.directions`);
   });
-  return {
-    pooled: standardise(read[0] as Float32Array),
-    directions,
-    gram,
-    norms,
-    release: () => directions.forEach((t) => t.release()),
-  };
+  return { pooled, directions, gram, norms, release: () => directions.forEach((t) => t.release()) };
 }

@@ -9,15 +9,15 @@ import { resolveMask, type Mask } from '../model/mask.ts';
 import { applyEdits, editBackward, type DenseEdit } from '../ops/edit.ts';
 import { matmul } from '../ops/matmul.ts';
 import type { Passage } from '../tasks/squad.ts';
-import type { DirectionKind, SealConfig } from './config.ts';
-import { passageFeatures, type PassageFeatures } from './features.ts';
+import type { SealConfig } from './config.ts';
+import { directionRows, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
 import { QAScorer, type PassageScore } from './reward.ts';
 
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
-export function editSpace(model: GPT2, config: Pick<SealConfig, 'mask' | 'featureLayer'>): { mask: Mask; layer: number } {
+export function editSpace(model: GPT2, config: Pick<SealConfig, 'mask' | 'featureLayer' | 'directions' | 'lookahead'>): { mask: Mask; layer: number; spec: DirectionSpec } {
   const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
   const layer = config.featureLayer < 0 ? model.config.nLayer + config.featureLayer : config.featureLayer;
-  return { mask, layer };
+  return { mask, layer, spec: { kinds: config.directions, lookahead: config.lookahead } };
 }
 
 /** An edit: coefficients (length K) over passage p's candidate directions. */
@@ -59,27 +59,28 @@ export interface EditTask {
 export class EditWriter {
   readonly model: GPT2;
   readonly mask: Mask;
-  readonly kinds: readonly DirectionKind[];
+  /** Directions per masked tensor. */
+  readonly rows: number;
   /** The edited tensors by name: pass as overrides. */
   readonly overrides = new Map<string, F32>();
 
-  constructor(model: GPT2, mask: Mask, kinds: readonly DirectionKind[]) {
+  constructor(model: GPT2, mask: Mask, spec: DirectionSpec) {
     this.model = model;
     this.mask = mask;
-    this.kinds = kinds;
+    this.rows = directionRows(spec);
     for (const e of mask.entries) this.overrides.set(e.name, model.gpu.empty(e.shape, 'f32', `${e.name}.edited`));
   }
 
   get actionDim(): number {
-    return this.mask.entries.length * this.kinds.length;
+    return this.mask.entries.length * this.rows;
   }
 
   apply(f: PassageFeatures, coef: ArrayLike<number>): ReadonlyMap<string, F32> {
     if (coef.length !== this.actionDim) throw new RangeError(`edit: ${coef.length} coefficients for ${this.actionDim} directions`);
     for (const c of Array.from(coef)) if (!Number.isFinite(c)) throw new RangeError(`edit: non-finite coefficient ${c}`);
-    const R = this.kinds.length;
+    const R = this.rows;
     this.mask.entries.forEach((e, k) => {
-      const edits: DenseEdit[] = this.kinds.map((_, r) => ({ kind: 'dense', mask: [e.block], delta: f.directions[k]!, offset: r * e.size, alpha: coef[k * R + r]! }));
+      const edits: DenseEdit[] = Array.from({ length: R }, (_, r) => ({ kind: 'dense', mask: [e.block], delta: f.directions[k]!, offset: r * e.size, alpha: coef[k * R + r]! }));
       applyEdits(this.model.gpu, this.model.params.get(e.name)!, edits, this.overrides.get(e.name));
     });
     return this.overrides;
@@ -87,7 +88,7 @@ export class EditWriter {
 
   /** ‖Δ‖ from the directions' Gram matrices (no GPU work). */
   norm(f: PassageFeatures, coef: ArrayLike<number>): number {
-    const R = this.kinds.length;
+    const R = this.rows;
     let sq = 0;
     f.gram.forEach((G, k) => {
       for (let r = 0; r < R; r++) for (let q = 0; q < R; q++) sq += coef[k * R + r]! * G[r * R + q]! * coef[k * R + q]!;
@@ -115,13 +116,13 @@ export class QATask implements EditTask {
   #grads: ParamMap | null = null;
   #layout: F32 | null = null;
 
-  private constructor(model: GPT2, mask: Mask, kinds: readonly DirectionKind[], features: PassageFeatures[], scorer: QAScorer, base: PassageScore[]) {
+  private constructor(model: GPT2, mask: Mask, spec: DirectionSpec, features: PassageFeatures[], scorer: QAScorer, base: PassageScore[]) {
     this.model = model;
     this.mask = mask;
     this.features = features;
     this.#scorer = scorer;
     this.base = base;
-    this.writer = new EditWriter(model, mask, kinds);
+    this.writer = new EditWriter(model, mask, spec);
   }
 
   /** The edited tensors, rewritten by each edit: pass as overrides. */
@@ -134,18 +135,18 @@ export class QATask implements EditTask {
     tok: Tokenizer,
     passages: readonly Passage[],
     mask: Mask,
-    kinds: readonly DirectionKind[],
+    spec: DirectionSpec,
     layer: number,
     onProgress?: (done: number, total: number) => void,
   ): Promise<QATask> {
     const features: PassageFeatures[] = [];
     for (const [i, p] of passages.entries()) {
-      features.push(await passageFeatures(model, tok, p.context, layer, mask, kinds));
+      features.push(await passageFeatures(model, tok, p.context, layer, mask, spec));
       onProgress?.(i + 1, passages.length);
     }
     const scorer = new QAScorer(model, tok, passages);
     const base = await scorer.score(model.gpu, passages.map((_, p) => ({ p })));
-    return new QATask(model, mask, kinds, features, scorer, base);
+    return new QATask(model, mask, spec, features, scorer, base);
   }
 
   get size(): number {
@@ -185,7 +186,7 @@ export class QATask implements EditTask {
     const gpu = this.model.gpu;
     const grads = (this.#grads ??= this.model.zerosLike());
     const layout = (this.#layout ??= gpu.empty([Math.max(...this.mask.entries.map((e) => e.size))]));
-    const R = this.writer.kinds.length;
+    const R = this.writer.rows;
     const passes: { losses: F32; release(): void }[] = [];
     const dCoef: F32[] = [];
     try {

@@ -125,11 +125,11 @@ export class SealTrainer {
     resume?: TrainerState,
     onProgress?: (done: number, total: number) => void,
   ): Promise<SealTrainer> {
-    const { mask, layer } = editSpace(model, config);
+    const { mask, layer, spec } = editSpace(model, config);
     const validation = data.validation.slice(0, config.validationCount);
     const total = data.train.length + validation.length;
-    const train = await QATask.create(model, tok, data.train, mask, config.directions, layer, (d) => onProgress?.(d, total));
-    const val = await QATask.create(model, tok, validation, mask, config.directions, layer, (d) => onProgress?.(data.train.length + d, total));
+    const train = await QATask.create(model, tok, data.train, mask, spec, layer, (d) => onProgress?.(d, total));
+    const val = await QATask.create(model, tok, validation, mask, spec, layer, (d) => onProgress?.(data.train.length + d, total));
     const probe = await ForgettingProbe.create(model, tok, sampleLines(data.general, config.forgettingLines, config.seed));
     const generator = Generator.create(model.gpu, Generator.policyConfig(config, model.config.nEmbd, train.actionDim), config.seed, resume?.generator);
     return new SealTrainer({

@@ -7,7 +7,7 @@ import { byteTokenizer } from '../../src/io/tokenizer.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { passageFeatures } from '../../src/seal/features.ts';
 import { resolveMask } from '../../src/model/mask.ts';
-import { close, gpu, releaseGpu } from '../helpers.ts';
+import { close, gpu, releaseGpu, sameBits } from '../helpers.ts';
 
 test.after(releaseGpu);
 
@@ -20,12 +20,14 @@ test('a fact past the first context window changes the features', async () => {
   const g = await gpu();
   const model = GPT2.init(g, tiny, 5);
   const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['h.0.mlp.c_fc.weight', 'h.0.mlp.c_proj.weight'] });
-  const a = await passageFeatures(model, byteTokenizer, withFact('1911'), 0, mask, ['grad', 'sign']);
-  const b = await passageFeatures(model, byteTokenizer, withFact('1874'), 0, mask, ['grad', 'sign']);
+  const spec = { kinds: ['grad', 'sign'] as const, lookahead: 0 };
+  const a = await passageFeatures(model, byteTokenizer, withFact('1911'), 0, mask, spec);
+  const b = await passageFeatures(model, byteTokenizer, withFact('1874'), 0, mask, spec);
   const diff = (x: ArrayLike<number>, y: ArrayLike<number>) => Math.max(...Array.from(x, (v, i) => Math.abs(v - y[i]!)));
   assert.ok(withFact('1911').indexOf('1911') > 2 * tiny.nCtx, 'the fact is past the first two windows');
   assert.ok(diff(a.pooled, b.pooled) > 1e-4, 'pooled features moved');
   const [da, db] = [await g.read(a.directions[0]!), await g.read(b.directions[0]!)];
+  const a0Directions = g.tensor(da as Float32Array, a.directions[0]!.shape);
   assert.ok(diff(da, db) > 1e-4, 'gradient directions moved');
 
   // Unit directions; Gram and norms consistent with them.
@@ -40,6 +42,18 @@ test('a fact past the first context window changes the features', async () => {
   }
   a.release();
   b.release();
+
+  // A lookahead adds the same kinds from the gradient after a probe step: new unit directions
+  // after the base ones, which stay as they were.
+  const c = await passageFeatures(model, byteTokenizer, withFact('1911'), 0, mask, { kinds: ['grad', 'sign'], lookahead: 4 });
+  const [d0, d1] = [(await g.read(c.directions[0]!)) as Float32Array, (await g.read(a0Directions)) as Float32Array];
+  const n = mask.entries[0]!.size;
+  assert.equal(c.directions[0]!.shape, [4, n]);
+  sameBits(d0.subarray(0, 2 * n), d1, 'base rows unchanged');
+  close([c.gram[0]![2 * 4 + 2]!, c.gram[0]![3 * 4 + 3]!], [1, 1], 1e-4, 1e-5, 'lookahead rows are unit');
+  assert.ok(diff(d0.subarray(2 * n, 3 * n), d0.subarray(0, n)) > 1e-4, 'the gradient after the probe step differs');
+  c.release();
+  a0Directions.release();
   model.release();
 });
 
