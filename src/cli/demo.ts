@@ -10,7 +10,7 @@ import { resolveConfig } from '../seal/config.ts';
 import { runFiles } from '../seal/run.ts';
 import { runEval } from './eval.ts';
 import { missingModel, trainRun } from './train.ts';
-import { UserError } from '../util/errors.ts';
+import { readTuned } from './tune.ts';
 
 /** The baselines' settings, chosen on the validation split by `seal tune --out data/tuned.json`. */
 export const TUNED = 'data/tuned.json';
@@ -24,12 +24,13 @@ export interface DemoOptions {
 
 export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<void> {
   const t0 = performance.now();
-  const config = resolveConfig({ iterations: o.iterations, evalEvery: Math.max(1, Math.floor(o.iterations / 6)) });
+  // The lookahead probe is the fixed sign step chosen on validation (a second gradient per passage).
+  const lookahead = readTuned(TUNED).fixed.sign?.best.value ?? 0;
+  const config = resolveConfig({ iterations: o.iterations, evalEvery: Math.max(1, Math.floor(o.iterations / 6)), lookahead });
   if (!existsSync(config.model)) throw missingModel(config.model);
   // A demo starts fresh: a previous demo run in the same folder is replaced.
   rmSync(o.run, { recursive: true, force: true });
-  if (!existsSync(TUNED)) throw new UserError(`${TUNED} not found: make it with \`seal tune --out ${TUNED}\``);
-  console.log(`1/2  SEAL training: ${config.iterations} iterations of ${config.batch} passages (${config.algo}), run in ${o.run}`);
+  console.log(`1/2  SEAL training: ${config.iterations} iterations of ${config.batch} passages (${config.algo}, lookahead ${lookahead}), run in ${o.run}`);
   const gpu = await Gpu.create(dev);
   try {
     const { trainer, model } = await trainRun(gpu, o.run, config, false);
