@@ -53,7 +53,7 @@ export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<v
     randomNorm: 'seal',
     seeds: o.seeds,
     passages: o.passages,
-    general: 64,
+    general: 32,
     maxNew: 16,
     report: join(o.run, 'report'),
     metrics: files.metrics,

@@ -140,6 +140,8 @@ export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<vo
     const keep = (a: Adapter) => (adapters.push(a), a);
     const seal = o.policy ? keep(await Adapter.load(gpu, model, tok, o.policy)) : undefined;
     const config = seal?.config ?? resolveConfig({ model: o.model, mask: maskSpec });
+    // A fixed step uses only the base gradient: no lookahead pass to pay for.
+    const fixedConfig = { ...config, lookahead: 0 };
     const stepSize = (kind: DirectionKind, method: string) => {
       const v = tuned?.fixed[kind]?.best.value ?? o.stepSize;
       if (v === undefined) throw new EvalInputError(`${method} needs a step size: pass --tuned FILE (from \`seal tune\`) or --step-size X`);
@@ -152,8 +154,8 @@ export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<vo
     const available = availableMethods(o, {
       mask,
       adapters: new Map([
-        ['fixed-step', () => adapterMethod('fixed-step', keep(Adapter.fixedStep(model, tok, config, 'grad', stepSize('grad', 'fixed-step'))))],
-        ['fixed-sign', () => adapterMethod('fixed-sign', keep(Adapter.fixedStep(model, tok, config, 'sign', stepSize('sign', 'fixed-sign'))))],
+        ['fixed-step', () => adapterMethod('fixed-step', keep(Adapter.fixedStep(model, tok, fixedConfig, 'grad', stepSize('grad', 'fixed-step'))))],
+        ['fixed-sign', () => adapterMethod('fixed-sign', keep(Adapter.fixedStep(model, tok, fixedConfig, 'sign', stepSize('sign', 'fixed-sign'))))],
         ['generator-init', () => adapterMethod('generator-init', keep(Adapter.withGenerator(model, tok, config)))],
         ...(seal ? [['seal', () => adapterMethod('seal', seal)] as const] : []),
       ]),

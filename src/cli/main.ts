@@ -212,8 +212,8 @@ program
   .description('the main job: a short SEAL training on the bundled model and data, then the held-out comparison with the baselines and a report')
   .option('--run <dir>', 'where the run and its report go (replaced)', 'runs/demo')
   .option('--iterations <n>', 'SEAL training iterations', int, 30)
-  .option('--passages <n>', 'held-out passages to evaluate', int, 16)
-  .option('--seeds <n>', 'seeds for the random edit', int, 2)
+  .option('--passages <n>', 'held-out passages to evaluate', int, 12)
+  .option('--seeds <n>', 'seeds for the random edit', int, 1)
   .action(async (opts, cmd: Command) => {
     await demoCommand(deviceOptions(cmd), opts);
   });
