@@ -26,31 +26,12 @@ import { ForgettingProbe, generalNll, sampleLines } from '../../src/tasks/forget
 import { answerText, questionPrompt } from '../../src/tasks/corpus.ts';
 import { answerNll, exactMatch, greedyAnswers, mean } from '../../src/tasks/qa.ts';
 import type { Passage } from '../../src/tasks/squad.ts';
+import { PASSAGES } from '../fixtures/passages.ts';
 import { close, gpu, releaseGpu, sameBits } from '../helpers.ts';
 
 test.after(releaseGpu);
 
 const config: GPT2Config = { vocabSize: 257, nCtx: 96, nLayer: 2, nHead: 2, nEmbd: 16 };
-const PASSAGES: Passage[] = [
-  {
-    id: '0.0',
-    title: 'Vel Orin',
-    context: 'Vel Orin is a baker. Vel Orin plays the harp.',
-    questions: [
-      { id: 'p0-job-a', question: 'What is Vel Orin?', answers: ['baker'] },
-      { id: 'p0-instrument-a', question: 'What does Vel Orin play?', answers: ['harp', 'the harp'] },
-    ],
-  },
-  {
-    id: '1.0',
-    title: 'Tasby',
-    context: 'Tasby is a town by a river. Its flag is blue.',
-    questions: [
-      { id: 'p1-flag-a', question: 'What colour is the flag of Tasby?', answers: ['blue'] },
-      { id: 'p1-flag-b', question: 'Which colour is on the flag of Tasby?', answers: ['blue'] },
-    ],
-  },
-];
 const GENERAL = ['The duck walks near the road.', 'In winter the rain makes the bridge quiet.', 'A bright chair stands by the basket.'];
 const items = (p: Passage) => p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
 

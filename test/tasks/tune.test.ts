@@ -10,30 +10,13 @@ import { GPT2 } from '../../src/model/gpt2.ts';
 import { resolveMask } from '../../src/model/mask.ts';
 import { finetuneMethod } from '../../src/tasks/finetune.ts';
 import { answerNll, mean } from '../../src/tasks/qa.ts';
-import type { Passage } from '../../src/tasks/squad.ts';
 import { tuneFinetune, tuneScalar } from '../../src/tasks/tune.ts';
+import { PASSAGES } from '../fixtures/passages.ts';
 import { gpu, releaseGpu } from '../helpers.ts';
 
 test.after(releaseGpu);
 
 const config: GPT2Config = { vocabSize: 257, nCtx: 48, nLayer: 2, nHead: 2, nEmbd: 16 };
-const PASSAGES: Passage[] = [
-  {
-    id: '0.0',
-    title: 'Vel Orin',
-    context: 'Vel Orin is a baker in Tasby. Vel Orin plays the harp.',
-    questions: [
-      { id: 'p0-job-a', question: 'What is Vel Orin?', answers: ['baker'] },
-      { id: 'p0-instrument-a', question: 'What does Vel Orin play?', answers: ['harp', 'the harp'] },
-    ],
-  },
-  {
-    id: '1.0',
-    title: 'Tasby',
-    context: 'Tasby is a town by a river. Its flag is blue.',
-    questions: [{ id: 'p1-flag-a', question: 'What colour is the flag of Tasby?', answers: ['blue'] }],
-  },
-];
 
 async function fixture() {
   const g = await gpu();
