@@ -8,7 +8,7 @@
 //    lookahead, the same from the gradient after a probe step (DirectionSpec).
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2, Pass } from '../model/gpt2.ts';
+import type { GPT2, ParamMap, Pass } from '../model/gpt2.ts';
 import type { Mask } from '../model/mask.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { applyEdits, editBackward } from '../ops/edit.ts';
@@ -64,16 +64,24 @@ export interface DirectionSpec {
 
 export const directionRows = (s: DirectionSpec): number => s.kinds.length * (s.lookahead > 0 ? 2 : 1);
 
+/** Per masked tensor, its gradient in `grads` gathered at the mask block, packed ([size] each, fresh). */
+export function gatherAtMask(model: GPT2, grads: ParamMap, mask: Mask): F32[] {
+  const gpu = model.gpu;
+  // The backward of a dense edit gathers dW at the mask; `layout` only sizes that edit's action.
+  const layout = gpu.empty([Math.max(...mask.entries.map((e) => e.size))]);
+  const gathered = mask.entries.map((e) => editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size])));
+  layout.release();
+  return gathered;
+}
+
 /** Backward of `pass`, the gradient gathered at each masked tensor, read to the host. */
 async function maskGradients(model: GPT2, pass: Pass, mask: Mask): Promise<Float32Array[]> {
   const gpu = model.gpu;
   const grads = model.zerosLike();
   pass.backward(grads);
-  // The backward of a dense edit gathers dW at the mask; `layout` only sizes that edit's action.
-  const layout = gpu.empty([Math.max(...mask.entries.map((e) => e.size))]);
-  const gathered = mask.entries.map((e) => editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size])));
+  const gathered = gatherAtMask(model, grads, mask);
   const read = (await gpu.readMany(gathered)) as Float32Array[];
-  for (const t of [layout, ...gathered, ...grads.values()]) t.release();
+  for (const t of [...gathered, ...grads.values()]) t.release();
   return read;
 }
 

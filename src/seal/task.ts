@@ -6,11 +6,11 @@ import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2, ParamMap } from '../model/gpt2.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
-import { applyEdits, editBackward, type DenseEdit } from '../ops/edit.ts';
+import { applyEdits, type DenseEdit } from '../ops/edit.ts';
 import { matmul } from '../ops/matmul.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
-import { directionRows, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
+import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
 import { QAScorer, type PassageScore } from './reward.ts';
 
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
@@ -114,7 +114,6 @@ export class QATask implements EditTask {
   readonly writer: EditWriter;
   readonly #scorer: QAScorer;
   #grads: ParamMap | null = null;
-  #layout: F32 | null = null;
 
   private constructor(model: GPT2, mask: Mask, spec: DirectionSpec, features: PassageFeatures[], scorer: QAScorer, base: PassageScore[]) {
     this.model = model;
@@ -185,7 +184,6 @@ export class QATask implements EditTask {
   async gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]> {
     const gpu = this.model.gpu;
     const grads = (this.#grads ??= this.model.zerosLike());
-    const layout = (this.#layout ??= gpu.empty([Math.max(...this.mask.entries.map((e) => e.size))]));
     const R = this.writer.rows;
     const passes: { losses: F32; release(): void }[] = [];
     const dCoef: F32[] = [];
@@ -195,9 +193,8 @@ export class QATask implements EditTask {
         for (const g of grads.values()) gpu.clear(g);
         passes.push(this.#scorer.encode(job.p, this.overrides, grads));
         // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then one [R, n]·[n, 1] product.
-        this.mask.entries.forEach((e, k) => {
-          const h = editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size]));
-          dCoef.push(matmul(gpu, this.features[job.p]!.directions[k]!, h.reshape([e.size, 1])));
+        gatherAtMask(this.model, grads, this.mask).forEach((h, k) => {
+          dCoef.push(matmul(gpu, this.features[job.p]!.directions[k]!, h.reshape([h.size, 1])));
           h.release();
         });
       }
@@ -227,7 +224,6 @@ export class QATask implements EditTask {
     for (const f of this.features) f.release();
     this.writer.release();
     for (const t of this.#grads?.values() ?? []) t.release();
-    this.#layout?.release();
     this.#scorer.release();
   }
 }
