@@ -10,9 +10,10 @@ import type { Tokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel } from '../model/load.ts';
 import type { GPT2 } from '../model/gpt2.ts';
-import { Adapter } from '../seal/adapt.ts';
+import { fixedStepRule } from '../seal/adapt.ts';
 import { DEFAULT_SEAL, resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
-import { editSpace } from '../seal/task.ts';
+import { passageFeatures, type PassageFeatures } from '../seal/features.ts';
+import { EditWriter, editSpace } from '../seal/task.ts';
 import { answerNll, mean } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
 import { DEFAULT_FINETUNE_GRID, tuneFinetune, tuneScalar, type FinetuneGrid, type FinetuneTuning, type ScalarTuning } from '../tasks/tune.ts';
@@ -54,28 +55,31 @@ export function readTuned(path: string): Tuned {
   return JSON.parse(readFileSync(path, 'utf8')) as Tuned;
 }
 
-/** Mean answer NLL over the passages under an adapter (each passage adapted, then answered with no context). */
-async function adapterNll(model: GPT2, tok: Tokenizer, passages: readonly Passage[], adapter: Adapter): Promise<number> {
-  const per: number[] = [];
-  for (const p of passages) {
-    const { overrides } = await adapter.adapt(p.context);
-    const items = p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
-    per.push(mean(Array.from(await answerNll(model, tok, items, { overrides }))));
-  }
-  return mean(per);
-}
-
-/** Sweeps a fixed step's size along the whole mask's `kind` direction. */
+/**
+ * Sweeps a fixed step's size along the whole mask's `kind` direction. Each passage's features (one
+ * forward and backward) are computed once and serve every size.
+ */
 export async function tuneFixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
-  return tuneScalar(sizes, async (s) => {
-    const adapter = Adapter.fixedStep(model, tok, config, kind, s);
-    try {
-      return await adapterNll(model, tok, passages, adapter);
-    } finally {
-      adapter.release();
+  const { mask, layer, spec } = editSpace(model, config);
+  const writer = new EditWriter(model, mask, spec);
+  const features: PassageFeatures[] = [];
+  try {
+    for (const p of passages) features.push(await passageFeatures(model, tok, p.context, layer, mask, spec));
+    return await tuneScalar(sizes, async (s) => {
+      const rule = fixedStepRule(spec, kind, s);
+      const per: number[] = [];
+      for (const [i, p] of passages.entries()) {
+        const overrides = writer.apply(features[i]!, rule(features[i]!));
+        const items = p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
+        per.push(mean(Array.from(await answerNll(model, tok, items, { overrides }))));
+      }
       onDone?.();
-    }
-  });
+      return mean(per);
+    });
+  } finally {
+    for (const f of features) f.release();
+    writer.release();
+  }
 }
 
 export async function tuneCommand(dev: DeviceOptions, o: TuneOptions): Promise<void> {

@@ -26,6 +26,23 @@ export interface Adaptation {
 /** Coefficients (one per masked tensor × direction kind) for a passage's features. */
 export type CoefficientRule = (f: PassageFeatures) => Promise<ArrayLike<number>>;
 
+/**
+ * The coefficients of a step of `size` along the whole mask's unit `kind` direction (grad: −G/‖G‖
+ * over every masked tensor together), for features with the directions `spec` gives.
+ */
+export function fixedStepRule(spec: DirectionSpec, kind: DirectionKind, size: number): (f: PassageFeatures) => Float64Array {
+  const r = spec.kinds.indexOf(kind);
+  if (r < 0) throw new UserError(`fixed ${kind} step: the config's directions (${spec.kinds.join(', ')}) do not include '${kind}'`);
+  if (!Number.isFinite(size)) throw new UserError(`fixed ${kind} step: size must be finite, got ${size}`);
+  const R = directionRows(spec);
+  return (f) => {
+    const total = Math.sqrt(f.norms.reduce((s, n) => s + n[r]! ** 2, 0));
+    const coef = new Float64Array(f.norms.length * R);
+    f.norms.forEach((n, k) => (coef[k * R + r] = total > 0 ? (size * n[r]!) / total : 0));
+    return coef;
+  };
+}
+
 export class Adapter {
   readonly model: GPT2;
   readonly config: SealConfig;
@@ -69,21 +86,10 @@ export class Adapter {
     return new Adapter(model, tok, config, (f) => generator.meanCoefficients([f.pooled]), generator);
   }
 
-  /**
-   * A step of size `size` along the whole mask's unit `kind` direction (grad: −G/‖G‖ over every
-   * masked tensor together), written in the per-tensor coefficients the edit takes.
-   */
+  /** A fixed step (fixedStepRule) as an adapter. */
   static fixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, kind: DirectionKind, size: number): Adapter {
-    const r = config.directions.indexOf(kind);
-    if (r < 0) throw new UserError(`fixed ${kind} step: the config's directions (${config.directions.join(', ')}) do not include '${kind}'`);
-    if (!Number.isFinite(size)) throw new UserError(`fixed ${kind} step: size must be finite, got ${size}`);
-    const R = directionRows(editSpace(model, config).spec);
-    return new Adapter(model, tok, config, async (f) => {
-      const total = Math.sqrt(f.norms.reduce((s, n) => s + n[r]! ** 2, 0));
-      const coef = new Float64Array(f.norms.length * R);
-      f.norms.forEach((n, k) => (coef[k * R + r] = total > 0 ? (size * n[r]!) / total : 0));
-      return coef;
-    });
+    const rule = fixedStepRule(editSpace(model, config).spec, kind, size);
+    return new Adapter(model, tok, config, async (f) => rule(f));
   }
 
   async adapt(passage: string): Promise<Adaptation> {

@@ -9,6 +9,9 @@ import { byteTokenizer } from '../../src/io/tokenizer.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { Adapter, editDeltas, writeEdit } from '../../src/seal/adapt.ts';
 import { resolveConfig } from '../../src/seal/config.ts';
+import { tuneFixedStep } from '../../src/cli/tune.ts';
+import { answerNll, mean } from '../../src/tasks/qa.ts';
+import { PASSAGES } from '../fixtures/passages.ts';
 import { gpu, releaseGpu, sameBits } from '../helpers.ts';
 
 test.after(releaseGpu);
@@ -37,6 +40,26 @@ test('editDeltas and writeEdit give θ′ − θ of the masked tensors, bit for 
     }
   });
   adapter.release();
+  model.release();
+});
+
+test('the fixed-step sweep (features once per passage) scores each size as the fixed-step adapter does', async () => {
+  const g = await gpu();
+  const model = GPT2.init(g, { vocabSize: 257, nCtx: 96, nLayer: 2, nHead: 2, nEmbd: 16 }, 7);
+  const config = resolveConfig({});
+  const sizes = [0.5, 2];
+  const swept = await tuneFixedStep(model, byteTokenizer, config, PASSAGES, 'sign', sizes);
+  for (const [i, size] of sizes.entries()) {
+    const adapter = Adapter.fixedStep(model, byteTokenizer, config, 'sign', size);
+    const per: number[] = [];
+    for (const p of PASSAGES) {
+      const { overrides } = await adapter.adapt(p.context);
+      per.push(mean(Array.from(await answerNll(model, byteTokenizer, p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! })), { overrides }))));
+    }
+    adapter.release();
+    assert.is(swept.results[i]!.nll, mean(per), `size ${size}`);
+  }
+  assert.ok(swept.results[0]!.nll !== swept.results[1]!.nll, 'the sizes score differently');
   model.release();
 });
 
