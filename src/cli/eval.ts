@@ -133,13 +133,14 @@ export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<vo
     const { model, tokenizer: tok } = await loadModel(gpu, o.model);
     const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
     const maskSpec = { tensors: o.mask.split(',').map((s) => s.trim()), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) };
-    const mask = resolveMask(shapes, maskSpec);
     const tuned = o.tuned ? readTuned(o.tuned) : undefined;
     // Adapters are made when a method is picked, and released with the model.
     const adapters: Adapter[] = [];
     const keep = (a: Adapter) => (adapters.push(a), a);
     const seal = o.policy ? keep(await Adapter.load(gpu, model, tok, o.policy)) : undefined;
     const config = seal?.config ?? resolveConfig({ model: o.model, mask: maskSpec });
+    // One mask for every method that edits: the policy's when there is one, as --help says.
+    const mask = resolveMask(shapes, config.mask);
     // A fixed step uses only the base gradient: no lookahead pass to pay for.
     const fixedConfig = { ...config, lookahead: 0 };
     const stepSize = (kind: DirectionKind, method: string) => {
