@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
-import { Gpu } from '../src/gpu/gpu.ts';
+import type { Gpu } from '../src/gpu/gpu.ts';
+import { dawnGpu, optionsFromEnv } from '../src/io/dawn.ts';
 import type { GPT2Config } from '../src/model/config.ts';
 import { GPT2 } from '../src/model/gpt2.ts';
 import { DEFAULT_OPTIMIZE } from '../src/model/optimize.ts';
@@ -37,7 +38,7 @@ interface Row {
 export async function buffersBench(opts: { json: boolean }): Promise<Row[]> {
   const rows: Row[] = [];
   for (const pool of [false, true]) {
-    const gpu = await Gpu.create({ pool });
+    const gpu = await dawnGpu({ ...optionsFromEnv(), pool });
     try {
       rows.push(await pretrainSteps(gpu, pool), ...(await modelCalls(gpu, pool)));
     } finally {

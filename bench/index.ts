@@ -3,7 +3,9 @@
 //
 // Our kernels are timed GPU-resident: each sample encodes several dispatches and syncs once.
 import { Bench } from 'tinybench';
-import { Gpu } from '../src/gpu/gpu.ts';
+import type { Gpu } from '../src/gpu/gpu.ts';
+import { dawnGpu } from '../src/io/dawn.ts';
+import { tuningFromEnv } from '../src/io/tuning-cache.ts';
 import { MATMUL_VARIANTS, autotuneMatmul, chooseMatmul, formatChoice, matmul, subgroupsUsable } from '../src/ops/matmul.ts';
 import { loadPeers, type Peer } from './peers/peers.ts';
 
@@ -47,13 +49,13 @@ interface Row {
 }
 
 export async function runBench(opts: BenchOptions): Promise<void> {
-  const gpu = await Gpu.create();
+  const gpu = await dawnGpu();
   const adapter = `${gpu.summary.description || gpu.summary.device} [${gpu.summary.backend}]`;
   const say = (s: string) => {
     if (!opts.json) console.log(s);
   };
   try {
-    const tuning = await autotuneMatmul(gpu);
+    const tuning = await autotuneMatmul(gpu, tuningFromEnv(gpu.summary));
     say(`adapter: ${adapter}`);
     say(`matmul choice per shape class: ${Object.entries(tuning).map(([c, t]) => `${c}=${t.choice} (${t.source})`).join(', ')}`);
     const peers = opts.quick ? [{ peer: (await import('./peers/peers.ts')).plainJs }] : await loadPeers();

@@ -7,7 +7,9 @@
 // Run: node --import tsx bench/model.ts [--json] [--quick]
 import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
-import { Gpu } from '../src/gpu/gpu.ts';
+import type { Gpu } from '../src/gpu/gpu.ts';
+import { dawnGpu } from '../src/io/dawn.ts';
+import { tuningFromEnv } from '../src/io/tuning-cache.ts';
 import { GPT2_SMALL, type GPT2Config } from '../src/model/config.ts';
 import { generateTokens } from '../src/model/generate.ts';
 import { GPT2 } from '../src/model/gpt2.ts';
@@ -42,7 +44,7 @@ interface Shapes {
 }
 
 export async function modelBench(opts: { json: boolean; quick?: boolean }): Promise<void> {
-  const gpu = await Gpu.create();
+  const gpu = await dawnGpu();
   const adapter = `${gpu.summary.description || gpu.summary.device} [${gpu.summary.backend}]`;
   const say = (s: string) => {
     if (!opts.json) console.log(s);
@@ -52,7 +54,7 @@ export async function modelBench(opts: { json: boolean; quick?: boolean }): Prom
     else say(`  ${r.case.padEnd(36)} ${r.tokensPerS.toFixed(1).padStart(10)} tok/s  ${r.ms.toFixed(1).padStart(10)} ms/call${r.note ? `  (${r.note})` : ''}`);
   };
   try {
-    const tuning = await autotuneMatmul(gpu);
+    const tuning = await autotuneMatmul(gpu, tuningFromEnv(gpu.summary));
     say(`adapter: ${adapter}`);
     say(`matmul choice per shape class: ${Object.entries(tuning).map(([c, t]) => `${c}=${t.choice} (${t.source})`).join(', ')}`);
     const quick = opts.quick ?? false;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what seal-webgpu needs on a fresh Debian/Ubuntu machine: a Vulkan driver (Mesa's
 # software lavapipe when there is no GPU) and the npm dependencies. Safe to run twice.
+# --browser also installs Debian's chromium, which the browser test (test/web/) drives headless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +32,12 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+
+if [ "${1:-}" = --browser ] && [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Debian's chromium for the browser test"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
 fi

@@ -1,13 +1,14 @@
 // Shared test set-up: one Gpu per test file, closeness checks, seeded data.
 import * as assert from 'uvu/assert';
-import { Gpu } from '../src/gpu/gpu.ts';
+import type { Gpu } from '../src/gpu/gpu.ts';
+import { dawnGpu } from '../src/io/dawn.ts';
 import { Rng } from '../src/util/random.ts';
 
 let shared: Gpu | null = null;
 
 /** The file's Gpu, created on first use; released by `releaseGpu` in the suite's `after`. */
 export async function gpu(): Promise<Gpu> {
-  shared ??= await Gpu.create();
+  shared ??= await dawnGpu();
   return shared;
 }
 

@@ -11,6 +11,13 @@ const LAYERS = ['cli', 'report', 'seal', 'tasks', 'reference', 'model', 'io', 'o
 /** The references serve tests and `seal doctor`'s self-test, never the pipeline. */
 const REFERENCE_USERS = ['cli', 'reference'];
 
+/**
+ * The runtime a page bundles (web/): no Node built-ins, no `process`, no Dawn. File access goes
+ * through io/files.ts and io/atomic.ts (swapped for web/files.ts in the browser build), Dawn and
+ * the SEAL_* variables through io/dawn.ts, which only the CLI, tests and benchmarks call.
+ */
+const NODE_FREE = ['gpu', 'ops', 'model', 'seal'];
+
 const src = fileURLToPath(new URL('../src', import.meta.url));
 
 function sources(dir: string): string[] {
@@ -41,6 +48,13 @@ function violations(file: string, code: string): string[] {
   });
 }
 
+/** What in `code` (comments aside) ties it to Node: a built-in module, `process`, Dawn. */
+function nodeUses(code: string): string[] {
+  const bare = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+  const builtins = [...bare.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)'((?:node:)?(?:fs|fs\/promises|path|os|crypto|url|child_process|worker_threads)|webgpu)'/g)].map((m) => m[1]!);
+  return [...builtins, ...(/\bprocess\s*\./.test(bare) ? ['process'] : [])];
+}
+
 test('every src/ folder is a known layer', () => {
   const folders = readdirSync(src, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
   assert.equal(folders.filter((f) => !LAYERS.includes(f)), []);
@@ -51,6 +65,18 @@ test('no module imports from a layer above it', () => {
   const files = sources(src);
   assert.ok(files.length > 50, `found ${files.length} sources`);
   assert.equal(files.flatMap((f) => violations(f, readFileSync(f, 'utf8'))), []);
+});
+
+test(`${NODE_FREE.join('/, ')}/ use no Node built-in, process or Dawn (a page bundles them)`, () => {
+  const found = NODE_FREE.flatMap((dir) => sources(join(src, dir)).flatMap((f) => nodeUses(readFileSync(f, 'utf8')).map((u) => `${relative(src, f)}: ${u}`)));
+  assert.equal(found, []);
+});
+
+test('the Node check catches imports and process, not comments', () => {
+  assert.equal(nodeUses("import { readFileSync } from 'node:fs';"), ['node:fs']);
+  assert.equal(nodeUses("import { join } from 'path';\nconst e = process.env.X;"), ['path', 'process']);
+  assert.equal(nodeUses("const { create } = await import('webgpu');"), ['webgpu']);
+  assert.equal(nodeUses("// kills the process. (see node:fs)\n/* process.env */ const url = 'http://x';"), []);
 });
 
 test('the check catches an upward import, multi-line and dynamic ones included', () => {

@@ -2,7 +2,7 @@
 // generator pass gives the edit (no RL); the edited model answers the questions or a prompt; the
 // edit alone or the whole edited model can be written as safetensors.
 import { existsSync } from 'node:fs';
-import type { DeviceOptions } from '../gpu/device.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import { saveCheckpoint } from '../model/checkpoint.ts';
@@ -34,12 +34,12 @@ function inputs(o: AdaptOptions): Promise<Passage[]> | Passage[] {
   return [{ id: 'text', title: 'text', context: o.text, questions: o.question.map((q, i) => ({ id: `q${i}`, question: q, answers: [] })) }];
 }
 
-export async function adaptCommand(dev: DeviceOptions, o: AdaptOptions): Promise<void> {
+export async function adaptCommand(dev: DawnOptions, o: AdaptOptions): Promise<void> {
   if (!existsSync(o.policy)) throw new UserError(`policy ${o.policy} not found: train one with \`seal train\` (or \`npm start\`, which writes runs/demo/policy.safetensors)`);
   const passages = await inputs(o);
   if ((o.writeEdit || o.writeModel) && passages.length !== 1) throw new UserError('--write-edit / --write-model write one edit: adapt to one passage (--text, or a file with one passage)');
   const modelPath = o.model ?? (await Generator.read(o.policy)).metadata.model ?? 'data/base.safetensors';
-  const gpu = await Gpu.create(dev);
+  const gpu = await dawnGpu(dev);
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, modelPath);
     const adapter = await Adapter.load(gpu, model, tok, o.policy);

@@ -4,8 +4,7 @@
 // report with charts.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DeviceOptions } from '../gpu/device.ts';
-import { Gpu } from '../gpu/gpu.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { resolveConfig } from '../seal/config.ts';
 import { runFiles } from '../seal/run.ts';
 import { runEval } from './eval.ts';
@@ -22,7 +21,7 @@ export interface DemoOptions {
   seeds: number;
 }
 
-export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<void> {
+export async function demoCommand(dev: DawnOptions, o: DemoOptions): Promise<void> {
   const t0 = performance.now();
   // The lookahead probe is the fixed sign step chosen on validation (a second gradient per passage).
   const lookahead = readTuned(TUNED).fixed.sign?.best.value ?? 0;
@@ -31,7 +30,7 @@ export async function demoCommand(dev: DeviceOptions, o: DemoOptions): Promise<v
   // A demo starts fresh: a previous demo run in the same folder is replaced.
   rmSync(o.run, { recursive: true, force: true });
   console.log(`1/2  SEAL training: ${config.iterations} iterations of ${config.batch} passages (${config.algo}, lookahead ${lookahead}), run in ${o.run}`);
-  const gpu = await Gpu.create(dev);
+  const gpu = await dawnGpu(dev);
   try {
     const { trainer, model } = await trainRun(gpu, o.run, config, false);
     trainer.release();

@@ -1,6 +1,7 @@
 // `seal doctor`: what adapter this machine gives us, its limits, and a self-test against the CPU.
 import { Gpu } from '../gpu/gpu.ts';
-import { WANTED_LIMITS, type DeviceOptions } from '../gpu/device.ts';
+import { WANTED_LIMITS } from '../gpu/device.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { matmul } from '../ops/matmul.ts';
 import { add } from '../ops/elementwise.ts';
 import { matmul as refMatmul } from '../reference/matmul.ts';
@@ -51,8 +52,8 @@ export async function selfTest(gpu: Gpu): Promise<SelfTestResult[]> {
   ];
 }
 
-export async function doctor(opts: DeviceOptions, json: boolean): Promise<boolean> {
-  const gpu = await Gpu.create(opts);
+export async function doctor(opts: DawnOptions, json: boolean): Promise<boolean> {
+  const gpu = await dawnGpu(opts);
   try {
     const s = gpu.summary;
     const limits = Object.fromEntries(SHOWN_LIMITS.map((k) => [k, gpu.limits[k] as number]));

@@ -6,8 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
-import type { DeviceOptions } from '../gpu/device.ts';
-import { Gpu } from '../gpu/gpu.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { loadModel } from '../model/load.ts';
 import { parseRange, resolveMask, type Mask } from '../model/mask.ts';
 import { writeReport, type TrainingRow } from '../report/report.ts';
@@ -115,7 +114,7 @@ function formatSettings(s: { finetuneMask: { steps: number; lr: number }; finetu
   return `settings${s.tunedOn ? ` (chosen on ${s.tunedOn})` : ''}: ${parts.join('; ')}`;
 }
 
-export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<void> {
+export async function runEval(dev: DawnOptions, o: EvalCliOptions): Promise<void> {
   if (o.policy) needFile(o.policy, 'SEAL policy', 'train one with `seal train` (it writes <run>/policy.safetensors)');
   needFile(o.model, 'base model', 'make one with `seal pretrain --out data/base.safetensors` (or pass --model <checkpoint>)');
   const splitFile = o.split.endsWith('.json') ? o.split : join(o.dataDir, `${o.split}.json`);
@@ -127,7 +126,7 @@ export async function runEval(dev: DeviceOptions, o: EvalCliOptions): Promise<vo
   const metrics = o.metrics ? await readMetrics(o.metrics) : undefined;
   const names = o.methods.split(',').map((s) => s.trim()).filter(Boolean);
 
-  const gpu = await Gpu.create(dev);
+  const gpu = await dawnGpu(dev);
   const bar = new SingleBar({ format: 'eval |{bar}| {value}/{total} runs | {what} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: !o.json, notTTYSchedule: 15_000 }, Presets.shades_classic);
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, o.model);

@@ -1,6 +1,6 @@
 // The `seal` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKENDS, optionsFromEnv, type DeviceOptions } from '../gpu/device.ts';
+import { BACKENDS, optionsFromEnv, type DawnOptions } from '../io/dawn.ts';
 import { parseRange } from '../model/mask.ts';
 import { adaptCommand } from './adapt.ts';
 import { demoCommand } from './demo.ts';
@@ -17,7 +17,7 @@ interface GlobalOpts {
   power?: 'low-power' | 'high-performance';
 }
 
-function deviceOptions(cmd: Command): DeviceOptions {
+function deviceOptions(cmd: Command): DawnOptions {
   const o = cmd.optsWithGlobals<GlobalOpts>();
   const env = optionsFromEnv();
   return {

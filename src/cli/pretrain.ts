@@ -1,7 +1,6 @@
 // `seal pretrain`: trains a base model from scratch on the knowledge corpus's pretrain split.
 import { SingleBar, Presets } from 'cli-progress';
-import { Gpu } from '../gpu/gpu.ts';
-import type { DeviceOptions } from '../gpu/device.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { saveCheckpoint } from '../model/checkpoint.ts';
 import { DEFAULT_OPTIMIZE } from '../model/optimize.ts';
 import { loadSquad } from '../tasks/squad.ts';
@@ -24,9 +23,9 @@ export interface PretrainCliOptions {
   passages?: number;
 }
 
-export async function pretrainCommand(dev: DeviceOptions, o: PretrainCliOptions): Promise<void> {
+export async function pretrainCommand(dev: DawnOptions, o: PretrainCliOptions): Promise<void> {
   const passages = (await loadSquad(o.data)).slice(0, o.passages);
-  const gpu = await Gpu.create(dev);
+  const gpu = await dawnGpu(dev);
   const bar = new SingleBar(
     { format: 'pretrain |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 },
     Presets.shades_classic,

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
-import type { DeviceOptions } from '../gpu/device.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { loadModel } from '../model/load.ts';
 import { resolveConfig, type SealConfig } from '../seal/config.ts';
@@ -92,8 +92,8 @@ export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, res
   return { trainer, model, metrics };
 }
 
-export async function trainCommand(dev: DeviceOptions, runDir: string, config: SealConfig, resume: boolean, stopAfter = Infinity): Promise<void> {
-  const gpu = await Gpu.create(dev);
+export async function trainCommand(dev: DawnOptions, runDir: string, config: SealConfig, resume: boolean, stopAfter = Infinity): Promise<void> {
+  const gpu = await dawnGpu(dev);
   try {
     const { trainer, model } = await trainRun(gpu, runDir, config, resume, false, stopAfter);
     if (trainer.iteration === config.iterations) console.log(`wrote ${runFiles(runDir).policy} and ${runFiles(runDir).metrics}`);

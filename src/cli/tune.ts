@@ -4,8 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
-import type { DeviceOptions } from '../gpu/device.ts';
-import { Gpu } from '../gpu/gpu.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel } from '../model/load.ts';
@@ -82,7 +81,7 @@ export async function tuneFixedStep(model: GPT2, tok: Tokenizer, config: SealCon
   }
 }
 
-export async function tuneCommand(dev: DeviceOptions, o: TuneOptions): Promise<void> {
+export async function tuneCommand(dev: DawnOptions, o: TuneOptions): Promise<void> {
   const methods = o.methods.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = methods.filter((m) => !(TUNABLE as readonly string[]).includes(m));
   if (unknown.length) throw new UserError(`seal tune: cannot tune ${unknown.join(', ')} (tunable: ${TUNABLE.join(', ')})`);
@@ -91,7 +90,7 @@ export async function tuneCommand(dev: DeviceOptions, o: TuneOptions): Promise<v
   const config = resolveConfig({ model: o.model, mask: { tensors: o.mask.split(',').map((s) => s.trim()) }, directions: ['grad', 'sign'] });
   const splitFile = o.split.endsWith('.json') ? o.split : join(o.dataDir, `${o.split}.json`);
   const passages = (await loadSquad(splitFile)).slice(0, o.passages);
-  const gpu = await Gpu.create(dev);
+  const gpu = await dawnGpu(dev);
   const bar = new SingleBar({ format: 'tune |{bar}| {value}/{total} | {what} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 }, Presets.shades_classic);
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, o.model);

@@ -1,9 +1,9 @@
 // The runtime: tensors, a pipeline cache, batched dispatch into one command buffer, explicit readback.
-import { acquireDevice, optionsFromEnv, releaseInstance, type AdapterSummary, type DeviceOptions } from './device.ts';
+import { acquireDevice, releaseInstance, type AdapterSummary, type DeviceOptions } from './device.ts';
 import { Tensor, BYTES_PER_ELEMENT, checkShape, fmtShape, numel, type DType, type TypedArrayFor } from './tensor.ts';
 import { checkContract, ContractError } from './contract.ts';
 import { BufferPool, type PoolStats } from './pool.ts';
-import { kernelKey, packParams, paramBytes, shaderSource, type KernelSpec, type ParamValues } from './kernel.ts';
+import { kernelKey, packParams, paramBytes, shaderSource, type KernelSpec, type ParamValues, type ShaderReader } from './kernel.ts';
 
 export class GpuError extends Error {
   override name = 'GpuError';
@@ -35,6 +35,7 @@ export class Gpu {
   readonly summary: AdapterSummary;
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
+  readonly shaders: ShaderReader;
   #instance: GPU | null;
   #lost: GPUDeviceLostInfo | null = null;
   #destroyed = false;
@@ -71,8 +72,9 @@ export class Gpu {
   #profileLabels: string[] = [];
   #profileResults: Promise<ProfileEntry[]>[] = [];
 
-  private constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, summary: AdapterSummary, pool: boolean) {
+  private constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, summary: AdapterSummary, shaders: ShaderReader, pool: boolean) {
     this.#instance = instance;
+    this.shaders = shaders;
     this.adapter = adapter;
     this.device = device;
     this.summary = summary;
@@ -83,17 +85,18 @@ export class Gpu {
     device.onuncapturederror = (e) => this.#uncaptured.push(e.error);
     device.lost.then((info) => {
       this.#lost = info;
-      if (info.reason !== 'destroyed') process.stderr.write(`seal-webgpu: GPU device lost: ${info.message}\n`);
+      if (info.reason !== 'destroyed') console.error(`seal-webgpu: GPU device lost: ${info.message}`);
     });
   }
 
   /**
-   * Acquires an adapter and device; options default to the SEAL_* environment variables. `pool`
-   * (default: on unless SEAL_POOL=0) reuses tensor buffers instead of creating one per tensor.
+   * Acquires an adapter and device from `opts.gpu` (navigator.gpu, or Dawn: io/dawn.ts's dawnGpu
+   * in Node); kernels come from `opts.shaders`. `pool` (default on) reuses tensor buffers instead
+   * of creating one per tensor.
    */
-  static async create(opts: DeviceOptions & { pool?: boolean } = optionsFromEnv()): Promise<Gpu> {
+  static async create(opts: DeviceOptions & { shaders: ShaderReader; pool?: boolean }): Promise<Gpu> {
     const { gpu, adapter, device, summary } = await acquireDevice(opts);
-    return new Gpu(gpu, adapter, device, summary, opts.pool ?? process.env.SEAL_POOL !== '0');
+    return new Gpu(gpu, adapter, device, summary, opts.shaders, opts.pool ?? true);
   }
 
   // ---- tensors ----------------------------------------------------------------------------------
@@ -231,7 +234,7 @@ export class Gpu {
     if (!p) {
       let module = this.#modules.get(spec.shader);
       if (!module) {
-        module = this.device.createShaderModule({ label: spec.shader, code: shaderSource(spec.shader).code });
+        module = this.device.createShaderModule({ label: spec.shader, code: shaderSource(spec.shader, this.shaders).code });
         this.#modules.set(spec.shader, module);
       }
       const pipeline = this.device.createComputePipeline({
@@ -249,7 +252,7 @@ export class Gpu {
     const key = kernelKey(spec);
     let tensors = this.#contracts.get(key);
     if (tensors === undefined) {
-      tensors = checkContract(spec, shaderSource(spec.shader).code).tensors;
+      tensors = checkContract(spec, shaderSource(spec.shader, this.shaders).code).tensors;
       this.#contracts.set(key, tensors);
     }
     if (passed !== tensors) throw new ContractError(`${key}: the shader binds ${tensors} tensors (bindings 1..${tensors}), the wrapper passed ${passed}`);
@@ -257,7 +260,7 @@ export class Gpu {
 
   /** Compiles a shader file and reports WGSL errors as `file:line:col message`. */
   async compile(file: string): Promise<void> {
-    const src = shaderSource(file);
+    const src = shaderSource(file, this.shaders);
     const module = this.device.createShaderModule({ label: file, code: src.code });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');

@@ -1,9 +1,4 @@
-// WGSL sources (shaders/*.wgsl, composed and loaded once) and kernel descriptions.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
-
-export const SHADER_DIR = fileURLToPath(new URL('../../shaders/', import.meta.url));
+// WGSL sources (shaders/*.wgsl, composed once per reader) and kernel descriptions.
 
 /**
  * One compute entry point of a shader file, with its override constants and the layout of its
@@ -42,30 +37,30 @@ interface Line {
   line: number;
 }
 
-const sources = new Map<string, ShaderSource>();
+/**
+ * The text of `shaders/<file>`: read from disk in Node (io/shaders.ts), bundled at build time in a
+ * page (web/build.ts). Throws when there is no such file.
+ */
+export type ShaderReader = (file: string) => string;
 
-function readShader(file: string): string {
-  try {
-    return readFileSync(join(SHADER_DIR, file), 'utf8');
-  } catch {
-    throw new Error(`shader '${file}' not found in ${SHADER_DIR}`);
-  }
-}
+const composed = new WeakMap<ShaderReader, Map<string, ShaderSource>>();
 
-function expand(file: string, stack: readonly string[]): Line[] {
+function expand(read: ShaderReader, file: string, stack: readonly string[]): Line[] {
   if (stack.includes(file)) throw new Error(`shader include cycle: ${[...stack, file].join(' → ')}`);
-  return readShader(file)
+  return read(file)
     .split('\n')
     .flatMap((text, i) => {
       const inc = INCLUDE.exec(text);
-      return inc ? expand(inc[1]!, [...stack, file]) : [{ text, file, line: i + 1 }];
+      return inc ? expand(read, inc[1]!, [...stack, file]) : [{ text, file, line: i + 1 }];
     });
 }
 
-export function shaderSource(file: string): ShaderSource {
+export function shaderSource(file: string, read: ShaderReader): ShaderSource {
+  let sources = composed.get(read);
+  if (sources === undefined) composed.set(read, (sources = new Map()));
   let src = sources.get(file);
   if (src === undefined) {
-    const body = [...expand(COMMON, []), ...expand(file, [])];
+    const body = [...expand(read, COMMON, []), ...expand(read, file, [])];
     const lines = [...body.filter((l) => DIRECTIVE.test(l.text)), ...body.filter((l) => !DIRECTIVE.test(l.text))];
     src = {
       code: lines.map((l) => l.text).join('\n'),

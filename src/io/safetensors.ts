@@ -3,14 +3,13 @@
 // then the tensors' bytes, offsets relative to the end of the header.
 // Reading streams: the header is read and validated once, each tensor's bytes only when asked for,
 // so a 500 MB checkpoint is never held in memory whole.
-import { open, type FileHandle } from 'node:fs/promises';
-import { endianness } from 'node:os';
 import { fmtShape, numel } from '../gpu/tensor.ts';
 import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { openBytes, type ByteSource } from './files.ts';
 
 // Typed-array views below read the file's little-endian bytes in host order.
-if (endianness() !== 'LE') throw new Error('safetensors: this module assumes a little-endian host');
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('safetensors: this module assumes a little-endian host');
 
 /** Element sizes of every dtype the format defines; a file naming another dtype is rejected. */
 const DTYPE_BYTES = {
@@ -55,21 +54,24 @@ export interface SafetensorsFile {
   close(): Promise<void>;
 }
 
-/** Opens a file and validates its header; tensor bytes are read on demand. Close it when done. */
-export async function openSafetensors(path: string): Promise<SafetensorsFile> {
-  const fh = await open(path, 'r');
+/**
+ * Opens a file (a path, or bytes from elsewhere: a fetched URL, a File) and validates its header;
+ * tensor bytes are read on demand. Close it when done.
+ */
+export async function openSafetensors(file: string | ByteSource): Promise<SafetensorsFile> {
+  const src = typeof file === 'string' ? await openBytes(file) : file;
   try {
-    const { tensors, metadata, dataStart } = await readHeader(fh, path);
-    return new LazyFile(path, fh, tensors, metadata, dataStart);
+    const { tensors, metadata, dataStart } = await readHeader(src);
+    return new LazyFile(src.name, src, tensors, metadata, dataStart);
   } catch (e) {
-    await fh.close();
+    await src.close();
     throw e;
   }
 }
 
 /** Opens, runs `fn`, and closes even when `fn` throws. */
-export async function withSafetensors<T>(path: string, fn: (f: SafetensorsFile) => Promise<T>): Promise<T> {
-  const f = await openSafetensors(path);
+export async function withSafetensors<T>(file: string | ByteSource, fn: (f: SafetensorsFile) => Promise<T>): Promise<T> {
+  const f = await openSafetensors(file);
   try {
     return await fn(f);
   } finally {
@@ -77,30 +79,17 @@ export async function withSafetensors<T>(path: string, fn: (f: SafetensorsFile) 
   }
 }
 
-async function readExactly(fh: FileHandle, length: number, position: number): Promise<Uint8Array> {
-  // A fresh buffer, so typed-array views over it start aligned.
-  const buf = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  if (done < length) throw new Error(`read ${done} of ${length} bytes at offset ${position}`);
-  return buf;
-}
-
-async function readHeader(fh: FileHandle, path: string) {
-  const fail = (msg: string) => new SafetensorsError(`${path}: ${msg}`);
-  const fileSize = (await fh.stat()).size;
+async function readHeader(src: ByteSource) {
+  const fail = (msg: string) => new SafetensorsError(`${src.name}: ${msg}`);
+  const fileSize = src.size;
   if (fileSize < 8) throw fail(`truncated: ${fileSize} bytes, less than the 8-byte header length`);
-  const n64 = new DataView((await readExactly(fh, 8, 0)).buffer).getBigUint64(0, true);
+  const n64 = new DataView((await src.read(8, 0)).buffer).getBigUint64(0, true);
   if (n64 > BigInt(fileSize - 8)) throw fail(`header length ${n64} runs past the end of the file (${fileSize} bytes); truncated or not a safetensors file`);
   const n = Number(n64);
   if (n > MAX_HEADER_BYTES) throw fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await readExactly(fh, n, 8)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await src.read(n, 8)));
   } catch (e) {
     throw fail(`header is not valid JSON: ${(e as Error).message}`);
   }
@@ -161,7 +150,7 @@ class LazyFile implements SafetensorsFile {
   readonly names: readonly string[];
   constructor(
     readonly path: string,
-    private readonly fh: FileHandle,
+    private readonly src: ByteSource,
     readonly tensors: ReadonlyMap<string, TensorInfo>,
     readonly metadata: Readonly<Record<string, string>>,
     private readonly dataStart: number,
@@ -217,7 +206,7 @@ class LazyFile implements SafetensorsFile {
       throw this.#error(`tensor '${name}' has shape ${fmtShape(info.shape)}, expected ${fmtShape(expectedShape)}`);
     }
     try {
-      return { info, bytes: await readExactly(this.fh, info.end - info.begin, this.dataStart + info.begin) };
+      return { info, bytes: await this.src.read(info.end - info.begin, this.dataStart + info.begin) };
     } catch (e) {
       throw this.#error(`tensor '${name}': ${(e as Error).message} (file changed or truncated after opening?)`);
     }
@@ -228,7 +217,7 @@ class LazyFile implements SafetensorsFile {
   }
 
   close(): Promise<void> {
-    return this.fh.close();
+    return this.src.close();
   }
 }
 

@@ -11,9 +11,8 @@
 // C = A·B with A = activations (rows × in) and B = W (in × out). Import therefore copies bytes
 // and transposes nothing. c_attn's 3C output columns are [q | k | v], each C wide, and within
 // each the heads are contiguous blocks of C / nHead columns. Embeddings are (rows, C).
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { fmtShape } from '../gpu/tensor.ts';
+import { joinPath, parentPath, readText } from '../io/files.ts';
 import { closestNames, SafetensorsError, withSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { UserError } from '../util/errors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
@@ -55,7 +54,7 @@ export async function loadGpt2Weights(path: string, opts: LoadGpt2Options = {}):
   return withSafetensors(path, async (file) => {
     const fail = (msg: string) => new SafetensorsError(`${path}: ${msg}`);
     const fileNameOf = mapNames(file, fail);
-    const hfConfig = await readHfConfig(opts.configPath ?? join(dirname(path), 'config.json'), opts.configPath !== undefined);
+    const hfConfig = await readHfConfig(opts.configPath ?? joinPath(parentPath(path), 'config.json'), opts.configPath !== undefined);
     const config = inferConfig(file, fileNameOf, opts.nHead, hfConfig, fail);
 
     const expected = GPT2_TENSOR_NAMES(config);
@@ -93,9 +92,9 @@ type HfConfig = Record<string, unknown> & { source: string };
 async function readHfConfig(path: string, required: boolean): Promise<HfConfig | null> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readText(path);
   } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (!required && (e as { code?: string }).code === 'ENOENT') return null;
     throw e;
   }
   try {

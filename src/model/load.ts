@@ -2,11 +2,10 @@
 // format is 'seal-webgpu/gpt2') and Hugging Face GPT-2 model.safetensors files. A directory means
 // the model.safetensors inside it. Every tensor must fit one storage binding of the adapter; that
 // is checked from the header, before gigabytes are read, with a message naming the tensor.
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, numel } from '../gpu/tensor.ts';
 import { loadGpt2Weights, ourName, type LoadGpt2Options } from './hf-import.ts';
+import { isDirectory, joinPath } from '../io/files.ts';
 import { withSafetensors } from '../io/safetensors.ts';
 import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
 import { UserError } from '../util/errors.ts';
@@ -53,10 +52,10 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
 }
 
 async function modelFile(path: string): Promise<string> {
-  const s = await stat(path).catch((e: NodeJS.ErrnoException) => {
+  const dir = await isDirectory(path).catch((e: Error & { code?: string }) => {
     throw new UserError(`${path}: cannot open the model file (${e.code ?? e.message})`);
   });
-  return s.isDirectory() ? join(path, 'model.safetensors') : path;
+  return dir ? joinPath(path, 'model.safetensors') : path;
 }
 
 /** Every tensor (as f32) must fit one storage binding; say which one does not, and what to do. */

@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
-import { TuningCache, autotuneEnabled, fastest } from '../gpu/autotune.ts';
+import { fastest, type TuningEntry, type TuningStore } from '../gpu/autotune.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
 
 const PARAMS = ['M:u32', 'N:u32', 'K:u32', 'sAb:u32', 'sAi:u32', 'sAk:u32', 'sBb:u32', 'sBk:u32', 'sBj:u32', 'splits:u32', 'kChunk:u32', 'alpha:f32', 'flags:u32'];
@@ -232,28 +232,29 @@ export function chooseMatmul(gpu: Gpu, M: number, N: number, K: number): MatmulC
 }
 
 export interface AutotuneOptions {
-  env?: NodeJS.ProcessEnv;
+  /** Off: keep the built-in defaults (SEAL_AUTOTUNE=0 in Node). */
+  enabled?: boolean;
+  /** Where choices are kept between runs (Node: io/tuning-cache.ts); default: in memory, this Gpu only. */
+  store?: TuningStore;
   /** Measures one candidate on a class's shape, in ms; default: GPU-resident timing. Tests pass a fake. */
   time?: (choice: string, cls: ShapeClass) => Promise<number>;
   /** Measure again even if the cache has an answer. */
   force?: boolean;
-  warn?: (msg: string) => void;
 }
 
 /**
  * Loads this adapter's cached matmul choices, measuring (and caching) the classes not cached yet;
- * later matmuls on this Gpu use them. With SEAL_AUTOTUNE=0 it keeps the defaults. Returns the
+ * later matmuls on this Gpu use them. With `enabled: false` it keeps the defaults. Returns the
  * choice per class and whether it was measured, cached or a default.
  */
 export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Promise<Record<ShapeClass, { choice: string; source: 'default' | 'cache' | 'measured' }>> {
-  const env = opts.env ?? process.env;
   const result = {} as Record<ShapeClass, { choice: string; source: 'default' | 'cache' | 'measured' }>;
   const classes = Object.keys(SHAPE_CLASSES) as ShapeClass[];
-  if (!autotuneEnabled(env)) {
+  if (opts.enabled === false) {
     for (const cls of classes) result[cls] = { choice: formatChoice(defaultChoice(gpu, cls)), source: 'default' };
     return result;
   }
-  const cache = new TuningCache(gpu.summary, env, opts.warn);
+  const cache: TuningStore = opts.store ?? new Map<string, TuningEntry>();
   const table: Partial<Record<ShapeClass, MatmulChoice>> = {};
   const time = opts.time ?? ((c: string, cls: ShapeClass) => timeChoice(gpu, c, SHAPE_CLASSES[cls]));
   for (const cls of classes) {

@@ -1,36 +1,35 @@
 // A SEAL training run on disk: the resolved config, metrics.jsonl (one line per iteration), and a
 // checkpoint of the policy with its optimizer state, written atomically. A killed run resumes from
 // its last checkpoint and, under the same seed, ends where an uninterrupted run would.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { exists, joinPath, makeDirectory, readText } from '../io/files.ts';
 import { resolveConfig, type SealConfig } from './config.ts';
 import { Generator } from './generator.ts';
 import type { IterationMetrics, SealTrainer, TrainerState } from './trainer.ts';
 import { UserError } from '../util/errors.ts';
 
 export const runFiles = (dir: string) => ({
-  config: join(dir, 'config.json'),
-  metrics: join(dir, 'metrics.jsonl'),
-  checkpoint: join(dir, 'checkpoint.safetensors'),
-  policy: join(dir, 'policy.safetensors'),
+  config: joinPath(dir, 'config.json'),
+  metrics: joinPath(dir, 'metrics.jsonl'),
+  checkpoint: joinPath(dir, 'checkpoint.safetensors'),
+  policy: joinPath(dir, 'policy.safetensors'),
 });
 
 /** Starts a run directory, or reopens one to resume (its saved config wins; flags may not change it). */
 export async function openRun(dir: string, config: SealConfig, resume: boolean): Promise<{ config: SealConfig; state?: TrainerState; metrics: IterationMetrics[] }> {
   const f = runFiles(dir);
-  if (resume && existsSync(f.checkpoint)) {
-    const saved = resolveConfig(JSON.parse(readFileSync(f.config, 'utf8')) as Record<string, unknown>);
+  if (resume && (await exists(f.checkpoint))) {
+    const saved = resolveConfig(JSON.parse(await readText(f.config)) as Record<string, unknown>);
     const state = await readCheckpoint(f.checkpoint);
     // Lines past the checkpoint belong to iterations that will run again.
-    const metrics = existsSync(f.metrics)
-      ? readFileSync(f.metrics, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as IterationMetrics).filter((m) => m.iteration < state.iteration)
+    const metrics = (await exists(f.metrics))
+      ? (await readText(f.metrics)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as IterationMetrics).filter((m) => m.iteration < state.iteration)
       : [];
     await writeMetrics(dir, metrics);
     return { config: saved, state, metrics };
   }
-  if (existsSync(f.checkpoint) && !resume) throw new UserError(`${dir} already holds a run; pass --resume to continue it or choose another --run`);
-  mkdirSync(dir, { recursive: true });
+  if (!resume && (await exists(f.checkpoint))) throw new UserError(`${dir} already holds a run; pass --resume to continue it or choose another --run`);
+  await makeDirectory(dir);
   await writeFileAtomic(f.config, JSON.stringify(config, null, 2) + '\n');
   await writeMetrics(dir, []);
   return { config, metrics: [] };

@@ -2,7 +2,7 @@
 // is scored as language-model loss (mean next-token NLL, the first token predicted after
 // end-of-text, as documents start in pretraining); forgetting is the edited model's mean minus the
 // base model's, over a fixed sample of lines.
-import { readFile } from 'node:fs/promises';
+import { readText } from '../io/files.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
@@ -20,7 +20,7 @@ export function sampleLines(lines: readonly string[], n: number, seed: number): 
 
 /** Non-empty lines of a text file (data/knowledge/general.txt), sampled as above. */
 export async function loadGeneralText(path: string, n: number, seed = 1): Promise<string[]> {
-  const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => l.trim() !== '');
+  const lines = (await readText(path)).split('\n').filter((l) => l.trim() !== '');
   if (lines.length === 0) throw new UserError(`${path}: no lines of general text`);
   return sampleLines(lines, Math.min(n, lines.length), seed);
 }

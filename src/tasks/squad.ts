@@ -3,9 +3,9 @@
 // every answer is a span of its context at answer_start; errors say where, e.g.
 // `data[3].paragraphs[0].qas[2].answers[0]`. A paragraph with no questions is valid SQuAD, but there
 // is nothing to score on it: loading skips it with a warning.
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { readText } from '../io/files.ts';
 import { UserError } from '../util/errors.ts';
 
 const answerSchema = z.object({ text: z.string().min(1), answer_start: z.number().int().nonnegative() });
@@ -79,7 +79,7 @@ export function passageName(p: Pick<Passage, 'id' | 'title'>): string {
 export async function loadSquad(path: string): Promise<Passage[]> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    json = JSON.parse(await readText(path));
   } catch (e) {
     throw new SquadError(`${path}: ${(e as Error).message}`);
   }

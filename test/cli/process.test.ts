@@ -11,9 +11,9 @@ const seal = (...args: string[]) =>
 test('a program that ran GPU work exits on its own', () => {
   // No process.exit(): the runtime must release Dawn's handle or Node would stay alive.
   const script = `
-    import { Gpu } from './src/gpu/gpu.ts';
+    import { dawnGpu } from './src/io/dawn.ts';
     import { scale } from './src/ops/elementwise.ts';
-    const g = await Gpu.create();
+    const g = await dawnGpu();
     const x = g.tensor(new Float32Array([1, 2, 3]));
     console.log(Array.from(await g.read(scale(g, x, 2))).join(','));
     g.destroy();`;

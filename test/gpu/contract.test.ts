@@ -3,12 +3,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checkContract, ContractError, entryContract } from '../../src/gpu/contract.ts';
 import { shaderSource, type KernelSpec } from '../../src/gpu/kernel.ts';
+import { diskShaders } from '../../src/io/shaders.ts';
 import { gpu, releaseGpu } from '../helpers.ts';
 
 test.after(releaseGpu);
 
 const LAYERNORM: KernelSpec = { shader: 'layernorm.wgsl', entry: 'forward', params: ['N:u32', 'C:u32', 'eps:f32'] };
-const code = (file: string) => shaderSource(file).code;
+const code = (file: string) => shaderSource(file, diskShaders).code;
 
 test('reads each entry point’s uniform fields and tensor count from the WGSL', () => {
   assert.equal(checkContract(LAYERNORM, code('layernorm.wgsl')), { params: ['N:u32', 'C:u32', 'eps:f32'], tensors: 6 });

@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gpu } from '../../src/gpu/gpu.ts';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { dawnGpu } from '../../src/io/dawn.ts';
 import { sizeClass } from '../../src/gpu/pool.ts';
 import { DEFAULT_OPTIMIZE } from '../../src/model/optimize.ts';
 import { pretrain } from '../../src/tasks/pretrain.ts';
@@ -62,7 +63,7 @@ test('pretraining gives the same bits with and without the pool, and stops creat
     return { params, created };
   };
   const pooled = await run(await gpu(), 'pooled.safetensors');
-  const plain = await Gpu.create({ pool: false });
+  const plain = await dawnGpu({ pool: false });
   try {
     const unpooled = await run(plain, 'plain.safetensors');
     for (const [name, want] of unpooled.params) sameBits(pooled.params.get(name)!, want, name);

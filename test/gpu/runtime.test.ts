@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { rmSync, writeFileSync } from 'node:fs';
 import { Gpu, GpuError } from '../../src/gpu/gpu.ts';
 import { GpuUnavailableError } from '../../src/gpu/device.ts';
-import { SHADER_DIR } from '../../src/gpu/kernel.ts';
+import { SHADER_DIR } from '../../src/io/shaders.ts';
+import { dawnGpu } from '../../src/io/dawn.ts';
 import { add, scale } from '../../src/ops/elementwise.ts';
 import { close, gpu, releaseGpu, rng } from '../helpers.ts';
 
@@ -187,14 +188,14 @@ test('uniform parameters are checked against the kernel layout', async () => {
 });
 
 test('an unknown backend or adapter is a clear error', async () => {
-  await Gpu.create({ backend: 'nonsense' }).then(
+  await dawnGpu({ backend: 'nonsense' }).then(
     () => assert.unreachable('accepted an unknown backend'),
     (e: Error) => {
       assert.instance(e, GpuUnavailableError);
       assert.match(e.message, /unknown backend 'nonsense'/);
     },
   );
-  await Gpu.create({ adapter: 'No Such GPU 9000' }).then(
+  await dawnGpu({ adapter: 'No Such GPU 9000' }).then(
     () => assert.unreachable('accepted an unknown adapter'),
     (e: Error) => {
       assert.instance(e, GpuUnavailableError);
@@ -204,7 +205,7 @@ test('an unknown backend or adapter is a clear error', async () => {
   );
   // A backend Dawn knows but this machine lacks.
   const other = process.platform === 'darwin' ? 'd3d12' : 'metal';
-  await Gpu.create({ backend: other }).then(
+  await dawnGpu({ backend: other }).then(
     () => assert.unreachable(`found a ${other} adapter`),
     (e: Error) => assert.match(e.message, /no WebGPU adapter found/),
   );
@@ -227,7 +228,7 @@ test('GPU timestamps per dispatch, when the adapter has them', async () => {
 });
 
 test('after destroy, use fails clearly instead of hanging', async () => {
-  const g = await Gpu.create();
+  const g = await dawnGpu();
   const x = g.zeros([4]);
   g.destroy();
   assert.throws(() => g.zeros([1]), /destroyed/);

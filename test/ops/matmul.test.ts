@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, matmul, matmulBackward, resetMatmulTuning, subgroupsUsable } from '../../src/ops/matmul.ts';
 import { gemm, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
-import { TuningCache } from '../../src/gpu/autotune.ts';
+import { TuningCache, tuningFromEnv } from '../../src/io/tuning-cache.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.ts';
 
@@ -197,14 +197,14 @@ test('autotune: cache round-trip, corrupt cache ignored with a warning, SEAL_AUT
     const list = candidates(g, cls as never);
     return list.length - list.indexOf(c);
   };
-  const first = await autotuneMatmul(g, { env, time });
+  const first = await autotuneMatmul(g, { ...tuningFromEnv(g.summary, env), time });
   assert.is(first.general.source, 'measured');
   assert.is(first.general.choice, candidates(g, 'general').at(-1));
   assert.equal(chooseMatmul(g, 256, 768, 768), { variant: candidates(g, 'general').at(-1)!.split('/')[0], splits: 1 });
   const measuredCount = timed.length;
   assert.ok(measuredCount > 0);
 
-  const second = await autotuneMatmul(g, { env, time });
+  const second = await autotuneMatmul(g, { ...tuningFromEnv(g.summary, env), time });
   assert.is(timed.length, measuredCount, 'a cached answer is not measured again');
   assert.is(second['long-k'].source, 'cache');
   assert.equal(second['long-k'].choice, first['long-k'].choice);
@@ -213,12 +213,12 @@ test('autotune: cache round-trip, corrupt cache ignored with a warning, SEAL_AUT
   assert.ok(JSON.parse(readFileSync(file, 'utf8')).entries['matmul:small-m']);
   writeFileSync(file, '{ not json');
   const warnings: string[] = [];
-  const third = await autotuneMatmul(g, { env, time, warn: (m) => warnings.push(m) });
+  const third = await autotuneMatmul(g, { store: new TuningCache(g.summary, env, (m) => warnings.push(m)), time });
   assert.match(warnings.join('\n'), /ignoring corrupt autotune cache/);
   assert.is(third.general.source, 'measured');
   assert.ok(JSON.parse(readFileSync(file, 'utf8')).entries['matmul:general'], 'rewritten after corruption');
 
-  const off = await autotuneMatmul(g, { env: { ...env, SEAL_AUTOTUNE: '0' }, time: async () => assert.unreachable('must not time') as never });
+  const off = await autotuneMatmul(g, { ...tuningFromEnv(g.summary, { ...env, SEAL_AUTOTUNE: '0' }), time: async () => assert.unreachable('must not time') as never });
   assert.is(off.general.source, 'default');
   resetMatmulTuning(g);
   assert.equal(chooseMatmul(g, 256, 768, 768), defaultChoice(g, 'general'));
