@@ -9,9 +9,8 @@ import { saveCheckpoint } from '../model/checkpoint.ts';
 import { loadModel } from '../model/load.ts';
 import { GPT2 } from '../model/gpt2.ts';
 import { generate } from '../model/generate.ts';
-import { Adapter, writeEdit } from '../seal/adapt.ts';
+import { Adapter, tryPassage, writeEdit } from '../seal/adapt.ts';
 import { Generator } from '../seal/generator.ts';
-import { exactMatch, greedyAnswers } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -25,6 +24,7 @@ export interface AdaptOptions {
   maxNew: number;
   writeEdit?: string;
   writeModel?: string;
+  json?: boolean;
 }
 
 function inputs(o: AdaptOptions): Promise<Passage[]> | Passage[] {
@@ -46,20 +46,17 @@ export async function adaptCommand(dev: DawnOptions, o: AdaptOptions): Promise<v
     let correct = [0, 0];
     let total = 0;
     for (const p of passages) {
-      const questions = p.questions.map((q) => q.question);
-      const before = questions.length ? await greedyAnswers(model, tok, questions, { maxNew: o.maxNew }) : [];
-      const { overrides, editNorm, ms } = await adapter.adapt(p.context);
-      const after = questions.length ? await greedyAnswers(model, tok, questions, { maxNew: o.maxNew, overrides }) : [];
-      console.log(`\n${p.title}: edit ‖Δ‖ ${editNorm.toFixed(3)} in ${ms.toFixed(0)} ms`);
-      p.questions.forEach((q, i) => {
-        const known = q.answers.length > 0;
-        if (known) {
-          correct[0]! += Number(exactMatch(before[i]!, q.answers));
-          correct[1]! += Number(exactMatch(after[i]!, q.answers));
+      const { trial, overrides } = await tryPassage(adapter, tok, p, o.maxNew);
+      if (o.json) console.log(JSON.stringify(trial));
+      else console.log(`\n${p.title}: edit ‖Δ‖ ${trial.editNorm.toFixed(3)} in ${trial.ms.toFixed(0)} ms`);
+      for (const q of trial.questions) {
+        if (q.answer !== undefined) {
+          correct[0]! += Number(q.baseEm);
+          correct[1]! += Number(q.editedEm);
           total++;
         }
-        console.log(`  Q: ${q.question}\n     base: ${before[i]}   edited: ${after[i]}${known ? `   (answer: ${q.answers[0]})` : ''}`);
-      });
+        if (!o.json) console.log(`  Q: ${q.question}\n     base: ${q.base}   edited: ${q.edited}${q.answer !== undefined ? `   (answer: ${q.answer})` : ''}`);
+      }
       if (o.prompt) {
         const [b, a] = [await generate(model, tok, [o.prompt], { maxNew: o.maxNew }), await generate(model, tok, [o.prompt], { maxNew: o.maxNew, overrides })];
         console.log(`  prompt: ${JSON.stringify(o.prompt)}\n     base: ${JSON.stringify(b[0]!.text)}\n     edited: ${JSON.stringify(a[0]!.text)}`);
@@ -70,7 +67,7 @@ export async function adaptCommand(dev: DawnOptions, o: AdaptOptions): Promise<v
       }
       if (o.writeModel) await writeEditedModel(gpu, o.writeModel, model, overrides, tok.name);
     }
-    if (total) console.log(`\nexact match: base ${correct[0]}/${total}, edited ${correct[1]}/${total}`);
+    if (total && !o.json) console.log(`\nexact match: base ${correct[0]}/${total}, edited ${correct[1]}/${total}`);
     adapter.release();
     model.release();
   } finally {

@@ -230,6 +230,7 @@ program
   .option('--max-new <n>', 'longest answer, in tokens', int, 16)
   .option('--write-edit <file>', 'write the edit alone (θ′ − θ of the masked tensors) as safetensors')
   .option('--write-model <file>', 'write the edited model as a checkpoint')
+  .option('--json', 'one JSON object per passage: answers and answer NLL before and after, edit norm, ms')
   .action(async (opts, cmd: Command) => {
     await adaptCommand(deviceOptions(cmd), opts);
   });

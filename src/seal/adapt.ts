@@ -13,6 +13,8 @@ import { resolveConfig, type DirectionKind, type SealConfig } from './config.ts'
 import { directionRows, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
 import { Generator } from './generator.ts';
 import { EditWriter, editSpace } from './task.ts';
+import { answerNll, exactMatch, greedyAnswers, mean } from '../tasks/qa.ts';
+import type { Passage } from '../tasks/squad.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface Adaptation {
@@ -111,6 +113,46 @@ export class Adapter {
     this.writer.release();
     this.#generator?.release();
   }
+}
+
+/** One passage tried: the base and the edited model's answers and answer NLL, and the edit. */
+export interface PassageTrial {
+  title: string;
+  editNorm: number;
+  ms: number;
+  questions: { question: string; answer?: string; base: string; edited: string; baseNll?: number; editedNll?: number; baseEm?: boolean; editedEm?: boolean }[];
+  /** Mean answer NLL over the questions that have a reference answer (NaN when none has). */
+  nll: { base: number; edited: number };
+}
+
+/**
+ * Adapts to `p` and answers its questions before and after: what `seal adapt` and the playground
+ * page show. The overrides (the edited tensors) stay valid until the adapter's next adapt.
+ */
+export async function tryPassage(adapter: Adapter, tok: Tokenizer, p: Passage, maxNew: number): Promise<{ trial: PassageTrial; overrides: ReadonlyMap<string, F32> }> {
+  const model = adapter.model;
+  const questions = p.questions.map((q) => q.question);
+  const known = p.questions.flatMap((q, i) => (q.answers.length ? [{ i, item: { question: q.question, answer: q.answers[0]! } }] : []));
+  const base = questions.length ? await greedyAnswers(model, tok, questions, { maxNew }) : [];
+  const baseNll = await answerNll(model, tok, known.map((k) => k.item));
+  const { overrides, editNorm, ms } = await adapter.adapt(p.context);
+  const edited = questions.length ? await greedyAnswers(model, tok, questions, { maxNew, overrides }) : [];
+  const editedNll = await answerNll(model, tok, known.map((k) => k.item), { overrides });
+  const at = new Map(known.map((k, j) => [k.i, j]));
+  const trial: PassageTrial = {
+    title: p.title,
+    editNorm,
+    ms,
+    questions: p.questions.map((q, i) => {
+      const j = at.get(i);
+      const row = { question: q.question, base: base[i]!, edited: edited[i]! };
+      return j === undefined
+        ? row
+        : { ...row, answer: q.answers[0]!, baseNll: baseNll[j]!, editedNll: editedNll[j]!, baseEm: exactMatch(base[i]!, q.answers), editedEm: exactMatch(edited[i]!, q.answers) };
+    }),
+    nll: { base: mean(baseNll), edited: mean(editedNll) },
+  };
+  return { trial, overrides };
 }
 
 /** The edit alone: θ' − θ for each edited tensor (an Adaptation's overrides), under the tensor's own name. */

@@ -8,10 +8,9 @@
 //
 // Question ids end in -a or -b: for each fact, one question can be scored (used as reward) while
 // its differently worded twin is only measured, so a policy that games the scored wording shows up.
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Rng } from '../util/random.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { joinPath, makeDirectory } from '../io/files.ts';
 import { writeSquad, type SquadFile } from './squad.ts';
 
 export const SPLITS = ['pretrain', 'rl-train', 'held-out', 'validation'] as const;
@@ -338,10 +337,10 @@ export function generateKnowledge({ seed, counts }: KnowledgeOptions): Knowledge
  */
 export async function writeKnowledgeDataset(dir: string, options: KnowledgeOptions): Promise<void> {
   const { splits, general } = generateKnowledge(options);
-  await mkdir(dir, { recursive: true });
-  for (const split of SPLITS) await writeSquad(join(dir, `${split}.json`), splits[split].squad);
-  await writeFileAtomic(join(dir, 'general.txt'), general.join('\n') + '\n');
-  await writeFileAtomic(join(dir, 'README.md'), readme(options));
+  await makeDirectory(dir);
+  for (const split of SPLITS) await writeSquad(joinPath(dir, `${split}.json`), splits[split].squad);
+  await writeFileAtomic(joinPath(dir, 'general.txt'), general.join('\n') + '\n');
+  await writeFileAtomic(joinPath(dir, 'README.md'), readme(options));
 }
 
 function readme({ seed, counts }: KnowledgeOptions): string {
