@@ -69,15 +69,15 @@ async function loadPolicy(gpu: Gpu, policy: string, previous?: Loaded): Promise<
   return { gpu, model, tok, adapter, policy };
 }
 
-function passageFromForm(): Passage {
+function passageFromForm(heldOut: readonly Passage[]): Passage {
   const lines = $<HTMLTextAreaElement>('questions').value.split('\n').map((l) => l.trim()).filter(Boolean);
   const questions = lines.map((line, i) => {
     const [question, answer] = line.split('|').map((s) => s.trim());
     return { id: `q${i}`, question: question!, answers: answer ? [answer] : [] };
   });
   const context = $<HTMLTextAreaElement>('context').value.trim();
-  const chosen = $<HTMLSelectElement>('passage');
-  return { id: chosen.value || 'pasted', title: chosen.value ? chosen.selectedOptions[0]!.textContent! : 'pasted passage', context, questions };
+  const chosen = heldOut.find((p) => p.id === $<HTMLSelectElement>('passage').value);
+  return { id: chosen?.id ?? 'pasted', title: chosen?.title ?? 'pasted passage', context, questions };
 }
 
 const fmt = (x: number | undefined, d = 3) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
@@ -143,7 +143,7 @@ async function setUpAdapt(gpu: Gpu, index: Index): Promise<Loaded | undefined> {
   };
   const run = $<HTMLButtonElement>('run');
   run.onclick = async () => {
-    const p = passageFromForm();
+    const p = passageFromForm(passages);
     if (!p.context) return setStatus('status', 'error', 'paste a passage first');
     run.disabled = true;
     setStatus('status', 'busy', 'adapting…');
