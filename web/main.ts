@@ -15,6 +15,8 @@ import { loadSquad, type Passage } from '../src/tasks/squad.ts';
 
 /** What the server lists (web/serve.ts). */
 interface Index {
+  /** The model the benchmarks time when no generator's model is loaded. */
+  model: string;
   policies: string[];
   report: string[];
   heldOut: string;
@@ -114,7 +116,8 @@ function showTrial(t: PassageTrial, s: Loaded): void {
   $('result-json').textContent = JSON.stringify(t, null, 2);
 }
 
-async function setUpAdapt(gpu: Gpu, index: Index): Promise<Loaded | undefined> {
+/** Returns what is loaded now (a new choice of generator replaces it), if a generator was found. */
+async function setUpAdapt(gpu: Gpu, index: Index): Promise<() => Loaded | undefined> {
   const params = new URLSearchParams(location.search);
   const policies = [...new Set([params.get('policy'), ...index.policies].filter((p): p is string => Boolean(p)))];
   const select = $<HTMLSelectElement>('policy');
@@ -133,7 +136,7 @@ async function setUpAdapt(gpu: Gpu, index: Index): Promise<Loaded | undefined> {
   pick.onchange(new Event('change'));
   if (policies.length === 0) {
     setStatus('status', 'no-policy', 'no trained generator found: `npm start` (or `seal train`) writes runs/<run>/policy.safetensors');
-    return undefined;
+    return () => undefined;
   }
   let loaded = await loadPolicy(gpu, policies[0]!);
   select.onchange = async () => {
@@ -157,19 +160,18 @@ async function setUpAdapt(gpu: Gpu, index: Index): Promise<Loaded | undefined> {
   };
   run.disabled = false;
   setStatus('status', 'ready', 'ready');
-  return loaded;
+  return () => loaded;
 }
 
 // ---- benchmarks and report tabs ---------------------------------------------------------------
 
-function setUpBench(gpu: Gpu, model: () => GPT2 | undefined): void {
+function setUpBench(gpu: Gpu, model: () => Promise<GPT2>): void {
   const button = $<HTMLButtonElement>('bench-run');
   button.disabled = false;
   button.onclick = async () => {
-    const m = model();
-    if (!m) return setStatus('bench-status', 'error', 'no model loaded');
     button.disabled = true;
     setStatus('bench-status', 'busy', 'running…');
+    const m = await model();
     const body = $('bench-table').querySelector('tbody')!;
     body.replaceChildren();
     const rows = await portableBench(gpu, m, {
@@ -225,8 +227,9 @@ async function main(): Promise<void> {
   setUpReport(index);
   const gpu = await createGpu();
   $('adapter').textContent = describeAdapter(gpu);
-  const loaded = await setUpAdapt(gpu, index);
-  setUpBench(gpu, () => loaded?.model);
+  const current = await setUpAdapt(gpu, index);
+  let own: GPT2 | undefined;
+  setUpBench(gpu, async () => current()?.model ?? (own ??= (await loadModel(gpu, index.model)).model));
 }
 
 window.addEventListener('unhandledrejection', (e) => setStatus('status', 'error', String(e.reason?.message ?? e.reason)));

@@ -43,7 +43,7 @@ function policies(): string[] {
 function index(): string {
   const reportDir = join(ROOT, 'runs', 'demo', 'report');
   const report = existsSync(reportDir) ? readdirSync(reportDir).filter((f) => f.endsWith('.svg')).sort().map((f) => `runs/demo/report/${f}`) : [];
-  return JSON.stringify({ policies: policies(), report, heldOut: 'data/knowledge/held-out.json' });
+  return JSON.stringify({ model: 'data/base.safetensors', policies: policies(), report, heldOut: 'data/knowledge/held-out.json' });
 }
 
 /** The file a URL path names, or null when it is outside what the page may read. */
