@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, matmul, matmulBackward, resetMatmulTuning, subgroupsUsable } from '../../src/ops/matmul.ts';
+import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, formatChoice, matmul, matmulBackward, resetMatmulTuning, subgroupsUsable } from '../../src/ops/matmul.ts';
 import { gemm, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
 import { TuningCache, tuningFromEnv } from '../../src/io/tuning-cache.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
@@ -184,6 +184,18 @@ test('bad shapes, dtypes, aliasing and variants are named', async () => {
   assert.throws(() => matmul(g, sq, sq, { out: sq }), /matmul: out must not be one of the inputs/);
   assert.throws(() => matmul(g, a, g.zeros([3, 4]), { variant: 'fastest' }), /matmul: unknown variant 'fastest'/);
   assert.throws(() => matmulBackward(g, g.zeros([2, 3]), g.zeros([3, 4]), g.zeros([2, 5]), { dw: g.zeros([3, 4]) }), /matmulBackward: dy must have shape \[2×4\]/);
+});
+
+test('an adapter without usable subgroups (SwiftShader: 4 lanes) is never offered a subgroup variant', async () => {
+  const g = await gpu();
+  for (const [features, minSize] of [[new Set<string>(), 32], [new Set(['subgroups']), 4]] as const) {
+    const fake = { summary: { ...g.summary, description: 'swiftshader' }, features, adapter: { info: { subgroupMinSize: minSize } } } as unknown as Gpu;
+    assert.not.ok(subgroupsUsable(fake));
+    for (const cls of ['small-m', 'long-k', 'general'] as const) {
+      const offered = [...candidates(fake, cls), formatChoice(defaultChoice(fake, cls))];
+      assert.equal(offered.filter((c) => c.startsWith('subgroup')), [], `${cls}: ${offered.join(', ')}`);
+    }
+  }
 });
 
 test('autotune: cache round-trip, corrupt cache ignored with a warning, SEAL_AUTOTUNE=0 (fake timings)', async () => {
