@@ -12,6 +12,7 @@ import { barChart } from '../src/report/svg.ts';
 import { Adapter, tryPassage, type PassageTrial } from '../src/seal/adapt.ts';
 import { Generator } from '../src/seal/generator.ts';
 import { loadSquad, type Passage } from '../src/tasks/squad.ts';
+import { provide } from './files.ts';
 
 /** What the server lists (web/serve.ts). */
 interface Index {
@@ -62,10 +63,14 @@ interface Loaded {
 async function loadPolicy(gpu: Gpu, policy: string, previous?: Loaded): Promise<Loaded> {
   const { metadata } = await Generator.read(policy);
   const modelPath = metadata.model ?? 'data/base.safetensors';
+  const { model, tokenizer: tok } = await loadModel(gpu, modelPath);
+  const adapter = await Adapter.load(gpu, model, tok, policy).catch((e: Error) => {
+    model.release();
+    throw e;
+  });
+  // Only now: a file that fails to load leaves the previous generator in use.
   previous?.adapter.release();
   previous?.model.release();
-  const { model, tokenizer: tok } = await loadModel(gpu, modelPath);
-  const adapter = await Adapter.load(gpu, model, tok, policy);
   const best = metadata.bestIteration ? `, kept iteration ${metadata.bestIteration}, validation reward ${Number(metadata.validationReward).toFixed(3)}` : '';
   $('policy-info').textContent = `${adapter.config.algo} generator on ${modelPath}${best}`;
   return { gpu, model, tok, adapter, policy };
@@ -116,7 +121,7 @@ function showTrial(t: PassageTrial, s: Loaded): void {
   $('result-json').textContent = JSON.stringify(t, null, 2);
 }
 
-/** Returns what is loaded now (a new choice of generator replaces it), if a generator was found. */
+/** Returns what is loaded now (a new choice of generator replaces it), if anything is. */
 async function setUpAdapt(gpu: Gpu, index: Index): Promise<() => Loaded | undefined> {
   const params = new URLSearchParams(location.search);
   const policies = [...new Set([params.get('policy'), ...index.policies].filter((p): p is string => Boolean(p)))];
@@ -134,32 +139,46 @@ async function setUpAdapt(gpu: Gpu, index: Index): Promise<() => Loaded | undefi
   const wanted = params.get('passage');
   pick.value = wanted && passages.some((p) => p.id === wanted) ? wanted : (passages[0]?.id ?? '');
   pick.onchange(new Event('change'));
-  if (policies.length === 0) {
-    setStatus('status', 'no-policy', 'no trained generator found: `npm start` (or `seal train`) writes runs/<run>/policy.safetensors');
-    return () => undefined;
-  }
-  let loaded = await loadPolicy(gpu, policies[0]!);
-  select.onchange = async () => {
-    setStatus('status', 'loading', `loading ${select.value}…`);
-    loaded = await loadPolicy(gpu, select.value, loaded);
-    setStatus('status', 'ready', 'ready');
-  };
   const run = $<HTMLButtonElement>('run');
+  let loaded: Loaded | undefined;
+  const choose = async (policy: string) => {
+    run.disabled = true;
+    setStatus('status', 'loading', `loading ${policy}…`);
+    try {
+      loaded = await loadPolicy(gpu, policy, loaded);
+      setStatus('status', 'ready', 'ready');
+    } finally {
+      run.disabled = loaded === undefined;
+    }
+  };
+  select.onchange = () => choose(select.value);
+  // A policy.safetensors from this computer: read through web/files.ts like a served one.
+  const file = $<HTMLInputElement>('policy-file');
+  file.onchange = () => {
+    const f = file.files?.[0];
+    if (!f) return;
+    const name = `picked:${f.name}`;
+    provide(name, f);
+    select.append(new Option(name, name));
+    select.value = name;
+    return choose(name);
+  };
   run.onclick = async () => {
     const p = passageFromForm(passages);
     if (!p.context) return setStatus('status', 'error', 'paste a passage first');
+    const now = loaded!;
     run.disabled = true;
     setStatus('status', 'busy', 'adapting…');
     try {
-      const { trial } = await tryPassage(loaded.adapter, loaded.tok, p, MAX_NEW);
-      showTrial(trial, loaded);
+      const { trial } = await tryPassage(now.adapter, now.tok, p, MAX_NEW);
+      showTrial(trial, now);
       setStatus('status', 'done', 'done');
     } finally {
       run.disabled = false;
     }
   };
-  run.disabled = false;
-  setStatus('status', 'ready', 'ready');
+  if (policies.length > 0) await choose(policies[0]!);
+  else setStatus('status', 'no-policy', 'no trained generator found: `npm start` (or `seal train`) writes runs/<run>/policy.safetensors; or pick a file');
   return () => loaded;
 }
 

@@ -76,6 +76,10 @@ if (!available && process.env.CI) throw new Error(`${CHROMIUM} not found: CI ins
     const page = JSON.parse((await tab.page.textContent('#result-json'))!) as PassageTrial;
     mkdirSync(artifacts, { recursive: true });
     await tab.page.screenshot({ path: join(artifacts, 'playground.png'), fullPage: true });
+    // The same generator picked as a File: read through web/files.ts's File path, not fetch.
+    await tab.page.setInputFiles('#policy-file', join(root, policy));
+    assert.is(await waitForState(tab.page, 'status', ['ready', 'error']), 'ready', `picking a file: ${await tab.page.textContent('#status')}`);
+    assert.is(await tab.page.inputValue('#policy'), 'picked:policy.safetensors');
     await tab.page.click('nav button[data-tab=report]');
     assert.match((await tab.page.textContent('#report-note'))!, /report/);
 
