@@ -3,7 +3,7 @@
 // calls; the count is what the pool is for (a creation is a driver allocation, and on a real GPU
 // often a page-table update). Tensor buffers only: a readback's staging buffer is not counted.
 //
-// Run: node --import tsx bench/buffers.ts [--json]   (or: seal bench --buffers)
+// Run: node --import tsx bench/buffers.ts [--json]   (or: seal bench --pool)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

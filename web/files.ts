@@ -57,6 +57,9 @@ export const writeFileAtomic = readOnly;
 export const joinPath = (...parts: string[]): string => parts.filter(Boolean).join('/').replace(/\/{2,}/g, '/');
 export const parentPath = (path: string): string => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) || '/' : '.');
 
+/** The package's data/ as the page's server serves it (web/serve.ts). */
+export const bundled = (file: string): string => `data/${file}`;
+
 // The same names and signatures as the Node modules this one replaces.
-({ openBytes, readText, isDirectory, exists, makeDirectory, joinPath, parentPath }) satisfies typeof NodeFiles;
+({ openBytes, readText, isDirectory, exists, makeDirectory, joinPath, parentPath, bundled }) satisfies typeof NodeFiles;
 ({ writeFileAtomic }) satisfies typeof NodeAtomic;

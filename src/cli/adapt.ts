@@ -12,6 +12,7 @@ import { generate } from '../model/generate.ts';
 import { Adapter, tryPassage, writeEdit } from '../seal/adapt.ts';
 import { Generator } from '../seal/generator.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
+import { bundled } from '../io/files.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface AdaptOptions {
@@ -38,7 +39,7 @@ export async function adaptCommand(dev: DawnOptions, o: AdaptOptions): Promise<v
   if (!existsSync(o.policy)) throw new UserError(`policy ${o.policy} not found: train one with \`seal train\` (or \`npm start\`, which writes runs/demo/policy.safetensors)`);
   const passages = await inputs(o);
   if ((o.writeEdit || o.writeModel) && passages.length !== 1) throw new UserError('--write-edit / --write-model write one edit: adapt to one passage (--text, or a file with one passage)');
-  const modelPath = o.model ?? (await Generator.read(o.policy)).metadata.model ?? 'data/base.safetensors';
+  const modelPath = o.model ?? (await Generator.read(o.policy)).metadata.model ?? bundled('base.safetensors');
   const gpu = await dawnGpu(dev);
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, modelPath);

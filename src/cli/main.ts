@@ -3,12 +3,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, optionsFromEnv, type DawnOptions } from '../io/dawn.ts';
 import { parseRange } from '../model/mask.ts';
 import { adaptCommand } from './adapt.ts';
+import { kernelBenchCommand, type KernelBenchCliOptions } from './bench-kernel.ts';
 import { demoCommand } from './demo.ts';
 import { DEFAULT_KNOWLEDGE, writeKnowledgeDataset } from '../tasks/synthetic.ts';
 import { doctor } from './doctor.ts';
 import { pretrainCommand } from './pretrain.ts';
 import { configFromFlags, trainCommand } from './train.ts';
 import { TUNE_DEFAULTS } from './tune.ts';
+import { bundled } from '../io/files.ts';
 import { UserError } from '../util/errors.ts';
 
 interface GlobalOpts {
@@ -74,7 +76,7 @@ const range = argParser(parseRange);
 program
   .command('pretrain')
   .description('train a base model from scratch on a SQuAD-format corpus (passages and their QA), with checkpoints and resume')
-  .option('--data <file>', 'SQuAD v1.1 JSON to train on', 'data/knowledge/pretrain.json')
+  .option('--data <file>', 'SQuAD v1.1 JSON to train on', bundled('knowledge/pretrain.json'))
   .option('--out <file>', 'checkpoint (safetensors), written atomically', 'runs/pretrain/model.safetensors')
   .option('--passages <n>', 'only the first n passages of --data', int)
   .option('--layers <n>', 'transformer blocks', int, 2)
@@ -100,14 +102,28 @@ program
   .option('--full', 'add the largest shapes (2048³)')
   .option('--filter <text>', 'only cases whose name contains this')
   .option('--model', 'the model-level suite instead: tokens/s of forward, training step and generation')
-  .option('--buffers', 'GPU buffer creations per pretraining step and model call, buffer pool off and on')
-  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string; model?: boolean; buffers?: boolean }, cmd: Command) => {
+  .option('--pool', 'GPU buffer creations per pretraining step and model call, buffer pool off and on')
+  .option('--kernel <file.wgsl>', 'time your own compute kernel instead (with --entry, --dispatch, --buffers)')
+  .option('--entry <name>', '--kernel: the entry point', 'main')
+  .option('--dispatch <x,y,z>', '--kernel: workgroups along x, y, z (missing ones are 1)')
+  .option('--buffers <sizes>', '--kernel: storage buffers bound at @group(0) @binding(0), (1), …: bytes (4096, 64k, 4m) or f32 shapes (1024x1024), comma-separated')
+  .option('--constants <k=v,...>', "--kernel: values of the shader's override constants")
+  .option('--flops <n>', '--kernel: floating-point operations per dispatch, for GFLOP/s', num)
+  .option('--reps <n>', '--kernel: timed dispatches after a warm-up', int, 10)
+  .addOption(new Option('--timing <how>', '--kernel: GPU timestamps where the adapter has them, or the wall clock').choices(['auto', 'gpu-timestamps', 'wall-clock']).default('auto'))
+  .option('--name <label>', "--kernel: the row's name (default file:entry)")
+  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string; model?: boolean; pool?: boolean } & Partial<KernelBenchCliOptions>, cmd: Command) => {
+    if (opts.kernel) {
+      if (!opts.dispatch || !opts.buffers) throw new UserError('--kernel needs --dispatch x,y,z and --buffers <sizes>');
+      await kernelBenchCommand(deviceOptions(cmd), opts as KernelBenchCliOptions);
+      return;
+    }
     // The suite acquires its own device from the SEAL_* environment: pass the flags on through it.
     const d = deviceOptions(cmd);
     if (d.backend) process.env.SEAL_BACKEND = d.backend;
     if (d.adapter) process.env.SEAL_ADAPTER = d.adapter;
     if (d.powerPreference) process.env.SEAL_POWER = d.powerPreference;
-    if (opts.buffers) {
+    if (opts.pool) {
       const { buffersBench } = await import('../../bench/buffers.ts');
       await buffersBench({ json: Boolean(opts.json) });
       return;
@@ -146,16 +162,16 @@ program
   .option('--init-log-std <x>', 'initial log σ of the edit distribution', float)
   .option('--seed <n>', 'seed', int)
   .action(async (opts, cmd: Command) => {
-    const config = configFromFlags(opts, opts.config);
+    const config = await configFromFlags(opts, opts.config);
     await trainCommand(deviceOptions(cmd), opts.run, config, Boolean(opts.resume), opts.stopAfter ?? Infinity);
   });
 
 program
   .command('eval')
   .description('knowledge incorporation on a split: answer NLL, exact match, time, edit norm and forgetting per method')
-  .option('--model <file>', 'base model checkpoint', 'data/base.safetensors')
+  .option('--model <file>', 'base model checkpoint', bundled('base.safetensors'))
   .option('--split <name>', 'held-out, rl-train or pretrain (or a SQuAD JSON file)', 'held-out')
-  .option('--data-dir <dir>', 'where the splits and general.txt are', 'data/knowledge')
+  .option('--data-dir <dir>', 'where the splits and general.txt are', bundled('knowledge'))
   .option('--methods <list>', 'comma-separated: base, in-context, fixed-step, fixed-sign, finetune-mask, finetune-full, generator-init, seal (with --policy), random', 'base,in-context,finetune-mask,finetune-full,random')
   .option('--mask <globs>', 'comma-separated tensor-name globs the edits and the masked finetune change (with --policy: the policy\'s mask)', TUNE_DEFAULTS.mask)
   .option('--mask-rows <a:b>', 'only these rows of the masked tensors')
@@ -181,9 +197,9 @@ program
 program
   .command('tune')
   .description("choose the baselines' hyper-parameters on the validation split: fixed step sizes by a sweep, finetune lr × steps over a grid")
-  .option('--model <file>', 'base model checkpoint', 'data/base.safetensors')
+  .option('--model <file>', 'base model checkpoint', bundled('base.safetensors'))
   .option('--split <name>', 'the split to tune on (never held-out)', 'validation')
-  .option('--data-dir <dir>', 'where the splits are', 'data/knowledge')
+  .option('--data-dir <dir>', 'where the splits are', bundled('knowledge'))
   .option('--passages <n>', 'the first n passages', int, 16)
   .option('--mask <globs>', 'comma-separated tensor-name globs of the edits and the masked finetune', TUNE_DEFAULTS.mask)
   .option('--methods <list>', 'comma-separated: fixed-step, fixed-sign, finetune-mask, finetune-full', 'fixed-step,fixed-sign,finetune-mask,finetune-full')
@@ -214,8 +230,9 @@ program
   .option('--iterations <n>', 'SEAL training iterations', int, 30)
   .option('--passages <n>', 'held-out passages to evaluate', int, 12)
   .option('--seeds <n>', 'seeds for the random edit', int, 1)
+  .option('--quick', 'a small demo that finishes in about a minute: checks that everything runs (its numbers are not evidence)')
   .action(async (opts, cmd: Command) => {
-    await demoCommand(deviceOptions(cmd), opts);
+    await demoCommand(deviceOptions(cmd), { ...opts, quick: Boolean(opts.quick) });
   });
 
 program

@@ -1,35 +1,11 @@
 // `seal train`: trains the edit generator (meta-gradient, PPO or ReST-EM) into a run directory.
-import { existsSync, readFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
-import { Gpu } from '../gpu/gpu.ts';
+import type { Gpu } from '../gpu/gpu.ts';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
-import type { GPT2 } from '../model/gpt2.ts';
-import { loadModel } from '../model/load.ts';
 import { resolveConfig, type SealConfig } from '../seal/config.ts';
-import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts';
-import { SealTrainer, type IterationMetrics } from '../seal/trainer.ts';
-import { Generator } from '../seal/generator.ts';
-import { loadSquad } from '../tasks/squad.ts';
+import { readConfigFields, runFiles, trainGenerator, type TrainedRun, type TrainHooks } from '../seal/run.ts';
+import type { IterationMetrics } from '../seal/trainer.ts';
 import { UserError } from '../util/errors.ts';
-
-export function readConfigFile(path: string | undefined): Record<string, unknown> {
-  if (!path) return {};
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new UserError(`--config ${path}: ${(e as Error).message}`);
-  }
-}
-
-export const readLines = (path: string) =>
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
-
-export function missingModel(path: string): UserError {
-  return new UserError(`base model ${path} not found. Make one with: seal pretrain --out ${path}   (the README gives the exact command for the bundled model)`);
-}
 
 const fmt = (x: number | undefined, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 
@@ -40,56 +16,38 @@ export function metricsLine(m: IterationMetrics): string {
   return `iter ${m.iteration}: reward ${fmt(m.rewardMean)}±${fmt(m.rewardStd)} | Δnll scored ${fmt(m.improvement)} measured ${fmt(m.measuredImprovement)} | edit ‖Δ‖ ${fmt(m.editNorm)}${ppo}${kept} | ${(m.ms.total / 1000).toFixed(1)}s${val}${m.skipped ? ` | SKIPPED: ${m.skipped}` : ''}`;
 }
 
-/** Trains a SEAL generator; returns the trainer, the base model it edits, and the metrics of every iteration (resumed ones included). */
-export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, resume: boolean, quiet = false, stopAfter = Infinity): Promise<{ trainer: SealTrainer; model: GPT2; metrics: IterationMetrics[] }> {
-  const run = await openRun(runDir, config, resume);
-  const c = run.config;
-  if (!existsSync(c.model)) throw missingModel(c.model);
-  const { model, tokenizer: tok } = await loadModel(gpu, c.model);
-  const data = { train: await loadSquad(c.data.train), validation: await loadSquad(c.data.validation), general: readLines(c.data.general) };
+/** `trainGenerator` with a progress bar and a line per iteration on the terminal (none when `quiet`). */
+export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, resume: boolean, quiet = false, stopAfter = Infinity): Promise<TrainedRun> {
   const bar = new SingleBar(
     { format: '{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 },
     Presets.shades_classic,
   );
-  if (!quiet) bar.start(data.train.length + Math.min(c.validationCount, data.validation.length), 0, { stage: 'features', info: 'base model embeddings and gradients' });
-  const trainer = await SealTrainer.create(model, tok, c, data, run.state, (done) => !quiet && bar.update(done));
-  if (!quiet) {
-    bar.stop();
-    if (run.state) console.log(`resuming ${runDir} at iteration ${run.state.iteration}`);
-    console.log(`mask ${c.mask.tensors.join(', ')}; the generator gives ${trainer.generator.actionDim} coefficients (${c.directions.join(' + ')} directions per tensor); ${c.algo.toUpperCase()}`);
-    bar.start(c.iterations, trainer.iteration, { stage: 'train', info: '' });
-  }
-  const metrics = run.metrics;
-  const stopAt = Math.min(c.iterations, trainer.iteration + stopAfter);
+  const hooks: TrainHooks = quiet
+    ? {}
+    : {
+        onFeatures: (done, total) => (done === 0 ? bar.start(total, 0, { stage: 'features', info: 'base model embeddings and gradients' }) : bar.update(done)),
+        onStart: (trainer, c, resumed) => {
+          bar.stop();
+          if (resumed) console.log(`resuming ${runDir} at iteration ${trainer.iteration}`);
+          console.log(`mask ${c.mask.tensors.join(', ')}; the generator gives ${trainer.generator.actionDim} coefficients (${c.directions.join(' + ')} directions per tensor); ${c.algo.toUpperCase()}`);
+          bar.start(c.iterations, trainer.iteration, { stage: 'train', info: '' });
+        },
+        onIteration: (m, trainer, c) => {
+          bar.update(trainer.iteration, { info: `reward ${fmt(m.rewardMean)} | ${(m.ms.total / 1000).toFixed(1)} s/iter` });
+          bar.stop();
+          console.log(metricsLine(m));
+          if (trainer.iteration < c.iterations) bar.start(c.iterations, trainer.iteration, { stage: 'train', info: '' });
+        },
+      };
   try {
-    while (trainer.iteration < stopAt) {
-      const m = await trainer.step();
-      metrics.push(m);
-      await writeMetrics(runDir, metrics);
-      if (trainer.iteration % c.checkpointEvery === 0 || trainer.iteration === stopAt) await saveCheckpoint(runDir, trainer);
-      if (!quiet) {
-        bar.update(trainer.iteration, { info: `reward ${fmt(m.rewardMean)} | ${(m.ms.total / 1000).toFixed(1)} s/iter` });
-        bar.stop();
-        console.log(metricsLine(m));
-        if (trainer.iteration < c.iterations) bar.start(c.iterations, trainer.iteration, { stage: 'train', info: '' });
-      }
-      if (m.editNorm > c.maxEditNorm) throw new UserError(`stopped: mean edit norm ${m.editNorm.toFixed(3)} passed maxEditNorm ${c.maxEditNorm} (raise --penalty)`);
-      if (m.forgetting !== undefined && m.forgetting > c.maxForgetting) throw new UserError(`stopped: forgetting ${m.forgetting.toFixed(3)} passed maxForgetting ${c.maxForgetting}`);
-    }
+    const run = await trainGenerator(gpu, runDir, config, { resume, stopAfter, hooks });
+    const { trainer, config: c } = run;
+    if (!quiet && trainer.iteration < c.iterations) console.log(`stopped after iteration ${trainer.iteration} of ${c.iterations}; continue with --resume`);
+    if (!quiet && trainer.best && trainer.iteration === c.iterations) console.log(`kept the generator as it was after ${trainer.best.iteration} iterations (best validation reward ${fmt(trainer.best.reward)})`);
+    return run;
   } finally {
     bar.stop();
   }
-  if (trainer.iteration < c.iterations) {
-    if (!quiet) console.log(`stopped after iteration ${trainer.iteration} of ${c.iterations}; continue with --resume`);
-    return { trainer, model, metrics };
-  }
-  // The generator kept is the one with the best validation reward (early stopping on validation).
-  const best = trainer.best;
-  const meta = { seal: JSON.stringify(c), model: c.model, ...(best ? { bestIteration: String(best.iteration), validationReward: String(best.reward) } : {}) };
-  if (best) await Generator.write(runFiles(runDir).policy, trainer.generator.policy.params, best.arrays, meta);
-  else await trainer.generator.save(runFiles(runDir).policy, meta, false);
-  if (!quiet && best) console.log(`kept the generator as it was after ${best.iteration} iterations (best validation reward ${fmt(best.reward)})`);
-  return { trainer, model, metrics };
 }
 
 export async function trainCommand(dev: DawnOptions, runDir: string, config: SealConfig, resume: boolean, stopAfter = Infinity): Promise<void> {
@@ -105,7 +63,7 @@ export async function trainCommand(dev: DawnOptions, runDir: string, config: Sea
 }
 
 /** Flags that override config fields (undefined ones are left out). */
-export function configFromFlags(o: Record<string, unknown>, file?: string): SealConfig {
+export async function configFromFlags(o: Record<string, unknown>, file?: string): Promise<SealConfig> {
   const mask = o.mask ? { tensors: String(o.mask).split(','), rows: o.maskRows, cols: o.maskCols } : undefined;
   const flags: Record<string, unknown> = {
     model: o.model,
@@ -124,5 +82,5 @@ export function configFromFlags(o: Record<string, unknown>, file?: string): Seal
     latent: o.latent,
     initLogStd: o.initLogStd,
   };
-  return resolveConfig(readConfigFile(file), flags);
+  return resolveConfig(file ? await readConfigFields(file) : {}, flags);
 }

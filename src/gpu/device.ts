@@ -25,6 +25,9 @@ export interface AdapterSummary {
   isFallbackAdapter: boolean;
 }
 
+/** How results name an adapter: its description (or device) and backend. */
+export const adapterLabel = (s: AdapterSummary): string => `${s.description || s.device} [${s.backend}]`;
+
 export class GpuUnavailableError extends UserError {
   override name = 'GpuUnavailableError';
 }

@@ -73,3 +73,16 @@ function defaultBackend(info: GPUAdapterInfo): string {
   if (process.platform === 'win32') return 'd3d12';
   return /vulkan/i.test(info.description) ? 'vulkan' : 'vulkan (default)';
 }
+
+const QUANTIZATION = 'timestamp_quantization';
+
+/**
+ * Options whose Gpu reports GPU timestamps exactly: Dawn otherwise rounds them to 2^16 ns (65.5 µs).
+ * The toggle is added to any toggles already disabled.
+ */
+export function exactTimestamps(o: DawnOptions): DawnOptions {
+  const flags = o.dawnFlags ?? [];
+  const at = flags.findIndex((f) => f.startsWith('disable-dawn-features='));
+  const disabled = at >= 0 ? flags.map((f, i) => (i === at ? `${f},${QUANTIZATION}` : f)) : [...flags, `disable-dawn-features=${QUANTIZATION}`];
+  return { ...o, dawnFlags: disabled };
+}

@@ -2,7 +2,8 @@
 // this module for web/files.ts (fetch and File), which exports the same names; nothing else below
 // the CLI touches the file system, so the runtime bundles for a page unchanged.
 import { open, readFile, stat, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Bytes read by range, so a large checkpoint is never held whole (safetensors.ts). */
 export interface ByteSource {
@@ -48,3 +49,19 @@ export const makeDirectory = async (path: string): Promise<void> => {
 
 export const joinPath = (...parts: string[]): string => join(...parts);
 export const parentPath = (path: string): string => dirname(path);
+
+// The files the package ships beside its code, under data/: the tiny base model, the knowledge
+// dataset, the baselines' tuned settings. Found from this module's own URL, so an installed package
+// reads its own copy from any working directory: ../../data from src/io/ in a clone, and the build
+// copies data/ to the same place relative to dist/src/io/.
+const DATA = fileURLToPath(new URL('../../data/', import.meta.url));
+
+/**
+ * A bundled file, e.g. bundled('base.safetensors'). Written relative to the working directory when
+ * it lies below it (in a clone: 'data/base.safetensors', as the docs and saved configs have it).
+ */
+export function bundled(file: string): string {
+  const abs = join(DATA, file);
+  const rel = relative(process.cwd(), abs);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
+}

@@ -6,8 +6,11 @@ import { SafetensorsError, withSafetensors, writeSafetensors, type TensorToWrite
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import { GPT2, type ParamMap } from './gpt2.ts';
 import type { Optimizer } from './optimize.ts';
+import { readVersion } from '../util/format.ts';
 
 const FORMAT = 'seal-webgpu/gpt2';
+/** The checkpoint layout written now (metadata `version`); version 0 (none) is the same layout. */
+export const CHECKPOINT_VERSION = 1;
 
 export interface CheckpointMeta {
   tokenizer: string;
@@ -24,6 +27,7 @@ export async function saveCheckpoint(path: string, model: GPT2, meta: Checkpoint
   const tensors: [string, TensorToWrite][] = names.map(([n, t], i) => [n, { shape: t.shape, data: data[i] as Float32Array }]);
   await writeSafetensors(path, tensors, {
     format: FORMAT,
+    version: String(CHECKPOINT_VERSION),
     config: JSON.stringify(model.config),
     tokenizer: meta.tokenizer,
     ...(optimizer ? { step: String(optimizer.step) } : {}),
@@ -44,6 +48,7 @@ export async function loadCheckpoint(gpu: Gpu, path: string, opts: { optimizer?:
     if (f.metadata.format !== FORMAT || !f.metadata.config) {
       throw new SafetensorsError(`${path}: not a seal-webgpu checkpoint (no '${FORMAT}' metadata); for a Hugging Face GPT-2 file use the GPT-2 import`);
     }
+    readVersion(path, 'checkpoint', f.metadata.version, CHECKPOINT_VERSION);
     const config = metadataJson(path, 'config', f.metadata.config, (x) => validateConfig(x as GPT2Config));
     const specs = paramSpecs(config);
     const read = async (prefix: string): Promise<ParamMap> => {

@@ -5,7 +5,7 @@
 // learned edit must beat. The base stays untouched; writeEdit saves an edit alone, as deltas.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
-import { writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
+import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { add } from '../ops/elementwise.ts';
@@ -16,6 +16,7 @@ import { EditWriter, editSpace } from './task.ts';
 import { answerNll, exactMatch, greedyAnswers, mean } from '../tasks/qa.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { UserError } from '../util/errors.ts';
+import { readVersion } from '../util/format.ts';
 
 export interface Adaptation {
   /** The edited tensors by name: pass as `overrides` to forward/generate. Valid until the next adapt. */
@@ -166,7 +167,23 @@ export async function editDeltas(model: GPT2, overrides: ReadonlyMap<string, F32
   return result;
 }
 
-/** Writes editDeltas as safetensors (metadata kind 'seal-webgpu/edit'), atomically. */
+const EDIT_FORMAT = 'seal-webgpu/edit';
+/** The edit file layout written now (metadata `version`); version 0 (none) is the same layout. */
+export const EDIT_VERSION = 1;
+
+/** Writes editDeltas as safetensors (metadata format 'seal-webgpu/edit'), atomically. */
 export async function writeEdit(path: string, model: GPT2, overrides: ReadonlyMap<string, F32>): Promise<void> {
-  await writeSafetensors(path, await editDeltas(model, overrides), { kind: 'seal-webgpu/edit' });
+  await writeSafetensors(path, await editDeltas(model, overrides), { format: EDIT_FORMAT, version: String(EDIT_VERSION) });
+}
+
+/** An edit writeEdit wrote: θ′ − θ per edited tensor. Version 0 files named their format `kind`. */
+export async function readEdit(path: string): Promise<Map<string, TensorToWrite>> {
+  return withSafetensors(path, async (f) => {
+    const format = f.metadata.format ?? f.metadata.kind;
+    if (format !== EDIT_FORMAT) throw new UserError(`${path}: not a seal-webgpu edit (metadata format ${JSON.stringify(format ?? null)}, expected '${EDIT_FORMAT}')`);
+    readVersion(path, 'edit', f.metadata.version, EDIT_VERSION);
+    const deltas = new Map<string, TensorToWrite>();
+    for (const name of f.names) deltas.set(name, { shape: f.tensors.get(name)!.shape, data: await f.get(name) });
+    return deltas;
+  });
 }

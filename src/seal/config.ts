@@ -1,5 +1,6 @@
 // The SEAL training configuration: defaults, validation with errors that name the field.
 import { z } from 'zod';
+import { bundled } from '../io/files.ts';
 import { UserError } from '../util/errors.ts';
 
 const int = (min: number) => z.number().int().min(min);
@@ -69,8 +70,8 @@ export const sealConfigSchema = z
 export type SealConfig = z.infer<typeof sealConfigSchema>;
 
 export const DEFAULT_SEAL: SealConfig = {
-  model: 'data/base.safetensors',
-  data: { train: 'data/knowledge/rl-train.json', validation: 'data/knowledge/validation.json', general: 'data/knowledge/general.txt' },
+  model: bundled('base.safetensors'),
+  data: { train: bundled('knowledge/rl-train.json'), validation: bundled('knowledge/validation.json'), general: bundled('knowledge/general.txt') },
   mask: { tensors: ['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'] },
   directions: ['grad', 'sign'],
   lookahead: 0,

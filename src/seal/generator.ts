@@ -9,8 +9,12 @@ import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/saf
 import type { SealConfig } from './config.ts';
 import { Policy, type PolicyConfig } from './policy.ts';
 import { UserError } from '../util/errors.ts';
+import { readVersion } from '../util/format.ts';
 
 const FORMAT = 'seal-webgpu/seal-generator';
+/** The generator file layout written now (metadata `version`); version 0 (none) is the same layout. */
+export const GENERATOR_VERSION = 1;
+const HEADER = { format: FORMAT, version: String(GENERATOR_VERSION) };
 
 export type GeneratorArrays = Map<string, Float32Array>;
 
@@ -70,18 +74,19 @@ export class Generator {
     const data = await gpu.readMany(named.map(([, t]) => t));
     const tensors: [string, TensorToWrite][] = named.map(([n, t], i) => [n, { shape: t.shape, data: data[i] as Float32Array }]);
     for (const [k, a] of extra ?? []) tensors.push([`best.${k}`, { shape: this.policy.params.get(k)!.shape, data: a }]);
-    await writeSafetensors(path, tensors, { format: FORMAT, ...metadata });
+    await writeSafetensors(path, tensors, { ...metadata, ...HEADER });
   }
 
   /** Writes given parameter arrays (e.g. a snapshot) as a generator file. */
   static async write(path: string, shapes: ReadonlyMap<string, F32>, arrays: GeneratorArrays, metadata: Record<string, string>): Promise<void> {
     const tensors: [string, TensorToWrite][] = [...shapes].map(([k, t]) => [k, { shape: t.shape, data: arrays.get(k)! }]);
-    await writeSafetensors(path, tensors, { format: FORMAT, ...metadata });
+    await writeSafetensors(path, tensors, { ...metadata, ...HEADER });
   }
 
   static async read(path: string): Promise<{ arrays: GeneratorArrays; metadata: Record<string, string> }> {
     return withSafetensors(path, async (f) => {
       if (f.metadata.format !== FORMAT) throw new UserError(`${path}: not a SEAL generator file (written by seal train); format ${JSON.stringify(f.metadata.format ?? null)}`);
+      readVersion(path, 'SEAL generator', f.metadata.version, GENERATOR_VERSION);
       const arrays: GeneratorArrays = new Map();
       for (const name of f.names) arrays.set(name, await f.get(name));
       return { arrays, metadata: { ...f.metadata } };

@@ -10,6 +10,7 @@ import { ShapeError, expect } from '../ops/check.ts';
 import { relu, reluBackward } from '../ops/elementwise.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
 import { gaussianSample } from '../ops/ppo.ts';
+import { readVersion } from '../util/format.ts';
 import { Rng } from '../util/random.ts';
 
 export interface PolicyConfig {
@@ -37,7 +38,9 @@ export interface PolicyPass {
 
 const FORMAT = 'seal-webgpu/policy';
 /** Metadata keys save() writes itself. */
-const RESERVED = ['format', 'config'];
+/** The policy file layout written now (metadata `version`); version 0 (none) is the same layout. */
+export const POLICY_VERSION = 1;
+const RESERVED = ['format', 'version', 'config'];
 
 /** Every parameter's name and shape, in file order. */
 export function policyParamShapes(config: PolicyConfig): [string, number[]][] {
@@ -152,7 +155,7 @@ export class Policy {
     if (clash.length) throw new Error(`Policy.save: metadata key(s) ${clash.join(', ')} are written by save itself`);
     const arrays = await this.toArrays();
     const tensors: [string, TensorToWrite][] = policyParamShapes(this.config).map(([name, shape]) => [name, { shape, data: arrays.get(name)! }]);
-    await writeSafetensors(path, tensors, { ...metadata, format: FORMAT, config: JSON.stringify(this.config) });
+    await writeSafetensors(path, tensors, { ...metadata, format: FORMAT, version: String(POLICY_VERSION), config: JSON.stringify(this.config) });
   }
 
   static async load(gpu: Gpu, path: string): Promise<Policy> {
@@ -160,6 +163,7 @@ export class Policy {
       if (f.metadata.format !== FORMAT) {
         throw new Error(`${path}: not a seal-webgpu policy (metadata format ${JSON.stringify(f.metadata.format ?? null)}, expected '${FORMAT}')`);
       }
+      readVersion(path, 'policy', f.metadata.version, POLICY_VERSION);
       let raw: unknown;
       try {
         raw = JSON.parse(f.metadata.config ?? '');

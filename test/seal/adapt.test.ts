@@ -29,7 +29,7 @@ test('editDeltas and writeEdit give θ′ − θ of the masked tensors, bit for 
   const path = join(dir, 'edit.safetensors');
   await writeEdit(path, model, overrides);
   await withSafetensors(path, async (f) => {
-    assert.is(f.metadata.kind, 'seal-webgpu/edit');
+    assert.is(f.metadata.format, 'seal-webgpu/edit');
     assert.equal(f.names, names);
     for (const name of names) {
       const [edited, base] = (await g.readMany([overrides.get(name)!, model.params.get(name)!])) as Float32Array[];
