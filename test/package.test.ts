@@ -16,8 +16,11 @@ const app = join(dir, 'app');
 const installed = join(app, 'node_modules', 'seal-webgpu');
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Runs a command to success; prints its wall time, so the log shows where this test's time goes. */
 function run(cmd: string, args: string[], cwd: string, timeoutS: number, opts: SpawnSyncOptions = {}): string {
+  const t0 = performance.now();
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutS * 1000, ...opts });
+  console.log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s  ${cmd === process.execPath ? 'node' : cmd} ${args.slice(0, 4).join(' ')}`);
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   assert.is(r.status, 0, `${cmd} ${args.join(' ')} (in ${cwd}) exited ${r.status ?? r.signal}:\n${out.slice(-3000)}`);
   return String(r.stdout);

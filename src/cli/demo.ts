@@ -21,15 +21,15 @@ export interface DemoOptions {
   iterations: number;
   passages: number;
   seeds: number;
-  /** A small version that finishes in about a minute: a check that everything runs, not evidence. */
+  /** A small version (a minute or two): a check that everything runs, not evidence. */
   quick?: boolean;
 }
 
 /**
- * What --quick shrinks: 16 rl-train passages, a few iterations without lookahead, 3 held-out
+ * What --quick shrinks: 8 rl-train passages, a few iterations without lookahead, 2 held-out
  * passages and fewer methods. Its numbers say that the pipeline runs, not what SEAL achieves.
  */
-const QUICK = { trainPassages: 16, iterations: 4, validationCount: 4, passages: 3, general: 8, methods: 'base,fixed-sign,seal,random' };
+const QUICK = { trainPassages: 8, iterations: 4, validationCount: 4, passages: 2, general: 8, methods: 'base,fixed-sign,seal,random' };
 
 export async function demoCommand(dev: DawnOptions, o: DemoOptions): Promise<void> {
   const t0 = performance.now();

@@ -230,7 +230,7 @@ program
   .option('--iterations <n>', 'SEAL training iterations', int, 30)
   .option('--passages <n>', 'held-out passages to evaluate', int, 12)
   .option('--seeds <n>', 'seeds for the random edit', int, 1)
-  .option('--quick', 'a small demo that finishes in about a minute: checks that everything runs (its numbers are not evidence)')
+  .option('--quick', 'a small demo (a minute or two): checks that everything runs (its numbers are not evidence)')
   .action(async (opts, cmd: Command) => {
     await demoCommand(deviceOptions(cmd), { ...opts, quick: Boolean(opts.quick) });
   });
