@@ -7,7 +7,7 @@ import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2, ParamMap } from '../model/gpt2.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
 import { applyEdits, type DenseEdit } from '../ops/edit.ts';
-import { matmul } from '../ops/matmul.ts';
+import { dotRows } from '../ops/reduce.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
 import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
@@ -192,9 +192,9 @@ export class QATask implements EditTask {
         this.apply(job);
         for (const g of grads.values()) gpu.clear(g);
         passes.push(this.#scorer.encode(job.p, this.overrides, grads));
-        // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then one [R, n]·[n, 1] product.
+        // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then R dot products.
         gatherAtMask(this.model, grads, this.mask).forEach((h, k) => {
-          dCoef.push(matmul(gpu, this.features[job.p]!.directions[k]!, h.reshape([h.size, 1])));
+          dCoef.push(dotRows(gpu, this.features[job.p]!.directions[k]!, h));
           h.release();
         });
       }

@@ -5,7 +5,7 @@ import type { GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
 import * as ref from '../../src/reference/gpt2.ts';
-import { close, gpu, releaseGpu, rng } from '../helpers.ts';
+import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
 
 test.after(releaseGpu);
 
@@ -80,6 +80,35 @@ test('bad inputs are named', async () => {
   const arrays = await m.toArrays();
   arrays.delete('h.1.mlp.c_fc.bias');
   assert.throws(() => GPT2.fromArrays(g, config, arrays), /missing parameter h\.1\.mlp\.c_fc\.bias/);
+  m.release();
+});
+
+
+test('a pass from a shared prefix, differentiating only some tensors, gives the full pass\'s bits', async () => {
+  const [B, T] = [3, 6];
+  const { g, m, tokens, targets } = await setup(5, B, T);
+  const names = ['h.0.mlp.c_fc.weight', 'h.1.mlp.c_proj.weight', 'h.1.attn.c_attn.bias'];
+  // Edited copies of the tensors, as SEAL overrides them.
+  const overrides = new Map(names.map((n) => [n, g.tensor(rng(7).normalArray(m.params.get(n)!.size, 0.1), m.params.get(n)!.shape)]));
+  const at = m.prefixPoint(names)!;
+  assert.equal(at, { layer: 0, mlp: true });
+  assert.is(m.prefixPoint(['wte.weight']), null);
+  assert.equal(m.prefixPoint(['ln_f.bias']), { layer: 2, mlp: false });
+  const full = m.forward(tokens, targets, overrides);
+  const fullGrads = m.zerosLike();
+  full.backward(fullGrads);
+  const prefix = m.prefix(tokens, at);
+  const part = m.forward(tokens, targets, overrides, prefix);
+  const partGrads = new Map(names.map((n) => [n, g.zeros(m.params.get(n)!.shape)]));
+  part.backward(partGrads);
+  const [a, b, ...gs] = await g.readMany([full.losses!, part.losses!, ...names.map((n) => fullGrads.get(n)!), ...names.map((n) => partGrads.get(n)!)]);
+  sameBits(b as Float32Array, a as Float32Array, 'losses');
+  names.forEach((n, i) => sameBits(gs[names.length + i] as Float32Array, gs[i] as Float32Array, n));
+  assert.throws(() => part.backward(new Map([['h.0.attn.c_proj.weight', g.zeros(m.params.get('h.0.attn.c_proj.weight')!.shape)]])), /below where this pass's prefix starts/);
+  assert.throws(() => m.forward(tokens, targets, new Map([['h.0.ln_1.bias', m.params.get('h.0.ln_1.bias')!]]), prefix), /h.0.ln_1.bias is overridden below the prefix/);
+  for (const t of [...overrides.values(), ...fullGrads.values(), ...partGrads.values(), prefix.x, tokens, targets]) t.release();
+  full.release();
+  part.release();
   m.release();
 });
 
