@@ -10,6 +10,7 @@ import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../
 import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
+import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { Rng } from '../util/random.ts';
 
 export type Tokens = Tensor<'u32'>;
@@ -73,8 +74,8 @@ export class GPT2 {
    * the mean cross-entropy in `loss` ([1]) and can run backward. Weights may be overridden per pass
    * (an edited copy of some tensors) without touching the model's own.
    */
-  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, prefix?: Prefix): Pass {
-    return new Pass(this, tokens, targets, overrides, prefix);
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts: PassOptions = {}): Pass {
+    return new Pass(this, tokens, targets, overrides, opts);
   }
 
   /**
@@ -110,6 +111,17 @@ export class GPT2 {
   }
 }
 
+export interface PassOptions {
+  /** Start from this shared prefix of the same tokens instead of the embedding. */
+  prefix?: Prefix;
+  /**
+   * Only these positions (of the B·T) carry a loss: the last block's attention still reads every
+   * position, but from its output projection on, the pass runs on these rows alone. logits are then
+   * [1, n, V] and losses [1, n] in the index's order; backward's dlosses is [1, n].
+   */
+  rows?: RowIndex;
+}
+
 /** A point in the residual stream: before block `layer`'s ln_1, or (mlp) before its ln_2. */
 export interface PrefixPoint {
   layer: number;
@@ -139,6 +151,10 @@ interface AttnActs {
   ln1: LayerNormOut;
   qkv: F32;
   att: ReturnType<typeof attentionForward>;
+  /** With rows: the attention output and the residual at those rows (else att.out and x). */
+  rows: RowIndex | undefined;
+  out: F32;
+  xr: F32;
   proj: F32;
   x2: F32;
 }
@@ -153,15 +169,17 @@ interface MlpActs {
   x3: F32;
 }
 
-/** Block l's first half on the residual x: x2 = x + attn(ln_1(x)). */
-function attnHalf(model: GPT2, w: (name: string) => F32, l: number, x: F32): AttnActs {
+/** Block l's first half on the residual x: x2 = x + attn(ln_1(x)), from the projection on at `rows` only. */
+function attnHalf(model: GPT2, w: (name: string) => F32, l: number, x: F32, rows?: RowIndex): AttnActs {
   const gpu = model.gpu;
   const p = (s: string) => w(`h.${l}.${s}`);
   const ln1 = layernormForward(gpu, x, p('ln_1.weight'), p('ln_1.bias'));
   const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: p('attn.c_attn.bias') }) as F32;
   const att = attentionForward(gpu, qkv, model.config.nHead);
-  const proj = matmul(gpu, att.out, p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias') }) as F32;
-  return { x, ln1, qkv, att, proj, x2: add(gpu, x, proj) };
+  const out = rows ? gatherRows(gpu, att.out, rows) : att.out;
+  const xr = rows ? gatherRows(gpu, x, rows) : x;
+  const proj = matmul(gpu, out, p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias') }) as F32;
+  return { x, ln1, qkv, att, rows, out, xr, proj, x2: add(gpu, xr, proj) };
 }
 
 /** Block l's second half: x3 = x2 + mlp(ln_2(x2)). */
@@ -176,7 +194,7 @@ function mlpHalf(model: GPT2, w: (name: string) => F32, l: number, x2: F32): Mlp
 }
 
 /** The intermediates a half owns (not its input, not its output). */
-const attnActs = (a: AttnActs): Tensor[] => [a.ln1.out, a.ln1.mean, a.ln1.rstd, a.qkv, a.att.out, a.att.att, a.proj];
+const attnActs = (a: AttnActs): Tensor[] => [a.ln1.out, a.ln1.mean, a.ln1.rstd, a.qkv, a.att.out, a.att.att, a.proj, ...(a.rows ? [a.out, a.xr] : [])];
 const mlpActs = (m: MlpActs): Tensor[] => [m.ln2.out, m.ln2.mean, m.ln2.rstd, m.fc, m.act, m.mlp];
 const releaseAll = (ts: readonly Tensor[]) => ts.forEach((t) => t.release());
 
@@ -199,6 +217,9 @@ export class Pass {
   readonly #w: (name: string) => F32;
   readonly #tokens: Tokens;
   readonly #targets: Tokens | undefined;
+  /** The targets the loss reads: at the rows with rows. */
+  readonly #ceTargets: Tokens | undefined;
+  readonly #rows: RowIndex | undefined;
   /** Layers from the prefix's on (all of them without a prefix). */
   readonly #layers: LayerActs[] = [];
   readonly #start: PrefixPoint;
@@ -208,13 +229,14 @@ export class Pass {
   readonly #ce: { losses: F32; lse: F32; dlosses: F32 } | null = null;
   #owned: Tensor[] = [];
 
-  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, prefix?: Prefix) {
+  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, { prefix, rows }: PassOptions = {}) {
     const gpu = model.gpu;
     const { nLayer: L, nEmbd: C, nCtx, vocabSize: V } = model.config;
     if (tokens.shape.length !== 2) throw new RangeError(`GPT2.forward: tokens must be [B×T], got ${tokens}`);
     const [B, T] = tokens.shape as [number, number];
     if (T > nCtx) throw new RangeError(`GPT2.forward: T = ${T} is longer than the context (${nCtx})`);
     if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`GPT2.forward: targets ${targets} must match tokens ${tokens}`);
+    if (rows && rows.of !== B * T) throw new RangeError(`GPT2.forward: the row index is over ${rows.of} positions, not the ${B * T} of ${tokens}`);
     if (prefix) {
       if (prefix.tokens !== tokens) throw new RangeError('GPT2.forward: the prefix was computed for other tokens');
       const start = 2 * prefix.at.layer + (prefix.at.mlp ? 1 : 0);
@@ -232,9 +254,13 @@ export class Pass {
     const w = this.#w;
     const own = <X extends Tensor>(t: X): X => (this.#owned.push(t), t);
 
+    this.#rows = rows;
+    // With rows, the last block's attention projection is the first per-row step at them alone.
+    const rowsFrom = rows ? Math.max(2 * (L - 1), 2 * this.#start.layer + (this.#start.mlp ? 1 : 0)) : Infinity;
     let x = prefix?.x ?? own(embeddingForward(gpu, tokens, w('wte.weight'), w('wpe.weight')));
+    if (rowsFrom !== Infinity && rowsFrom > 2 * (L - 1)) x = own(gatherRows(gpu, x, rows!)); // the pass starts above that attention
     for (let l = this.#start.layer; l < L; l++) {
-      const attn = l === this.#start.layer && this.#start.mlp ? null : attnHalf(model, w, l, x);
+      const attn = l === this.#start.layer && this.#start.mlp ? null : attnHalf(model, w, l, x, rowsFrom === 2 * l ? rows : undefined);
       if (attn) this.#owned.push(...attnActs(attn), attn.x2);
       const mlp = mlpHalf(model, w, l, attn?.x2 ?? x);
       this.#owned.push(...mlpActs(mlp), mlp.x3);
@@ -246,10 +272,12 @@ export class Pass {
     this.#owned.push(this.#lnf.out, this.#lnf.mean, this.#lnf.rstd);
     // Tied output embedding: logits = lnf · wteᵀ.
     this.#xFinal = x;
-    this.logits = own(matmul(gpu, this.#lnf.out.reshape([B * T, C]), w('wte.weight'), { transB: true }) as F32).reshape([B, T, V]);
-    if (targets) {
-      const ce = crossEntropyForward(gpu, this.logits, targets);
-      const { mean, dlosses } = crossEntropyMean(gpu, ce.losses, targets);
+    const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
+    this.#ceTargets = targets && rows ? own(gatherRows(gpu, targets.reshape([B * T]), rows).reshape([1, lt])) : targets;
+    this.logits = own(matmul(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'), { transB: true }) as F32).reshape([lb, lt, V]);
+    if (this.#ceTargets) {
+      const ce = crossEntropyForward(gpu, this.logits, this.#ceTargets);
+      const { mean, dlosses } = crossEntropyMean(gpu, ce.losses, this.#ceTargets);
       this.#ce = { ...ce, dlosses };
       this.loss = mean;
       this.#owned.push(ce.losses, ce.lse, dlosses, mean);
@@ -271,8 +299,8 @@ export class Pass {
     if (!this.#ce || !this.#targets) throw new Error('Pass.backward: the forward had no targets');
     const gpu = this.#model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.#model.config;
-    const { B, T } = this;
     const w = this.#w;
+    const [lb, lt] = this.#rows ? [1, this.#rows.idx.size] : [this.B, this.T];
     const stop = Math.min(2 * L, ...[...grads.keys()].map((n) => paramPosition(n, L)));
     const start = this.#prefixed ? 2 * this.#start.layer + (this.#start.mlp ? 1 : 0) : -1;
     if (stop < start) throw new RangeError(`Pass.backward: a gradient below where this pass's prefix starts (layer ${this.#start.layer}${this.#start.mlp ? ', mlp' : ''})`);
@@ -285,12 +313,13 @@ export class Pass {
       if (!dbias) r.dbias.release();
     };
 
-    const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#targets, this.#ce.lse, dlosses ?? this.#ce.dlosses));
-    const dl2 = dlogits.reshape([B * T, V]);
+    const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#ceTargets!, this.#ce.lse, dlosses ?? this.#ce.dlosses));
+    const dl2 = dlogits.reshape([lb * lt, V]);
     const dwte = grads.get('wte.weight');
-    if (dwte) matmul(gpu, dl2, this.#lnf.out.reshape([B * T, C]), { transA: true, accumulate: true, out: dwte });
-    const dlnf = t(matmul(gpu, dl2, w('wte.weight')) as F32).reshape([B, T, C]);
-    const dx = t(gpu.zeros([B, T, C]));
+    if (dwte) matmul(gpu, dl2, this.#lnf.out.reshape([lb * lt, C]), { transA: true, accumulate: true, out: dwte });
+    const dlnf = t(matmul(gpu, dl2, w('wte.weight')) as F32).reshape(this.#xFinal.shape);
+    // The residual's gradient, at the rows until the backward passes the attention that gathered them.
+    let dx = t(gpu.zeros(this.#xFinal.shape));
     lnBack(dlnf, this.#xFinal, 'ln_f', this.#lnf, dx);
     for (let l = L - 1; l >= 0 && 2 * l + 1 >= stop; l--) {
       const a = this.#layers[l - this.#start.layer]!;
@@ -307,7 +336,15 @@ export class Pass {
       if (2 * l < stop) break;
       // x2 = x + proj(attn(ln1(x))).
       const at = a.attn!;
-      const datt = lin(at.att.out, 'attn.c_proj', dx);
+      let datt = lin(at.out, 'attn.c_proj', dx);
+      if (at.rows) {
+        const full = t(gpu.zeros(at.att.out.shape));
+        scatterRowsAdd(gpu, datt, at.rows, full);
+        datt = full;
+        const dxFull = t(gpu.zeros(at.x.shape));
+        scatterRowsAdd(gpu, dx, at.rows, dxFull);
+        dx = dxFull;
+      }
       const dqkv = t(attentionBackward(gpu, datt, at.qkv, at.att.att, NH) as F32);
       const dln1 = lin(at.ln1.out, 'attn.c_attn', dqkv);
       lnBack(dln1, at.x, `h.${l}.ln_1`, at.ln1, dx);

@@ -143,7 +143,7 @@ export class QATask implements EditTask {
       features.push(await passageFeatures(model, tok, p.context, layer, mask, spec));
       onProgress?.(i + 1, passages.length);
     }
-    const scorer = new QAScorer(model, tok, passages);
+    const scorer = new QAScorer(model, tok, passages, mask.entries.map((e) => e.name));
     const base = await scorer.score(model.gpu, passages.map((_, p) => ({ p })));
     return new QATask(model, mask, spec, features, scorer, base);
   }
@@ -183,7 +183,8 @@ export class QATask implements EditTask {
 
   async gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]> {
     const gpu = this.model.gpu;
-    const grads = (this.#grads ??= this.model.zerosLike());
+    // Only the masked tensors' gradients: the backward stops below the lowest of them.
+    const grads = (this.#grads ??= new Map(this.mask.entries.map((e) => [e.name, gpu.zeros(e.shape, 'f32', `${e.name}.grad`)])));
     const R = this.writer.rows;
     const passes: { losses: F32; release(): void }[] = [];
     const dCoef: F32[] = [];
