@@ -89,7 +89,7 @@ export class GPT2 {
     let x = embeddingForward(this.gpu, tokens, w('wte.weight'), w('wpe.weight'));
     for (let l = 0; l < at.layer + (at.mlp ? 1 : 0); l++) {
       const a = attnHalf(this, w, l, x);
-      releaseAll(attnActs(a));
+      releaseAll([...attnActs(a), x]);
       x = a.x2;
       if (l === at.layer) break; // at.mlp: stop before the MLP
       const m = mlpHalf(this, w, l, x);
@@ -273,7 +273,7 @@ export class Pass {
     // Tied output embedding: logits = lnf · wteᵀ.
     this.#xFinal = x;
     const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
-    this.#ceTargets = targets && rows ? own(gatherRows(gpu, targets.reshape([B * T]), rows).reshape([1, lt])) : targets;
+    this.#ceTargets = targets && rows ? own(gatherRows(gpu, targets.reshape([B * T]), rows)).reshape([1, lt]) : targets;
     this.logits = own(matmul(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'), { transB: true }) as F32).reshape([lb, lt, V]);
     if (this.#ceTargets) {
       const ce = crossEntropyForward(gpu, this.logits, this.#ceTargets);

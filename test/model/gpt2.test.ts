@@ -88,6 +88,7 @@ test('bad inputs are named', async () => {
 test('a pass from a shared prefix, differentiating only some tensors, gives the full pass\'s bits', async () => {
   const [B, T] = [3, 6];
   const { g, m, tokens, targets } = await setup(5, B, T);
+  const live = g.liveTensors;
   const names = ['h.0.mlp.c_fc.weight', 'h.1.mlp.c_proj.weight', 'h.1.attn.c_attn.bias'];
   // Edited copies of the tensors, as SEAL overrides them.
   const overrides = new Map(names.map((n) => [n, g.tensor(rng(7).normalArray(m.params.get(n)!.size, 0.1), m.params.get(n)!.shape)]));
@@ -105,11 +106,15 @@ test('a pass from a shared prefix, differentiating only some tensors, gives the 
   const [a, b, ...gs] = await g.readMany([full.losses!, part.losses!, ...names.map((n) => fullGrads.get(n)!), ...names.map((n) => partGrads.get(n)!)]);
   sameBits(b as Float32Array, a as Float32Array, 'losses');
   names.forEach((n, i) => sameBits(gs[names.length + i] as Float32Array, gs[i] as Float32Array, n));
-  assert.throws(() => part.backward(new Map([['h.0.attn.c_proj.weight', g.zeros(m.params.get('h.0.attn.c_proj.weight')!.shape)]])), /below where this pass's prefix starts/);
+  const below = g.zeros(m.params.get('h.0.attn.c_proj.weight')!.shape);
+  assert.throws(() => part.backward(new Map([['h.0.attn.c_proj.weight', below]])), /below where this pass's prefix starts/);
+  below.release();
   assert.throws(() => m.forward(tokens, targets, new Map([['h.0.ln_1.bias', m.params.get('h.0.ln_1.bias')!]]), { prefix }), /h.0.ln_1.bias is overridden below the prefix/);
-  for (const t of [...overrides.values(), ...fullGrads.values(), ...partGrads.values(), prefix.x, tokens, targets]) t.release();
+  for (const t of [...overrides.values(), ...fullGrads.values(), ...partGrads.values(), prefix.x]) t.release();
   full.release();
   part.release();
+  assert.is(g.liveTensors, live, 'nothing leaks');
+  for (const t of [tokens, targets]) t.release();
   m.release();
 });
 

@@ -8,7 +8,8 @@ import { resolveMask } from '../../src/model/mask.ts';
 import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
 import { gatherAtMask } from '../../src/seal/features.ts';
 import { QATask } from '../../src/seal/task.ts';
-import { answerNll, encodeQA } from '../../src/tasks/qa.ts';
+import type { F32 } from '../../src/gpu/tensor.ts';
+import { encodeQA } from '../../src/tasks/qa.ts';
 import { PASSAGES } from '../fixtures/passages.ts';
 import { close, gpu, releaseGpu } from '../helpers.ts';
 
@@ -34,16 +35,24 @@ for (const tensors of [['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'], ['h.1.a
         scoredItems.forEach((k, b) => k && (s += nll[b]!));
         return s / scoredItems.filter(Boolean).length;
       };
-      const base = meanScored(await answerNll(model, byteTokenizer, items));
+      // Full passes: every position, from the embedding.
+      const e = encodeQA(byteTokenizer, items, tiny.nCtx);
+      const [tokens, targets] = [g.tensor(e.tokens, [e.B, e.T]), g.tensor(e.targets, [e.B, e.T])];
+      const nll = async (overrides?: ReadonlyMap<string, F32>) => {
+        const pass = model.forward(tokens, targets, overrides);
+        const losses = await g.read(pass.losses!);
+        pass.release();
+        return Float64Array.from(e.answerTokens, (n, b) => losses.subarray(b * e.T, (b + 1) * e.T).reduce((s, v) => s + v, 0) / n);
+      };
+      const base = meanScored(await nll());
       const overrides = task.apply(job);
-      const edited = meanScored(await answerNll(model, byteTokenizer, items, { overrides }));
+      const edited = meanScored(await nll(overrides));
       assert.is(scored[i]!.improvement, base - edited, 'score: the same bits');
       assert.is(metas[i]!.improvement, base - edited, 'gradients: the same bits');
       // The meta-gradient from a full pass with every parameter's gradient, then ⟨dW', direction⟩ on the host.
-      const e = encodeQA(byteTokenizer, items, tiny.nCtx);
       const nScored = scoredItems.filter(Boolean).length;
       const w = Float32Array.from(e.targets, (t, k) => (t !== IGNORE_INDEX && scoredItems[Math.floor(k / e.T)] ? 1 / (e.answerTokens[Math.floor(k / e.T)]! * nScored) : 0));
-      const [tokens, targets, weights] = [g.tensor(e.tokens, [e.B, e.T]), g.tensor(e.targets, [e.B, e.T]), g.tensor(w, [e.B, e.T])];
+      const weights = g.tensor(w, [e.B, e.T]);
       const pass = model.forward(tokens, targets, overrides);
       const grads = model.zerosLike();
       pass.backward(grads, weights);

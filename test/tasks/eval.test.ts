@@ -148,9 +148,11 @@ test('random edit: requested norm, on the mask only, seeded', async () => {
 });
 
 test('every baseline runs; seeds give mean ± std; the base bits and the tensor count are unchanged', async () => {
-  const { g, model, mask, forgetting } = await fixture();
+  const { g, model, mask } = await fixture();
   const before = await model.toArrays();
   const live = g.liveTensors;
+  // Its own probe: a probe keeps the lines' shared prefixes until released.
+  const forgetting = await ForgettingProbe.create(model, tok, GENERAL);
   const ft = matchNorm(finetuneMethod(model, tok, mask, { steps: 3, lr: 1e-2 }));
   const methods: Method[] = [baseMethod, inContextMethod, ft.method, finetuneMethod(model, tok, 'full', { steps: 2, lr: 1e-3 }), randomEditMethod(model, mask.entries, ft.norm)];
   const progress: number[] = [];
@@ -190,6 +192,7 @@ test('every baseline runs; seeds give mean ± std; the base bits and the tensor 
   for (const name of ['base', 'in-context', 'finetune-mask', 'finetune-full', 'random']) assert.match(table, new RegExp(`^${name} `, 'm'));
   const after = await model.toArrays();
   for (const [name, a] of before) sameBits(after.get(name)!, a, name);
+  forgetting.release();
   assert.is(g.liveTensors, live, `leaked: ${g.liveLabels().slice(live).join(', ')}`);
   model.release();
 });
