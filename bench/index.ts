@@ -33,6 +33,12 @@ interface Shape {
 const sq = (n: number): Shape => ({ label: `${n}³`, M: n, K: n, N: n });
 const SQUARE = [256, 512, 1024].map(sq);
 const TRANSFORMER: Shape[] = [
+  // The bundled model (width 128, V 257) on a pretraining batch of 8 × 128 tokens.
+  { label: 'bundled qkv 1024×128×384', M: 1024, K: 128, N: 384 },
+  { label: 'bundled mlp up 1024×128×512', M: 1024, K: 128, N: 512 },
+  { label: 'bundled mlp down 1024×512×128', M: 1024, K: 512, N: 128 },
+  { label: 'bundled logits 1024×128×257', M: 1024, K: 128, N: 257 },
+  // GPT-2 small's layers.
   { label: 'attn proj 64×768×768', M: 64, K: 768, N: 768 },
   { label: 'mlp up 256×768×3072', M: 256, K: 768, N: 3072 },
   { label: 'mlp down 256×3072×768', M: 256, K: 3072, N: 768 },
