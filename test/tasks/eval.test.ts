@@ -117,6 +117,13 @@ test('general-text NLL per line equals the CPU reference; forgetting is edited m
   assert.is(await forgetting.measure(), 0);
   const same = new Map([['h.0.mlp.c_fc.weight', model.params.get('h.0.mlp.c_fc.weight')!]]);
   assert.is(await forgetting.measure(same), 0, 'overrides equal to the base forget nothing');
+  // An edit: the probe (lines by length, from the shared prefix) gives a full pass's figure, bit for bit.
+  const w = model.params.get('h.1.mlp.c_fc.weight')!;
+  const edited = new Map([['h.1.mlp.c_fc.weight', model.gpu.tensor((await model.gpu.read(w)).map((v, i) => v + 0.05 * Math.sin(i)), w.shape)]]);
+  const change = await forgetting.measure(edited);
+  assert.ok(change !== 0, 'the edit changes the general NLL');
+  assert.is(change, mean(await generalNll(model, tok, GENERAL, edited)) - forgetting.baseNll);
+  edited.forEach((t) => t.release());
   assert.equal(sampleLines(['a', 'b', 'c', 'd'], 2, 3), sampleLines(['a', 'b', 'c', 'd'], 2, 3));
   assert.is(sampleLines(['a', 'b', 'c', 'd'], 9, 3).length, 4);
   model.release();
