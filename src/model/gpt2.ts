@@ -331,6 +331,15 @@ export class Pass {
       const m = a.mlp;
       const dact = lin(m.act, 'mlp.c_proj', dx);
       const dfc = t(geluBackward(gpu, m.fc, dact));
+      const ln2Wanted = grads.has(`h.${l}.ln_2.weight`) || grads.has(`h.${l}.ln_2.bias`);
+      if (2 * l + 1 === stop && !ln2Wanted && !grads.has(`h.${l}.mlp.c_fc.bias`)) {
+        // The lowest tensor wanted is c_fc's weight: its dW alone (the same product matmulBackward
+        // adds); nothing below needs dx.
+        const dw = grads.get(`h.${l}.mlp.c_fc.weight`);
+        const n = m.ln2.out.size / C;
+        if (dw) matmul(gpu, m.ln2.out.reshape([n, C]), dfc.reshape([n, dfc.size / n]), { transA: true, accumulate: true, out: dw });
+        break;
+      }
       const dln2 = lin(m.ln2.out, 'mlp.c_fc', dfc);
       lnBack(dln2, m.x2, `h.${l}.ln_2`, m.ln2, dx);
       if (2 * l < stop) break;
