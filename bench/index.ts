@@ -1,12 +1,15 @@
 // The benchmark suite: GFLOP/s of our matmul variants and of peers (plain JS, TensorFlow.js on the
 // same WebGPU adapter, gpu.js, onnxruntime-node) on the same machine in the same run.
 //
-// Our kernels are timed GPU-resident: each sample encodes several dispatches and syncs once.
+// Our kernels are timed GPU-resident: each sample encodes several dispatches and syncs once. The
+// ceiling case (independent FMA chains, no memory traffic) runs first; every matmul row of ours is
+// reported as a fraction of it and against TensorFlow.js on the same adapter, from the same run.
 import { Bench } from 'tinybench';
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { dawnGpu } from '../src/io/dawn.ts';
 import { tuningFromEnv } from '../src/io/tuning-cache.ts';
 import { MATMUL_VARIANTS, autotuneMatmul, chooseMatmul, formatChoice, matmul, subgroupsUsable } from '../src/ops/matmul.ts';
+import { ceilingCase } from './ceiling.ts';
 import { loadPeers, type Peer } from './peers/peers.ts';
 
 export interface BenchOptions {
@@ -30,6 +33,12 @@ interface Shape {
 const sq = (n: number): Shape => ({ label: `${n}³`, M: n, K: n, N: n });
 const SQUARE = [256, 512, 1024].map(sq);
 const TRANSFORMER: Shape[] = [
+  // The bundled model (width 128, V 257) on a pretraining batch of 8 × 128 tokens.
+  { label: 'bundled qkv 1024×128×384', M: 1024, K: 128, N: 384 },
+  { label: 'bundled mlp up 1024×128×512', M: 1024, K: 128, N: 512 },
+  { label: 'bundled mlp down 1024×512×128', M: 1024, K: 512, N: 128 },
+  { label: 'bundled logits 1024×128×257', M: 1024, K: 128, N: 257 },
+  // GPT-2 small's layers.
   { label: 'attn proj 64×768×768', M: 64, K: 768, N: 768 },
   { label: 'mlp up 256×768×3072', M: 256, K: 768, N: 3072 },
   { label: 'mlp down 256×3072×768', M: 256, K: 3072, N: 768 },
@@ -38,13 +47,21 @@ const TRANSFORMER: Shape[] = [
 /** A case slower than this per matmul is measured once, and skipped for larger shapes. */
 const SLOW_MS = 500;
 
-interface Row {
+/** The peer every row of ours is compared with: the other WebGPU implementation on the same adapter. */
+const TFJS = 'TensorFlow.js webgpu';
+
+/** One row of `seal bench --json`; the model suite (bench/model.ts) writes the same fields. */
+export interface BenchRow {
   name: string;
+  kind: 'ours' | 'peer' | 'ceiling';
   shape: string;
   ms: number;
   gflops: number;
   adapter: string;
-  peer: boolean;
+  /** Ours: gflops / the ceiling case's gflops in this run. */
+  ceilingFraction?: number;
+  /** Ours: gflops / TensorFlow.js-WebGPU's at this shape in this run, where it ran. */
+  vsTfjs?: number;
   note?: string;
 }
 
@@ -67,11 +84,20 @@ export async function runBench(opts: BenchOptions): Promise<void> {
     );
     const variants = ['auto', ...Object.keys(MATMUL_VARIANTS).filter((v) => !MATMUL_VARIANTS[v as keyof typeof MATMUL_VARIANTS].subgroups || subgroupsUsable(gpu))];
     const tooSlow = new Map<string, number>(); // case name → flops at which it passed SLOW_MS
-    const rows: Row[] = [];
-    const emit = (r: Row) => {
+    const rows: BenchRow[] = [];
+    const emit = (r: BenchRow) => {
       rows.push(r);
       if (opts.json) console.log(JSON.stringify(r));
     };
+    const line = (r: BenchRow) =>
+      say(`  ${r.name.padEnd(34)} ${r.gflops.toFixed(2).padStart(8)} GFLOP/s  ${r.ms.toFixed(2).padStart(9)} ms${r.ceilingFraction !== undefined ? `  ${(100 * r.ceilingFraction).toFixed(0).padStart(3)}% of ceiling` : ''}${r.note ? `  (${r.note})` : ''}`);
+    // The ceiling first: every matmul row is a fraction of it.
+    let c0: ReturnType<typeof ceilingCase> | undefined;
+    const cm = await measure(async () => (c0 = ceilingCase(gpu)), opts.quick ?? false);
+    const ceiling: BenchRow = { name: 'ceiling: independent vec4 FMA chains', kind: 'ceiling', shape: 'no memory traffic', ms: cm.ms, gflops: c0!.flops / cm.ms / 1e6, adapter };
+    say(`\nceiling`);
+    emit(ceiling);
+    line(ceiling);
     for (const s of shapes) {
       const shape = `${s.M}×${s.K}×${s.N}`;
       const flops = 2 * s.M * s.K * s.N;
@@ -84,6 +110,7 @@ export async function runBench(opts: BenchOptions): Promise<void> {
         })),
         ...peers.flatMap((p) => ('peer' in p ? [{ name: p.peer.name, peer: true, prepare: () => p.peer.prepare(s.M, s.K, s.N) }] : [])),
       ];
+      const here: BenchRow[] = [];
       for (const c of cases) {
         const slowAt = tooSlow.get(c.name.replace(/ \(auto\)$/, ''));
         if (slowAt !== undefined && flops > slowAt) {
@@ -92,13 +119,26 @@ export async function runBench(opts: BenchOptions): Promise<void> {
         }
         const r = await measure(c.prepare, opts.quick ?? false);
         if (r.ms > SLOW_MS) tooSlow.set(c.name, flops);
-        const row: Row = { name: c.name, shape, ms: r.ms, gflops: flops / r.ms / 1e6, adapter, peer: c.peer, ...(r.note ? { note: r.note } : {}) };
-        emit(row);
-        say(`  ${c.name.padEnd(34)} ${row.gflops.toFixed(2).padStart(8)} GFLOP/s  ${row.ms.toFixed(2).padStart(9)} ms${r.note ? `  (${r.note})` : ''}`);
+        const gflops = flops / r.ms / 1e6;
+        const row: BenchRow = {
+          name: c.name,
+          kind: c.peer ? 'peer' : 'ours',
+          shape,
+          ms: r.ms,
+          gflops,
+          adapter,
+          ...(c.peer ? {} : { ceilingFraction: gflops / ceiling.gflops }),
+          ...(r.note ? { note: r.note } : {}),
+        };
+        here.push(row);
+        line(row);
       }
-      const ours = rows.filter((r) => r.shape === shape && !r.peer);
+      // vsTfjs needs the peer's row, measured after ours: a shape's rows are emitted together.
+      const tfjs = here.find((r) => r.name === TFJS);
+      for (const r of here) emit(r.kind === 'ours' && tfjs ? { ...r, vsTfjs: r.gflops / tfjs.gflops } : r);
+      const ours = here.filter((r) => r.kind === 'ours');
       const best = ours.reduce((a, b) => (b.gflops > a.gflops ? b : a), ours[0]!);
-      for (const p of rows.filter((r) => r.shape === shape && r.peer)) say(`  ${best.name} vs ${p.name}: ${(best.gflops / p.gflops).toFixed(1)}×`);
+      for (const p of here.filter((r) => r.kind === 'peer')) say(`  ${best.name} vs ${p.name}: ${(best.gflops / p.gflops).toFixed(1)}×`);
     }
   } finally {
     gpu.destroy();
@@ -120,7 +160,10 @@ function oursPrepared(gpu: Gpu, s: Shape, variant: string | undefined) {
   };
 }
 
-/** ms per matmul: a warm-up run, a timed run that sizes `reps` (~0.2 s a sample), then tinybench. */
+/**
+ * ms per matmul: a warm-up run, a timed run that sizes `reps` (~0.2 s a sample), then tinybench's
+ * median sample (other processes on a shared machine make slow outliers, never fast ones).
+ */
 async function measure(prepare: () => ReturnType<Peer['prepare']>, quick: boolean): Promise<{ ms: number; note?: string }> {
   const c = await prepare();
   try {
@@ -136,9 +179,9 @@ async function measure(prepare: () => ReturnType<Peer['prepare']>, quick: boolea
     bench.add('case', () => c.run(reps));
     await bench.run();
     const task = bench.tasks[0]!;
-    const res = task.result as { latency?: { mean: number }; error?: unknown };
+    const res = task.result as { latency?: { p50: number }; error?: unknown };
     if (!res.latency) throw new Error(`benchmark failed: ${String(res.error)}`);
-    return { ms: res.latency.mean / reps };
+    return { ms: res.latency.p50 / reps };
   } finally {
     c.dispose();
   }

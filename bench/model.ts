@@ -10,7 +10,8 @@ import { Bench } from 'tinybench';
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { dawnGpu } from '../src/io/dawn.ts';
 import { tuningFromEnv } from '../src/io/tuning-cache.ts';
-import { GPT2_SMALL, type GPT2Config } from '../src/model/config.ts';
+import { GPT2_SMALL, paramCount, type GPT2Config } from '../src/model/config.ts';
+import type { BenchRow } from './index.ts';
 import { generateTokens } from '../src/model/generate.ts';
 import { GPT2 } from '../src/model/gpt2.ts';
 import { autotuneMatmul } from '../src/ops/matmul.ts';
@@ -21,17 +22,20 @@ const TINY: GPT2Config = { vocabSize: 257, nCtx: 128, nLayer: 2, nHead: 4, nEmbd
 /** GPT-2 small's layers with a vocabulary whose embedding fits a 128 MiB binding (lavapipe's). */
 const SMALL_LAYERS: GPT2Config = { ...GPT2_SMALL, vocabSize: 16384 };
 
-interface Row {
+/** bench/index.ts's row schema, plus tokens/s; `name` is model and case, `shape` the model's config. */
+interface Row extends Omit<BenchRow, 'ceilingFraction' | 'vsTfjs'> {
   model: string;
   case: string;
   /** Tokens processed (forward, training) or generated (generation) per second. */
   tokensPerS: number;
-  /** Wall time of one call. */
-  ms: number;
-  adapter: string;
-  peer: boolean;
-  note?: string;
 }
+
+/**
+ * Useful FLOPs per token of a forward at context length T, the usual estimate: 2 per parameter
+ * (the tied head included, the embedding lookup not free of it) plus 4·L·T·C for attention;
+ * ×3 with the backward. Generation counts one such forward per new token, cache or not.
+ */
+const flopsPerToken = (c: GPT2Config, T: number, train: boolean) => (2 * paramCount(c) + 4 * c.nLayer * T * c.nEmbd) * (train ? 3 : 1);
 
 interface Shapes {
   /** Sequences × positions of a forward / training step. */
@@ -63,8 +67,10 @@ export async function modelBench(opts: { json: boolean; quick?: boolean }): Prom
 
     say(`\ntiny ${describe(TINY)}`);
     for (const r of await modelCases(gpu, 'tiny', TINY, tiny, quick)) emit({ ...r, adapter });
-    const ref = await referenceForward(TINY, quick ? 8 : 16);
-    emit({ model: 'tiny', case: `plain JS f64 reference forward 1×${quick ? 8 : 16}`, ...ref, adapter, peer: true });
+    const refT = quick ? 8 : 16;
+    const ref = await referenceForward(TINY, refT);
+    const refCase = `plain JS f64 reference forward 1×${refT}`;
+    emit({ name: `tiny ${refCase}`, kind: 'peer', shape: describe(TINY), model: 'tiny', case: refCase, ...ref, gflops: (ref.tokensPerS * flopsPerToken(TINY, refT, false)) / 1e9, adapter });
 
     const tooBig = bindingProblem(gpu, GPT2_SMALL, small);
     const smallConfig = tooBig ? SMALL_LAYERS : GPT2_SMALL;
@@ -101,26 +107,27 @@ async function modelCases(gpu: Gpu, model: string, config: GPT2Config, s: Shapes
   const targets = gpu.tensor(ids(s.B * s.T), [s.B, s.T]);
   const grads = m.zerosLike();
   const rows: Omit<Row, 'adapter'>[] = [];
-  const row = (name: string, n: number, ms: number, note?: string) => rows.push({ model, case: name, tokensPerS: (n / ms) * 1000, ms, peer: false, ...(note ? { note } : {}) });
+  const row = (name: string, n: number, ms: number, flopsEach: number, note?: string) =>
+    rows.push({ name: `${model} ${name}`, kind: 'ours', shape: describe(config), model, case: name, tokensPerS: (n / ms) * 1000, ms, gflops: (n * flopsEach) / ms / 1e6, ...(note ? { note } : {}) });
   try {
     const forward = await time(quick, async () => {
       const pass = m.forward(tokens);
       await gpu.sync();
       pass.release();
     });
-    row(`forward ${s.B}×${s.T}`, s.B * s.T, forward.ms, forward.note);
+    row(`forward ${s.B}×${s.T}`, s.B * s.T, forward.ms, flopsPerToken(config, s.T, false), forward.note);
     const train = await time(quick, async () => {
       const pass = m.forward(tokens, targets);
       pass.backward(grads);
       await gpu.sync();
       pass.release();
     });
-    row(`forward+backward ${s.B}×${s.T}`, s.B * s.T, train.ms, train.note);
+    row(`forward+backward ${s.B}×${s.T}`, s.B * s.T, train.ms, flopsPerToken(config, s.T, true), train.note);
     for (const B of s.genBatches) {
       const prompts = Array.from({ length: B }, () => Array.from(ids(s.prompt)));
       for (const cache of [true, false]) {
         const gen = await time(quick, () => generateTokens(m, prompts, { maxNew: s.maxNew, cache }));
-        row(`generate ${B}×(${s.prompt}+${s.maxNew}) ${cache ? 'KV cache' : 'no cache'}`, B * s.maxNew, gen.ms, gen.note);
+        row(`generate ${B}×(${s.prompt}+${s.maxNew}) ${cache ? 'KV cache' : 'no cache'}`, B * s.maxNew, gen.ms, flopsPerToken(config, s.prompt + s.maxNew / 2, false), gen.note);
       }
     }
   } finally {

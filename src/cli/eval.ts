@@ -192,6 +192,7 @@ export async function runEval(dev: DawnOptions, o: EvalCliOptions): Promise<void
       console.error(`wrote ${written.files.join(', ')}`);
     }
     for (const a of adapters) a.release();
+    forgetting.release();
     model.release();
   } finally {
     bar.stop();

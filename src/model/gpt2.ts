@@ -10,6 +10,7 @@ import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../
 import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
+import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { Rng } from '../util/random.ts';
 
 export type Tokens = Tensor<'u32'>;
@@ -73,8 +74,36 @@ export class GPT2 {
    * the mean cross-entropy in `loss` ([1]) and can run backward. Weights may be overridden per pass
    * (an edited copy of some tensors) without touching the model's own.
    */
-  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>): Pass {
-    return new Pass(this, tokens, targets, overrides);
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts: PassOptions = {}): Pass {
+    return new Pass(this, tokens, targets, overrides, opts);
+  }
+
+  /**
+   * The residual stream of `tokens` under the model's own weights up to `at`: every pass whose
+   * overrides and gradients lie at or above `at` shares it (forward(…, prefix) starts there).
+   */
+  prefix(tokens: Tokens, at: PrefixPoint): Prefix {
+    const L = this.config.nLayer;
+    if (!Number.isInteger(at.layer) || at.layer < 0 || at.layer > L || (at.layer === L && at.mlp)) throw new RangeError(`GPT2.prefix: no point (layer ${at.layer}${at.mlp ? ', mlp' : ''}) in ${L} layers`);
+    const w = (name: string) => this.params.get(name)!;
+    let x = embeddingForward(this.gpu, tokens, w('wte.weight'), w('wpe.weight'));
+    for (let l = 0; l < at.layer + (at.mlp ? 1 : 0); l++) {
+      const a = attnHalf(this, w, l, x);
+      releaseAll([...attnActs(a), x]);
+      x = a.x2;
+      if (l === at.layer) break; // at.mlp: stop before the MLP
+      const m = mlpHalf(this, w, l, x);
+      releaseAll([...mlpActs(m), x]);
+      x = m.x3;
+    }
+    return { at, tokens, x };
+  }
+
+  /** Where a pass may start when only these tensors are overridden or differentiated: just below the lowest. */
+  prefixPoint(names: Iterable<string>): PrefixPoint | null {
+    let pos = 2 * this.config.nLayer; // ln_f: after every block
+    for (const n of names) pos = Math.min(pos, paramPosition(n, this.config.nLayer));
+    return pos < 0 ? null : { layer: pos >> 1, mlp: (pos & 1) === 1 };
   }
 
   release(): void {
@@ -82,17 +111,97 @@ export class GPT2 {
   }
 }
 
-interface LayerActs {
+export interface PassOptions {
+  /** Start from this shared prefix of the same tokens instead of the embedding. */
+  prefix?: Prefix;
+  /**
+   * Only these positions (of the B·T) carry a loss: the last block's attention still reads every
+   * position, but from its output projection on, the pass runs on these rows alone. logits are then
+   * [1, n, V] and losses [1, n] in the index's order; backward's dlosses is [1, n].
+   */
+  rows?: RowIndex;
+}
+
+/** A point in the residual stream: before block `layer`'s ln_1, or (mlp) before its ln_2. */
+export interface PrefixPoint {
+  layer: number;
+  mlp: boolean;
+}
+
+/** The residual stream of some tokens at a point, under the base weights (GPT2.prefix). */
+export interface Prefix {
+  at: PrefixPoint;
+  tokens: Tokens;
+  x: F32;
+}
+
+/**
+ * A parameter's place in the forward order: 2l for block l's ln_1 and attention, 2l + 1 for its
+ * ln_2 and MLP, 2L for ln_f; -1 for the embeddings (wte is also the output head: nothing is below it).
+ */
+function paramPosition(name: string, L: number): number {
+  const m = /^h\.(\d+)\.(ln_1|attn|ln_2|mlp)\./.exec(name);
+  if (m) return 2 * Number(m[1]) + (m[2] === 'ln_2' || m[2] === 'mlp' ? 1 : 0);
+  if (name.startsWith('ln_f.')) return 2 * L;
+  return -1;
+}
+
+interface AttnActs {
   x: F32;
   ln1: LayerNormOut;
   qkv: F32;
   att: ReturnType<typeof attentionForward>;
+  /** With rows: the attention output and the residual at those rows (else att.out and x). */
+  rows: RowIndex | undefined;
+  out: F32;
+  xr: F32;
   proj: F32;
+  x2: F32;
+}
+
+interface MlpActs {
+  /** The input (not owned). */
   x2: F32;
   ln2: LayerNormOut;
   fc: F32;
   act: F32;
   mlp: F32;
+  x3: F32;
+}
+
+/** Block l's first half on the residual x: x2 = x + attn(ln_1(x)), from the projection on at `rows` only. */
+function attnHalf(model: GPT2, w: (name: string) => F32, l: number, x: F32, rows?: RowIndex): AttnActs {
+  const gpu = model.gpu;
+  const p = (s: string) => w(`h.${l}.${s}`);
+  const ln1 = layernormForward(gpu, x, p('ln_1.weight'), p('ln_1.bias'));
+  const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: p('attn.c_attn.bias') }) as F32;
+  const att = attentionForward(gpu, qkv, model.config.nHead);
+  const out = rows ? gatherRows(gpu, att.out, rows) : att.out;
+  const xr = rows ? gatherRows(gpu, x, rows) : x;
+  const proj = matmul(gpu, out, p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias') }) as F32;
+  return { x, ln1, qkv, att, rows, out, xr, proj, x2: add(gpu, xr, proj) };
+}
+
+/** Block l's second half: x3 = x2 + mlp(ln_2(x2)). */
+function mlpHalf(model: GPT2, w: (name: string) => F32, l: number, x2: F32): MlpActs {
+  const gpu = model.gpu;
+  const p = (s: string) => w(`h.${l}.${s}`);
+  const ln2 = layernormForward(gpu, x2, p('ln_2.weight'), p('ln_2.bias'));
+  const fc = matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: p('mlp.c_fc.bias') }) as F32;
+  const act = gelu(gpu, fc);
+  const mlp = matmul(gpu, act, p('mlp.c_proj.weight'), { bias: p('mlp.c_proj.bias') }) as F32;
+  return { x2, ln2, fc, act, mlp, x3: add(gpu, x2, mlp) };
+}
+
+/** The intermediates a half owns (not its input, not its output). */
+const attnActs = (a: AttnActs): Tensor[] => [a.ln1.out, a.ln1.mean, a.ln1.rstd, a.qkv, a.att.out, a.att.att, a.proj, ...(a.rows ? [a.out, a.xr] : [])];
+const mlpActs = (m: MlpActs): Tensor[] => [m.ln2.out, m.ln2.mean, m.ln2.rstd, m.fc, m.act, m.mlp];
+const releaseAll = (ts: readonly Tensor[]) => ts.forEach((t) => t.release());
+
+interface LayerActs {
+  /** Null in the layer where a prefix hands over before the MLP. */
+  attn: AttnActs | null;
+  mlp: MlpActs;
 }
 
 export class Pass {
@@ -102,61 +211,73 @@ export class Pass {
   readonly logits: F32;
   /** Mean loss over targeted positions ([1]); only with targets. */
   readonly loss: F32 | null;
-  /** Residual stream after each block (B,T,C): the hidden states for context features. */
+  /** Residual stream after each block (B,T,C), from the prefix's layer on: the hidden states for context features. */
   readonly hidden: F32[] = [];
   readonly #model: GPT2;
   readonly #w: (name: string) => F32;
   readonly #tokens: Tokens;
   readonly #targets: Tokens | undefined;
+  /** The targets the loss reads: at the rows with rows. */
+  readonly #ceTargets: Tokens | undefined;
+  readonly #rows: RowIndex | undefined;
+  /** Layers from the prefix's on (all of them without a prefix). */
   readonly #layers: LayerActs[] = [];
+  readonly #start: PrefixPoint;
+  readonly #prefixed: boolean;
   readonly #lnf: LayerNormOut;
   readonly #xFinal: F32;
   readonly #ce: { losses: F32; lse: F32; dlosses: F32 } | null = null;
   #owned: Tensor[] = [];
 
-  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>) {
+  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, { prefix, rows }: PassOptions = {}) {
     const gpu = model.gpu;
-    const { nLayer: L, nHead: NH, nEmbd: C, nCtx, vocabSize: V } = model.config;
+    const { nLayer: L, nEmbd: C, nCtx, vocabSize: V } = model.config;
     if (tokens.shape.length !== 2) throw new RangeError(`GPT2.forward: tokens must be [B×T], got ${tokens}`);
     const [B, T] = tokens.shape as [number, number];
     if (T > nCtx) throw new RangeError(`GPT2.forward: T = ${T} is longer than the context (${nCtx})`);
     if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`GPT2.forward: targets ${targets} must match tokens ${tokens}`);
+    if (rows && rows.of !== B * T) throw new RangeError(`GPT2.forward: the row index is over ${rows.of} positions, not the ${B * T} of ${tokens}`);
+    if (prefix) {
+      if (prefix.tokens !== tokens) throw new RangeError('GPT2.forward: the prefix was computed for other tokens');
+      const start = 2 * prefix.at.layer + (prefix.at.mlp ? 1 : 0);
+      const below = [...(overrides?.keys() ?? [])].find((n) => paramPosition(n, L) < start);
+      if (below) throw new RangeError(`GPT2.forward: ${below} is overridden below the prefix (layer ${prefix.at.layer}${prefix.at.mlp ? ', mlp' : ''})`);
+    }
     this.B = B;
     this.T = T;
     this.#model = model;
     this.#tokens = tokens;
     this.#targets = targets;
+    this.#start = prefix?.at ?? { layer: 0, mlp: false };
+    this.#prefixed = prefix !== undefined;
     this.#w = (name) => overrides?.get(name) ?? model.params.get(name)!;
     const w = this.#w;
     const own = <X extends Tensor>(t: X): X => (this.#owned.push(t), t);
 
-    let x = own(embeddingForward(gpu, tokens, w('wte.weight'), w('wpe.weight')));
-    for (let l = 0; l < L; l++) {
-      const p = (s: string) => w(`h.${l}.${s}`);
-      const ln1 = layernormForward(gpu, x, p('ln_1.weight'), p('ln_1.bias'));
-      const qkv = own(matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: p('attn.c_attn.bias') }) as F32);
-      const att = attentionForward(gpu, qkv, NH);
-      const proj = own(matmul(gpu, att.out, p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias') }) as F32);
-      const x2 = own(add(gpu, x, proj));
-      const ln2 = layernormForward(gpu, x2, p('ln_2.weight'), p('ln_2.bias'));
-      const fc = own(matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: p('mlp.c_fc.bias') }) as F32);
-      const act = own(gelu(gpu, fc));
-      const mlp = own(matmul(gpu, act, p('mlp.c_proj.weight'), { bias: p('mlp.c_proj.bias') }) as F32);
-      const x3 = own(add(gpu, x2, mlp));
-      for (const o of [ln1, ln2]) this.#owned.push(o.out, o.mean, o.rstd);
-      this.#owned.push(att.out, att.att);
-      this.#layers.push({ x, ln1, qkv, att, proj, x2, ln2, fc, act, mlp });
-      this.hidden.push(x3);
-      x = x3;
+    this.#rows = rows;
+    // With rows, the last block's attention projection is the first per-row step at them alone.
+    const rowsFrom = rows ? Math.max(2 * (L - 1), 2 * this.#start.layer + (this.#start.mlp ? 1 : 0)) : Infinity;
+    let x = prefix?.x ?? own(embeddingForward(gpu, tokens, w('wte.weight'), w('wpe.weight')));
+    if (rowsFrom !== Infinity && rowsFrom > 2 * (L - 1)) x = own(gatherRows(gpu, x, rows!)); // the pass starts above that attention
+    for (let l = this.#start.layer; l < L; l++) {
+      const attn = l === this.#start.layer && this.#start.mlp ? null : attnHalf(model, w, l, x, rowsFrom === 2 * l ? rows : undefined);
+      if (attn) this.#owned.push(...attnActs(attn), attn.x2);
+      const mlp = mlpHalf(model, w, l, attn?.x2 ?? x);
+      this.#owned.push(...mlpActs(mlp), mlp.x3);
+      this.#layers.push({ attn, mlp });
+      this.hidden.push(mlp.x3);
+      x = mlp.x3;
     }
     this.#lnf = layernormForward(gpu, x, w('ln_f.weight'), w('ln_f.bias'));
     this.#owned.push(this.#lnf.out, this.#lnf.mean, this.#lnf.rstd);
     // Tied output embedding: logits = lnf · wteᵀ.
     this.#xFinal = x;
-    this.logits = own(matmul(gpu, this.#lnf.out.reshape([B * T, C]), w('wte.weight'), { transB: true }) as F32).reshape([B, T, V]);
-    if (targets) {
-      const ce = crossEntropyForward(gpu, this.logits, targets);
-      const { mean, dlosses } = crossEntropyMean(gpu, ce.losses, targets);
+    const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
+    this.#ceTargets = targets && rows ? own(gatherRows(gpu, targets.reshape([B * T]), rows)).reshape([1, lt]) : targets;
+    this.logits = own(matmul(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'), { transB: true }) as F32).reshape([lb, lt, V]);
+    if (this.#ceTargets) {
+      const ce = crossEntropyForward(gpu, this.logits, this.#ceTargets);
+      const { mean, dlosses } = crossEntropyMean(gpu, ce.losses, this.#ceTargets);
       this.#ce = { ...ce, dlosses };
       this.loss = mean;
       this.#owned.push(ce.losses, ce.lse, dlosses, mean);
@@ -169,47 +290,75 @@ export class Pass {
   }
 
   /**
-   * Accumulates d(loss)/d(param) into `grads` (a map like GPT2.zerosLike()). `dlosses` (B,T) weighs
-   * each position's loss instead of the mean's 1/count: the gradient of Σ dlosses·losses.
+   * Accumulates d(loss)/d(param) into `grads` for the parameters it holds (a map like
+   * GPT2.zerosLike(), or part of one): the backward stops below the lowest of them, and a parameter
+   * not in `grads` gets no weight gradient. `dlosses` (B,T) weighs each position's loss instead of
+   * the mean's 1/count: the gradient of Σ dlosses·losses.
    */
   backward(grads: ParamMap, dlosses?: F32): void {
     if (!this.#ce || !this.#targets) throw new Error('Pass.backward: the forward had no targets');
     const gpu = this.#model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.#model.config;
-    const { B, T } = this;
     const w = this.#w;
-    const g = (name: string) => grads.get(name)!;
+    const [lb, lt] = this.#rows ? [1, this.#rows.idx.size] : [this.B, this.T];
+    const stop = Math.min(2 * L, ...[...grads.keys()].map((n) => paramPosition(n, L)));
+    const start = this.#prefixed ? 2 * this.#start.layer + (this.#start.mlp ? 1 : 0) : -1;
+    if (stop < start) throw new RangeError(`Pass.backward: a gradient below where this pass's prefix starts (layer ${this.#start.layer}${this.#start.mlp ? ', mlp' : ''})`);
     const tmp: Tensor[] = [];
     const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
+    const lnBack = (dout: F32, inp: F32, name: string, ln: LayerNormOut, dx: F32) => {
+      const [dweight, dbias] = [grads.get(`${name}.weight`), grads.get(`${name}.bias`)];
+      const r = layernormBackward(gpu, dout, inp, w(`${name}.weight`), ln.mean, ln.rstd, { dinp: dx, ...(dweight ? { dweight } : {}), ...(dbias ? { dbias } : {}) });
+      if (!dweight) r.dweight.release();
+      if (!dbias) r.dbias.release();
+    };
 
-    const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#targets, this.#ce.lse, dlosses ?? this.#ce.dlosses));
-    const dl2 = dlogits.reshape([B * T, V]);
-    matmul(gpu, dl2, this.#lnf.out.reshape([B * T, C]), { transA: true, accumulate: true, out: g('wte.weight') });
-    const dlnf = t(matmul(gpu, dl2, w('wte.weight')) as F32).reshape([B, T, C]);
-    const dx = t(gpu.zeros([B, T, C]));
-    layernormBackward(gpu, dlnf, this.#xFinal, w('ln_f.weight'), this.#lnf.mean, this.#lnf.rstd, {
-      dinp: dx,
-      dweight: g('ln_f.weight'),
-      dbias: g('ln_f.bias'),
-    });
-    for (let l = L - 1; l >= 0; l--) {
-      const a = this.#layers[l]!;
-      const p = (s: string) => w(`h.${l}.${s}`);
-      const pg = (s: string) => g(`h.${l}.${s}`);
-      const lin = (x: Tensor, name: string, dy: Tensor) =>
-        t(matmulBackward(gpu, x as F32, p(`${name}.weight`), dy as F32, { dw: pg(`${name}.weight`), dbias: pg(`${name}.bias`) }) as F32);
+    const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#ceTargets!, this.#ce.lse, dlosses ?? this.#ce.dlosses));
+    const dl2 = dlogits.reshape([lb * lt, V]);
+    const dwte = grads.get('wte.weight');
+    if (dwte) matmul(gpu, dl2, this.#lnf.out.reshape([lb * lt, C]), { transA: true, accumulate: true, out: dwte });
+    const dlnf = t(matmul(gpu, dl2, w('wte.weight')) as F32).reshape(this.#xFinal.shape);
+    // The residual's gradient, at the rows until the backward passes the attention that gathered them.
+    let dx = t(gpu.zeros(this.#xFinal.shape));
+    lnBack(dlnf, this.#xFinal, 'ln_f', this.#lnf, dx);
+    for (let l = L - 1; l >= 0 && 2 * l + 1 >= stop; l--) {
+      const a = this.#layers[l - this.#start.layer]!;
+      const lin = (x: Tensor, name: string, dy: Tensor) => {
+        const [dw, dbias] = [grads.get(`h.${l}.${name}.weight`), grads.get(`h.${l}.${name}.bias`)];
+        return t(matmulBackward(gpu, x as F32, w(`h.${l}.${name}.weight`), dy as F32, { ...(dw ? { dw } : {}), ...(dbias ? { dbias } : {}) }) as F32);
+      };
       // x3 = x2 + mlp(ln2(x2)): the residual passes dx on; the MLP adds its part through ln_2.
-      const dact = lin(a.act, 'mlp.c_proj', dx);
-      const dfc = t(geluBackward(gpu, a.fc, dact));
-      const dln2 = lin(a.ln2.out, 'mlp.c_fc', dfc);
-      layernormBackward(gpu, dln2, a.x2, p('ln_2.weight'), a.ln2.mean, a.ln2.rstd, { dinp: dx, dweight: pg('ln_2.weight'), dbias: pg('ln_2.bias') });
+      const m = a.mlp;
+      const dact = lin(m.act, 'mlp.c_proj', dx);
+      const dfc = t(geluBackward(gpu, m.fc, dact));
+      const ln2Wanted = grads.has(`h.${l}.ln_2.weight`) || grads.has(`h.${l}.ln_2.bias`);
+      if (2 * l + 1 === stop && !ln2Wanted && !grads.has(`h.${l}.mlp.c_fc.bias`)) {
+        // The lowest tensor wanted is c_fc's weight: its dW alone (the same product matmulBackward
+        // adds); nothing below needs dx.
+        const dw = grads.get(`h.${l}.mlp.c_fc.weight`);
+        const n = m.ln2.out.size / C;
+        if (dw) matmul(gpu, m.ln2.out.reshape([n, C]), dfc.reshape([n, dfc.size / n]), { transA: true, accumulate: true, out: dw });
+        break;
+      }
+      const dln2 = lin(m.ln2.out, 'mlp.c_fc', dfc);
+      lnBack(dln2, m.x2, `h.${l}.ln_2`, m.ln2, dx);
+      if (2 * l < stop) break;
       // x2 = x + proj(attn(ln1(x))).
-      const datt = lin(a.att.out, 'attn.c_proj', dx);
-      const dqkv = t(attentionBackward(gpu, datt, a.qkv, a.att.att, NH) as F32);
-      const dln1 = lin(a.ln1.out, 'attn.c_attn', dqkv);
-      layernormBackward(gpu, dln1, a.x, p('ln_1.weight'), a.ln1.mean, a.ln1.rstd, { dinp: dx, dweight: pg('ln_1.weight'), dbias: pg('ln_1.bias') });
+      const at = a.attn!;
+      let datt = lin(at.out, 'attn.c_proj', dx);
+      if (at.rows) {
+        const full = t(gpu.zeros(at.att.out.shape));
+        scatterRowsAdd(gpu, datt, at.rows, full);
+        datt = full;
+        const dxFull = t(gpu.zeros(at.x.shape));
+        scatterRowsAdd(gpu, dx, at.rows, dxFull);
+        dx = dxFull;
+      }
+      const dqkv = t(attentionBackward(gpu, datt, at.qkv, at.att.att, NH) as F32);
+      const dln1 = lin(at.ln1.out, 'attn.c_attn', dqkv);
+      lnBack(dln1, at.x, `h.${l}.ln_1`, at.ln1, dx);
     }
-    embeddingBackward(gpu, dx, this.#tokens, g('wte.weight'), g('wpe.weight'));
+    if (stop < 0) embeddingBackward(gpu, dx, this.#tokens, grads.get('wte.weight') ?? t(gpu.zeros(w('wte.weight').shape)), grads.get('wpe.weight') ?? t(gpu.zeros(w('wpe.weight').shape)));
     for (const x of tmp) x.release();
   }
 

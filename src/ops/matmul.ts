@@ -125,9 +125,10 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
 
 /**
  * Backward of y = x·W (+ bias) for x [M,K] or [B,T,K] (rows flattened), W [K,N]: adds dW += xᵀ·dy
- * into `dw` and, when given, dbias += Σ_rows dy into `dbias`; returns a fresh dx = dy·Wᵀ.
+ * into `dw` and dbias += Σ_rows dy into `dbias`, each when given (a frozen weight needs none);
+ * returns a fresh dx = dy·Wᵀ.
  */
-export function matmulBackward(gpu: Gpu, x: Tensor, w: Tensor, dy: Tensor, grads: { dw: Tensor; dbias?: Tensor; variant?: string }): Tensor {
+export function matmulBackward(gpu: Gpu, x: Tensor, w: Tensor, dy: Tensor, grads: { dw?: Tensor; dbias?: Tensor; variant?: string }): Tensor {
   const op = 'matmulBackward';
   if (w.shape.length !== 2) throw new ShapeError(`${op}: w must be 2-D [K×N], got ${w}`);
   const [K, N] = w.shape as [number, number];
@@ -139,7 +140,7 @@ export function matmulBackward(gpu: Gpu, x: Tensor, w: Tensor, dy: Tensor, grads
   // dx[rows,K] = dy[rows,N]·W[K,N]ᵀ
   const dx = gemm(gpu, op, dy, w, { M: rows, N: K, K: N, batch: 1, sAb: 0, sAi: N, sAk: 1, sBb: 0, sBk: 1, sBj: N }, x.shape, { variant });
   // dW[K,N] += x[rows,K]ᵀ·dy[rows,N]
-  gemm(gpu, op, x, dy, { M: K, N, K: rows, batch: 1, sAb: 0, sAi: 1, sAk: K, sBb: 0, sBk: N, sBj: 1 }, [K, N], { out: grads.dw, accumulate: true, variant });
+  if (grads.dw) gemm(gpu, op, x, dy, { M: K, N, K: rows, batch: 1, sAb: 0, sAi: 1, sAk: K, sBb: 0, sBk: N, sBj: 1 }, [K, N], { out: grads.dw, accumulate: true, variant });
   if (!grads.dbias) return dx;
   // dbias[1,N] += 1[1,rows]·dy[rows,N]: A is one 1.0 read through zero strides.
   const one = gpu.constant(1);

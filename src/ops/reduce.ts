@@ -7,7 +7,9 @@ import type { F32 as Tensor } from '../gpu/tensor.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
 
 const WG = 256;
-const ROWS: KernelSpec = { shader: 'reduce.wgsl', entry: 'rows', params: ['rows:u32', 'len:u32', 'n:u32', 'alpha:f32', 'square:u32', 'base:u32'], constants: { WG } };
+const PARAMS = ['rows:u32', 'len:u32', 'n:u32', 'alpha:f32', 'square:u32', 'base:u32'];
+const ROWS: KernelSpec = { shader: 'reduce.wgsl', entry: 'rows', params: PARAMS, constants: { WG } };
+const DOT_ROWS: KernelSpec = { shader: 'reduce.wgsl', entry: 'dot_rows', params: PARAMS, constants: { WG } };
 // Stage 1 gives each tensor at most this many partials, each a chunk of at least 4 lanes' worth.
 const MAX_PARTIALS = 1024;
 const MIN_CHUNK = 4 * WG;
@@ -46,6 +48,20 @@ export function sumRows(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
 /** Mean over the last axis: (…, C) → (…), or [1] for a 1-D x. */
 export function meanRows(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
   return overRows(gpu, 'meanRows', x, true, out);
+}
+
+/**
+ * x [R, n] · y [n] → [R]: one workgroup per row, for few rows of a long reduction (a matmul would
+ * walk all of n in one lane per output).
+ */
+export function dotRows(gpu: Gpu, x: Tensor, y: Tensor): Tensor {
+  const op = 'dotRows';
+  if (x.shape.length !== 2) throw new ShapeError(`${op}: x must be 2-D [R×n], got ${x}`);
+  const [R, n] = x.shape as [number, number];
+  expect(op, 'y', y, [n]);
+  const out = gpu.empty([R]);
+  if (R > 0) gpu.dispatch(DOT_ROWS, { params: { rows: R, len: n, n: R * n, alpha: 1, square: 0, base: 0 }, tensors: [x, out, y], workgroups: gpu.grid(R, 1) });
+  return out;
 }
 
 /** Σ f(x) over every element of every tensor, f the identity or the square, to a [1] tensor. */

@@ -39,3 +39,12 @@ export function geluBackward(x: ArrayLike<number>, dout: ArrayLike<number>): Flo
 export const relu = (x: ArrayLike<number>): Float64Array => Float64Array.from(x, (v) => (v > 0 ? v : v <= 0 ? 0 : NaN));
 
 export const reluBackward = (y: ArrayLike<number>, dy: ArrayLike<number>): Float64Array => Float64Array.from(y, (v, i) => (v > 0 ? dy[i]! : v <= 0 ? 0 : NaN));
+
+/** Rows of an (R×C) matrix by index. */
+export function gatherRows(x: ArrayLike<number>, C: number, idx: readonly number[]): Float64Array {
+  const out = new Float64Array(idx.length * C);
+  idx.forEach((r, i) => {
+    for (let c = 0; c < C; c++) out[i * C + c] = x[r * C + c]!;
+  });
+  return out;
+}

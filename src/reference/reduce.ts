@@ -9,6 +9,13 @@ export function sumRows(x: Arr, R: number, C: number): Float64Array {
   return out;
 }
 
+/** x (R×n) · y (n). */
+export function dotRows(x: Arr, y: Arr, R: number, n: number): Float64Array {
+  const out = new Float64Array(R);
+  for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) out[r]! += x[r * n + j]! * y[j]!;
+  return out;
+}
+
 export function meanRows(x: Arr, R: number, C: number): Float64Array {
   return sumRows(x, R, C).map((s) => s / C);
 }

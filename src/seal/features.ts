@@ -67,17 +67,22 @@ export const directionRows = (s: DirectionSpec): number => s.kinds.length * (s.l
 /** Per masked tensor, its gradient in `grads` gathered at the mask block, packed ([size] each, fresh). */
 export function gatherAtMask(model: GPT2, grads: ParamMap, mask: Mask): F32[] {
   const gpu = model.gpu;
-  // The backward of a dense edit gathers dW at the mask; `layout` only sizes that edit's action.
-  const layout = gpu.empty([Math.max(...mask.entries.map((e) => e.size))]);
-  const gathered = mask.entries.map((e) => editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size])));
-  layout.release();
+  // The backward of a dense edit gathers dW at the mask; `layout` only sizes that edit's action, so
+  // it is the entry's own size (one of the largest entry's size failed for masks of unequal tensors).
+  const gathered = mask.entries.map((e) => {
+    const layout = gpu.empty([e.size]);
+    const h = editBackward(gpu, grads.get(e.name)!, { kind: 'dense', mask: [e.block], delta: layout, offset: 0, alpha: 1 }, gpu.zeros([e.size]));
+    layout.release();
+    return h;
+  });
   return gathered;
 }
 
 /** Backward of `pass`, the gradient gathered at each masked tensor, read to the host. */
 async function maskGradients(model: GPT2, pass: Pass, mask: Mask): Promise<Float32Array[]> {
   const gpu = model.gpu;
-  const grads = model.zerosLike();
+  // Only the masked tensors' gradients: the backward stops below the lowest of them.
+  const grads = new Map(mask.entries.map((e) => [e.name, gpu.zeros(e.shape)]));
   pass.backward(grads);
   const gathered = gatherAtMask(model, grads, mask);
   const read = (await gpu.readMany(gathered)) as Float32Array[];

@@ -1,11 +1,15 @@
 // Scoring edits on a passage's own questions, with no passage in context. Each passage's questions
-// are tokenised and uploaded once; scoring an edit is one forward under the edited weights. Many
+// are tokenised and uploaded once, and run once through the layers below the first tensor an edit
+// may change (the shared prefix: the base weights there are never edited); scoring an edit is then
+// a forward from that prefix under the edited weights, whose top (the last block from its attention
+// projection on, and the output head) runs only at the answer positions, the ones with a loss. Many
 // edits are encoded into one batch and read back together.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2, ParamMap } from '../model/gpt2.ts';
+import type { GPT2, ParamMap, Prefix } from '../model/gpt2.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { encodeQA } from '../tasks/qa.ts';
 import { questionRole } from '../tasks/synthetic.ts';
@@ -13,12 +17,17 @@ import { questionRole } from '../tasks/synthetic.ts';
 interface EncodedPassage {
   tokens: Tensor<'u32'>;
   targets: Tensor<'u32'>;
-  T: number;
+  /** The answer positions (those with a target), in order: the rows the losses come back at. */
+  rows: RowIndex;
+  /** The item each of those rows belongs to. */
+  rowItem: number[];
   answerTokens: number[];
   /** Per item: 'scored' items make the reward; 'measured' ones only watch for reward hacking. */
   roles: ('scored' | 'measured')[];
-  /** (B,T): d(scored answer NLL)/d(position loss), the weights of the meta-gradient's backward. */
+  /** [1, rows]: d(scored answer NLL)/d(row loss), the weights of the meta-gradient's backward. */
   scoredWeights: Tensor<'f32'>;
+  /** The residual stream below the first editable tensor, or none when an edit may reach the embedding. */
+  prefix: Prefix | null;
 }
 
 export interface PassageScore {
@@ -44,9 +53,11 @@ export class QAScorer {
   readonly #model: GPT2;
   readonly #encoded: EncodedPassage[];
 
-  constructor(model: GPT2, tok: Tokenizer, passages: readonly Passage[]) {
+  /** `editable`: every tensor an edit may override or differentiate (SEAL's mask). */
+  constructor(model: GPT2, tok: Tokenizer, passages: readonly Passage[], editable: Iterable<string>) {
     this.#model = model;
     const gpu = model.gpu;
+    const at = model.prefixPoint(editable);
     this.#encoded = passages.map((p) => {
       if (p.questions.length === 0) throw new RangeError(`passage ${p.id} has no questions to score an edit with`);
       const items = p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
@@ -54,17 +65,19 @@ export class QAScorer {
       const roles = p.questions.map((q) => roleOf(q.id));
       // The scored NLL is the mean over scored items of each item's mean answer-token loss.
       const nScored = roles.filter((r) => r === 'scored').length;
-      const w = Float32Array.from(e.targets, (t, i) => {
-        const b = Math.floor(i / e.T);
-        return t !== IGNORE_INDEX && roles[b] === 'scored' ? 1 / (e.answerTokens[b]! * nScored) : 0;
-      });
+      const rows = [...e.targets.keys()].filter((i) => e.targets[i] !== IGNORE_INDEX);
+      const rowItem = rows.map((i) => Math.floor(i / e.T));
+      const w = Float32Array.from(rowItem, (b) => (roles[b] === 'scored' ? 1 / (e.answerTokens[b]! * nScored) : 0));
+      const tokens = gpu.tensor(e.tokens, [e.B, e.T]);
       return {
-        tokens: gpu.tensor(e.tokens, [e.B, e.T]),
+        tokens,
+        prefix: at ? model.prefix(tokens, at) : null,
         targets: gpu.tensor(e.targets, [e.B, e.T]),
-        T: e.T,
+        rows: rowIndex(gpu, rows, e.B * e.T),
+        rowItem,
         answerTokens: e.answerTokens,
         roles,
-        scoredWeights: gpu.tensor(w, [e.B, e.T]),
+        scoredWeights: gpu.tensor(w, [1, rows.length]),
       };
     });
   }
@@ -75,23 +88,24 @@ export class QAScorer {
 
   /**
    * Encodes passage p's forward under `overrides`; the returned losses are read later. With `grads`,
-   * also the backward of the scored answer NLL, accumulated into grads (a map like GPT2.zerosLike()).
+   * also the backward of the scored answer NLL, accumulated into grads (editable tensors only).
    */
   encode(p: number, overrides?: ReadonlyMap<string, F32>, grads?: ParamMap): { losses: F32; release(): void } {
     const e = this.#encoded[p];
     if (!e) throw new RangeError(`no passage ${p} in this scorer (${this.#encoded.length})`);
-    const pass = this.#model.forward(e.tokens, e.targets, overrides);
+    const pass = this.#model.forward(e.tokens, e.targets, overrides, { rows: e.rows, ...(e.prefix ? { prefix: e.prefix } : {}) });
     if (grads) pass.backward(grads, e.scoredWeights);
     return { losses: pass.losses!, release: () => pass.release() };
   }
 
-  /** Per-position losses of passage p (as read back) → its scored and measured mean NLL. */
+  /** Passage p's losses at its answer rows (as read back) → its scored and measured mean NLL. */
   summarize(p: number, losses: Float32Array): PassageScore {
     const e = this.#encoded[p]!;
     const sums = { scored: [0, 0], measured: [0, 0] };
+    const items = new Float64Array(e.answerTokens.length);
+    e.rowItem.forEach((b, i) => (items[b]! += losses[i]!));
     e.answerTokens.forEach((n, b) => {
-      let s = 0;
-      for (let t = 0; t < e.T; t++) s += losses[b * e.T + t]!;
+      const s = items[b]!;
       const acc = sums[e.roles[b]!];
       acc[0]! += s / n;
       acc[1]!++;
@@ -114,6 +128,6 @@ export class QAScorer {
   }
 
   release(): void {
-    for (const e of this.#encoded) for (const t of [e.tokens, e.targets, e.scoredWeights]) t.release();
+    for (const e of this.#encoded) for (const t of [e.tokens, e.targets, e.rows.idx, e.scoredWeights, ...(e.prefix ? [e.prefix.x] : [])]) t.release();
   }
 }

@@ -7,7 +7,7 @@ import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2, ParamMap } from '../model/gpt2.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
 import { applyEdits, type DenseEdit } from '../ops/edit.ts';
-import { matmul } from '../ops/matmul.ts';
+import { dotRows } from '../ops/reduce.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
 import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
@@ -143,7 +143,7 @@ export class QATask implements EditTask {
       features.push(await passageFeatures(model, tok, p.context, layer, mask, spec));
       onProgress?.(i + 1, passages.length);
     }
-    const scorer = new QAScorer(model, tok, passages);
+    const scorer = new QAScorer(model, tok, passages, mask.entries.map((e) => e.name));
     const base = await scorer.score(model.gpu, passages.map((_, p) => ({ p })));
     return new QATask(model, mask, spec, features, scorer, base);
   }
@@ -183,7 +183,8 @@ export class QATask implements EditTask {
 
   async gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]> {
     const gpu = this.model.gpu;
-    const grads = (this.#grads ??= this.model.zerosLike());
+    // Only the masked tensors' gradients: the backward stops below the lowest of them.
+    const grads = (this.#grads ??= new Map(this.mask.entries.map((e) => [e.name, gpu.zeros(e.shape, 'f32', `${e.name}.grad`)])));
     const R = this.writer.rows;
     const passes: { losses: F32; release(): void }[] = [];
     const dCoef: F32[] = [];
@@ -192,9 +193,9 @@ export class QATask implements EditTask {
         this.apply(job);
         for (const g of grads.values()) gpu.clear(g);
         passes.push(this.#scorer.encode(job.p, this.overrides, grads));
-        // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then one [R, n]·[n, 1] product.
+        // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then R dot products.
         gatherAtMask(this.model, grads, this.mask).forEach((h, k) => {
-          dCoef.push(matmul(gpu, this.features[job.p]!.directions[k]!, h.reshape([h.size, 1])));
+          dCoef.push(dotRows(gpu, this.features[job.p]!.directions[k]!, h));
           h.release();
         });
       }

@@ -145,6 +145,7 @@ export class SealTrainer {
       release: () => {
         train.release();
         val.release();
+        probe.release();
       },
     });
   }

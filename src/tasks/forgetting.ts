@@ -3,10 +3,11 @@
 // end-of-text, as documents start in pretraining); forgetting is the edited model's mean minus the
 // base model's, over a fixed sample of lines.
 import { readText } from '../io/files.ts';
-import type { F32 } from '../gpu/tensor.ts';
+import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { GPT2, Prefix } from '../model/gpt2.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import { mean } from './qa.ts';
@@ -29,19 +30,35 @@ export async function loadGeneralText(path: string, n: number, seed = 1): Promis
 export async function generalNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>, batch = 16): Promise<Float64Array> {
   const out = new Float64Array(lines.length);
   for (let start = 0; start < lines.length; start += batch) {
-    const chunk = lines.slice(start, start + batch);
-    const nll = await chunkNll(model, tok, chunk, overrides);
-    out.set(nll, start);
+    const chunk = encodeChunk(model, tok, lines.slice(start, start + batch), [...lines.keys()].slice(start, start + batch));
+    try {
+      out.set(await chunkNll(model, chunk, overrides), start);
+    } finally {
+      releaseChunk(chunk);
+    }
   }
   return out;
 }
 
-async function chunkNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>): Promise<Float64Array> {
+/** A batch of lines on the GPU, and its residual stream at the prefix points asked for so far. */
+interface Chunk {
+  tokens: Tensor<'u32'>;
+  targets: Tensor<'u32'>;
+  /** The positions with a target (not padding): the model's top runs at these alone. */
+  rows: RowIndex;
+  /** Predicted tokens per line. */
+  lengths: number[];
+  T: number;
+  prefixes: Map<string, Prefix>;
+}
+
+/** `at[i]`: line i's number in the caller's list (for the error). */
+function encodeChunk(model: GPT2, tok: Tokenizer, lines: readonly string[], at: readonly number[]): Chunk {
   const gpu = model.gpu;
   const nCtx = model.config.nCtx;
   const seqs = lines.map((l, i) => {
     const ids = [tok.eot, ...tok.encode(l)].slice(0, nCtx + 1);
-    if (ids.length < 2) throw new RangeError(`general text line ${i} is empty`);
+    if (ids.length < 2) throw new RangeError(`general text line ${at[i]} is empty`);
     return ids;
   });
   const B = seqs.length;
@@ -52,41 +69,80 @@ async function chunkNll(model: GPT2, tok: Tokenizer, lines: readonly string[], o
     tokens.set(s.slice(0, -1), b * T);
     targets.set(s.slice(1), b * T);
   });
-  const tt = gpu.tensor(tokens, [B, T]);
-  const tg = gpu.tensor(targets, [B, T]);
-  const pass = model.forward(tt, tg, overrides);
+  const rows = [...targets.keys()].filter((i) => targets[i] !== IGNORE_INDEX);
+  return { tokens: gpu.tensor(tokens, [B, T]), targets: gpu.tensor(targets, [B, T]), rows: rowIndex(gpu, rows, B * T), lengths: seqs.map((s) => s.length - 1), T, prefixes: new Map() };
+}
+
+function releaseChunk(c: Chunk): void {
+  for (const t of [c.tokens, c.targets, c.rows.idx, ...[...c.prefixes.values()].map((p) => p.x)]) t.release();
+}
+
+/** Per-line mean NLL of a chunk under `overrides`; with `shared`, from the base's residual stream below the lowest override (kept in the chunk). */
+async function chunkNll(model: GPT2, c: Chunk, overrides?: ReadonlyMap<string, F32>, shared = false): Promise<Float64Array> {
+  const at = shared && overrides ? model.prefixPoint(overrides.keys()) : null;
+  const key = at && `${at.layer}:${at.mlp}`;
+  if (at && !c.prefixes.has(key!)) c.prefixes.set(key!, model.prefix(c.tokens, at));
+  const pass = model.forward(c.tokens, c.targets, overrides, { rows: c.rows, ...(key ? { prefix: c.prefixes.get(key)! } : {}) });
   try {
-    const losses = await gpu.read(pass.losses!);
-    return Float64Array.from(seqs, (s, b) => mean(losses.subarray(b * T, b * T + s.length - 1)));
+    // The rows are each line's positions in order, the lines one after another.
+    const losses = await model.gpu.read(pass.losses!);
+    let at = 0;
+    return Float64Array.from(c.lengths, (n) => mean(losses.subarray(at, (at += n))));
   } finally {
     pass.release();
-    tt.release();
-    tg.release();
   }
 }
 
-/** The base model's general-text loss, measured once, against which edits are compared. */
+/**
+ * The base model's general-text loss, measured once, against which edits are compared. The lines
+ * stay on the GPU, with their residual stream below the edited tensors (shared by every edit of
+ * the same tensors): release() frees them.
+ */
 export class ForgettingProbe {
   readonly lines: readonly string[];
   readonly baseNll: number;
   readonly #model: GPT2;
-  readonly #tok: Tokenizer;
+  readonly #chunks: Chunk[];
+  /** The lines by token count, longest first: chunks of similar lengths carry little padding. */
+  readonly #order: number[];
 
-  private constructor(model: GPT2, tok: Tokenizer, lines: readonly string[], baseNll: number) {
+  private constructor(model: GPT2, lines: readonly string[], chunks: Chunk[], order: number[], baseNll: number) {
     this.#model = model;
-    this.#tok = tok;
     this.lines = lines;
+    this.#chunks = chunks;
+    this.#order = order;
     this.baseNll = baseNll;
   }
 
-  static async create(model: GPT2, tok: Tokenizer, lines: readonly string[]): Promise<ForgettingProbe> {
+  static async create(model: GPT2, tok: Tokenizer, lines: readonly string[], batch = 16): Promise<ForgettingProbe> {
     if (lines.length === 0) throw new RangeError('forgetting: no general-text lines to measure on');
-    return new ForgettingProbe(model, tok, lines, mean(await generalNll(model, tok, lines)));
+    const length = lines.map((l) => tok.encode(l).length);
+    const order = [...lines.keys()].sort((a, b) => length[b]! - length[a]! || a - b);
+    const chunks: Chunk[] = [];
+    for (let start = 0; start < lines.length; start += batch) {
+      const at = order.slice(start, start + batch);
+      chunks.push(encodeChunk(model, tok, at.map((i) => lines[i]!), at));
+    }
+    const probe = new ForgettingProbe(model, lines, chunks, order, 0);
+    const base = mean(await probe.#nll());
+    return new ForgettingProbe(model, lines, chunks, order, base);
+  }
+
+  /** Per line, in the given order. */
+  async #nll(overrides?: ReadonlyMap<string, F32>): Promise<Float64Array> {
+    const out = new Float64Array(this.lines.length);
+    let k = 0;
+    for (const c of this.#chunks) for (const v of await chunkNll(this.#model, c, overrides, true)) out[this.#order[k++]!] = v;
+    return out;
   }
 
   /** Mean general-text NLL under the edit minus the base's (0 without overrides: nothing changed). */
   async measure(overrides?: ReadonlyMap<string, F32>): Promise<number> {
     if (!overrides || overrides.size === 0) return 0;
-    return mean(await generalNll(this.#model, this.#tok, this.lines, overrides)) - this.baseNll;
+    return mean(await this.#nll(overrides)) - this.baseNll;
+  }
+
+  release(): void {
+    for (const c of this.#chunks) releaseChunk(c);
   }
 }

@@ -4,6 +4,7 @@ import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { rowIndex } from '../ops/rows.ts';
 import { generate } from '../model/generate.ts';
 import { answerText, questionPrompt } from './corpus.ts';
 
@@ -62,20 +63,19 @@ export async function answerNll(
   const e = encodeQA(tok, items, model.config.nCtx, opts.context);
   const tokens = gpu.tensor(e.tokens, [e.B, e.T]);
   const targets = gpu.tensor(e.targets, [e.B, e.T]);
-  const pass = model.forward(tokens, targets, opts.overrides);
+  // The model's top runs only at the answer positions (the ones with a loss), in order.
+  const rows = [...e.targets.keys()].filter((i) => e.targets[i] !== IGNORE_INDEX);
+  const index = rowIndex(gpu, rows, e.B * e.T);
+  const pass = model.forward(tokens, targets, opts.overrides, { rows: index });
   try {
     const losses = await gpu.read(pass.losses!);
     const out = new Float64Array(e.B);
-    for (let b = 0; b < e.B; b++) {
-      let s = 0;
-      for (let t = 0; t < e.T; t++) s += losses[b * e.T + t]!;
-      out[b] = s / e.answerTokens[b]!;
-    }
+    rows.forEach((i, k) => (out[Math.floor(i / e.T)]! += losses[k]!));
+    for (let b = 0; b < e.B; b++) out[b]! /= e.answerTokens[b]!;
     return out;
   } finally {
     pass.release();
-    tokens.release();
-    targets.release();
+    for (const t of [tokens, targets, index.idx]) t.release();
   }
 }
 

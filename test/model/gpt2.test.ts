@@ -5,7 +5,8 @@ import type { GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
 import * as ref from '../../src/reference/gpt2.ts';
-import { close, gpu, releaseGpu, rng } from '../helpers.ts';
+import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
+import { rowIndex } from '../../src/ops/rows.ts';
 
 test.after(releaseGpu);
 
@@ -80,6 +81,70 @@ test('bad inputs are named', async () => {
   const arrays = await m.toArrays();
   arrays.delete('h.1.mlp.c_fc.bias');
   assert.throws(() => GPT2.fromArrays(g, config, arrays), /missing parameter h\.1\.mlp\.c_fc\.bias/);
+  m.release();
+});
+
+
+test('a pass from a shared prefix, differentiating only some tensors, gives the full pass\'s bits', async () => {
+  const [B, T] = [3, 6];
+  const { g, m, tokens, targets } = await setup(5, B, T);
+  const live = g.liveTensors;
+  const names = ['h.0.mlp.c_fc.weight', 'h.1.mlp.c_proj.weight', 'h.1.attn.c_attn.bias'];
+  // Edited copies of the tensors, as SEAL overrides them.
+  const overrides = new Map(names.map((n) => [n, g.tensor(rng(7).normalArray(m.params.get(n)!.size, 0.1), m.params.get(n)!.shape)]));
+  const at = m.prefixPoint(names)!;
+  assert.equal(at, { layer: 0, mlp: true });
+  assert.is(m.prefixPoint(['wte.weight']), null);
+  assert.equal(m.prefixPoint(['ln_f.bias']), { layer: 2, mlp: false });
+  const full = m.forward(tokens, targets, overrides);
+  const fullGrads = m.zerosLike();
+  full.backward(fullGrads);
+  const prefix = m.prefix(tokens, at);
+  const part = m.forward(tokens, targets, overrides, { prefix });
+  const partGrads = new Map(names.map((n) => [n, g.zeros(m.params.get(n)!.shape)]));
+  part.backward(partGrads);
+  const [a, b, ...gs] = await g.readMany([full.losses!, part.losses!, ...names.map((n) => fullGrads.get(n)!), ...names.map((n) => partGrads.get(n)!)]);
+  sameBits(b as Float32Array, a as Float32Array, 'losses');
+  names.forEach((n, i) => sameBits(gs[names.length + i] as Float32Array, gs[i] as Float32Array, n));
+  const below = g.zeros(m.params.get('h.0.attn.c_proj.weight')!.shape);
+  assert.throws(() => part.backward(new Map([['h.0.attn.c_proj.weight', below]])), /below where this pass's prefix starts/);
+  below.release();
+  assert.throws(() => m.forward(tokens, targets, new Map([['h.0.ln_1.bias', m.params.get('h.0.ln_1.bias')!]]), { prefix }), /h.0.ln_1.bias is overridden below the prefix/);
+  for (const t of [...overrides.values(), ...fullGrads.values(), ...partGrads.values(), prefix.x]) t.release();
+  full.release();
+  part.release();
+  assert.is(g.liveTensors, live, 'nothing leaks');
+  for (const t of [tokens, targets]) t.release();
+  m.release();
+});
+
+test('a pass that runs its top at the loss rows only gives the full pass\'s losses and gradients, bit for bit', async () => {
+  const [B, T] = [3, 6];
+  const { g, m, tgts, tokens, targets } = await setup(9, B, T);
+  const rows = [...tgts.keys()].filter((i) => tgts[i] !== IGNORE_INDEX);
+  const ix = rowIndex(g, rows, B * T);
+  const r = rng(2);
+  const weights = r.uniformArray(B * T).map((v, i) => (tgts[i] === IGNORE_INDEX ? 0 : v));
+  const wFull = g.tensor(weights, [B, T]);
+  const wRows = g.tensor(Float32Array.from(rows, (i) => weights[i]!), [1, rows.length]);
+  // Every parameter below and above the gathered rows, the embedding included.
+  const full = m.forward(tokens, targets);
+  const fg = m.zerosLike();
+  full.backward(fg, wFull);
+  for (const prefix of [undefined, m.prefix(tokens, { layer: 1, mlp: true }), m.prefix(tokens, { layer: 2, mlp: false })]) {
+    const part = m.forward(tokens, targets, undefined, { rows: ix, ...(prefix ? { prefix } : {}) });
+    assert.equal(part.logits.shape, [1, rows.length, config.vocabSize]);
+    const names = prefix ? [...m.params.keys()].filter((n) => (prefix.at.layer === 2 ? n.startsWith('ln_f') : n.startsWith('h.1.mlp') || n.startsWith('h.1.ln_2'))) : [...m.params.keys()];
+    const pg = new Map(names.map((n) => [n, g.zeros(m.params.get(n)!.shape)]));
+    part.backward(pg, wRows);
+    const [lf, lp] = (await g.readMany([full.losses!, part.losses!])) as Float32Array[];
+    sameBits(lp!, Float32Array.from(rows, (i) => lf![i]!), 'losses at the rows');
+    for (const n of names) sameBits(await g.read(pg.get(n)!), await g.read(fg.get(n)!), n);
+    for (const t of [...pg.values(), ...(prefix ? [prefix.x] : [])]) t.release();
+    part.release();
+  }
+  for (const t of [...fg.values(), ix.idx, wFull, wRows, tokens, targets]) t.release();
+  full.release();
   m.release();
 });
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, formatChoice, matmul, matmulBackward, resetMatmulTuning, subgroupsUsable } from '../../src/ops/matmul.ts';
 import { gemm, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
 import { TuningCache, tuningFromEnv } from '../../src/io/tuning-cache.ts';
+import { fastest } from '../../src/gpu/autotune.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.ts';
 
@@ -234,6 +235,20 @@ test('autotune: cache round-trip, corrupt cache ignored with a warning, SEAL_AUT
   assert.is(off.general.source, 'default');
   resetMatmulTuning(g);
   assert.equal(chooseMatmul(g, 256, 768, 768), defaultChoice(g, 'general'));
+});
+
+test('autotune: the lowest median wins, not a lucky sample, and a clearly slower candidate is dropped after one round', async () => {
+  const seq: Record<string, number[]> = { steady: [10, 10, 11, 10, 10, 11, 10], lucky: [12, 5, 12, 13, 12, 12, 12], slow: [40] };
+  const calls: string[] = [];
+  const e = await fastest(['steady', 'lucky', 'slow'], async (c) => {
+    calls.push(c);
+    return seq[c]![calls.filter((x) => x === c).length - 1]!;
+  });
+  assert.is(e.choice, 'steady');
+  assert.is(calls.filter((c) => c === 'slow').length, 1);
+  assert.is(e.ms.lucky, 12);
+  // Rounds interleave the candidates.
+  assert.equal(calls.slice(3, 7), ['steady', 'lucky', 'steady', 'lucky']);
 });
 
 test.run();

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { meanRows, sum, sumRows, sumSquares } from '../../src/ops/reduce.ts';
+import { dotRows, meanRows, sum, sumRows, sumSquares } from '../../src/ops/reduce.ts';
 import * as ref from '../../src/reference/reduce.ts';
 import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
 
@@ -24,6 +24,21 @@ test('sumRows and meanRows match the CPU reference on awkward shapes', async () 
     close(gm!, ref.meanRows(x, R, C), 1e-5, 1e-6 / Math.sqrt(C), `meanRows ${shape}`);
     for (const t of [tx, s, m]) t.release();
   }
+});
+
+test('dotRows matches the CPU reference, from one element to a long reduction', async () => {
+  const g = await gpu();
+  const r = rng(4);
+  for (const [R, n] of [[1, 1], [3, 7], [4, 255], [2, 65537], [8, 1000]] as const) {
+    const x = r.uniformArray(R * n);
+    const y = r.uniformArray(n);
+    const [tx, ty] = [g.tensor(x, [R, n]), g.tensor(y, [n])];
+    const d = dotRows(g, tx, ty);
+    assert.equal(d.shape, [R]);
+    close(await g.read(d), ref.dotRows(x, y, R, n), 1e-5, 1e-6 * Math.sqrt(n), `dotRows ${R}×${n}`);
+    for (const t of [tx, ty, d]) t.release();
+  }
+  assert.throws(() => dotRows(g, g.zeros([2, 3]), g.zeros([4])), /dotRows: y/);
 });
 
 test('sum and sumSquares match the CPU reference, up to millions of elements, same bits on rerun', async () => {

@@ -117,6 +117,13 @@ test('general-text NLL per line equals the CPU reference; forgetting is edited m
   assert.is(await forgetting.measure(), 0);
   const same = new Map([['h.0.mlp.c_fc.weight', model.params.get('h.0.mlp.c_fc.weight')!]]);
   assert.is(await forgetting.measure(same), 0, 'overrides equal to the base forget nothing');
+  // An edit: the probe (lines by length, from the shared prefix) gives a full pass's figure, bit for bit.
+  const w = model.params.get('h.1.mlp.c_fc.weight')!;
+  const edited = new Map([['h.1.mlp.c_fc.weight', model.gpu.tensor((await model.gpu.read(w)).map((v, i) => v + 0.05 * Math.sin(i)), w.shape)]]);
+  const change = await forgetting.measure(edited);
+  assert.ok(change !== 0, 'the edit changes the general NLL');
+  assert.is(change, mean(await generalNll(model, tok, GENERAL, edited)) - forgetting.baseNll);
+  edited.forEach((t) => t.release());
   assert.equal(sampleLines(['a', 'b', 'c', 'd'], 2, 3), sampleLines(['a', 'b', 'c', 'd'], 2, 3));
   assert.is(sampleLines(['a', 'b', 'c', 'd'], 9, 3).length, 4);
   model.release();
@@ -148,9 +155,11 @@ test('random edit: requested norm, on the mask only, seeded', async () => {
 });
 
 test('every baseline runs; seeds give mean ± std; the base bits and the tensor count are unchanged', async () => {
-  const { g, model, mask, forgetting } = await fixture();
+  const { g, model, mask } = await fixture();
   const before = await model.toArrays();
   const live = g.liveTensors;
+  // Its own probe: a probe keeps the lines' shared prefixes until released.
+  const forgetting = await ForgettingProbe.create(model, tok, GENERAL);
   const ft = matchNorm(finetuneMethod(model, tok, mask, { steps: 3, lr: 1e-2 }));
   const methods: Method[] = [baseMethod, inContextMethod, ft.method, finetuneMethod(model, tok, 'full', { steps: 2, lr: 1e-3 }), randomEditMethod(model, mask.entries, ft.norm)];
   const progress: number[] = [];
@@ -190,6 +199,7 @@ test('every baseline runs; seeds give mean ± std; the base bits and the tensor 
   for (const name of ['base', 'in-context', 'finetune-mask', 'finetune-full', 'random']) assert.match(table, new RegExp(`^${name} `, 'm'));
   const after = await model.toArrays();
   for (const [name, a] of before) sameBits(after.get(name)!, a, name);
+  forgetting.release();
   assert.is(g.liveTensors, live, `leaked: ${g.liveLabels().slice(live).join(', ')}`);
   model.release();
 });
