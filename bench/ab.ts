@@ -6,7 +6,7 @@
 // Run: node --import tsx bench/ab.ts runs/base [rounds]
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { readLines } from '../src/cli/train.ts';
+import { readLines } from '../src/seal/run.ts';
 import { resolveConfig } from '../src/seal/config.ts';
 import { sampleLines } from '../src/tasks/forgetting.ts';
 import { loadSquad } from '../src/tasks/squad.ts';
@@ -30,7 +30,7 @@ async function device(root: string): Promise<Any> {
 const c = resolveConfig({ lookahead: 6 });
 const train = (await loadSquad(c.data.train)).slice(0, c.batch);
 const val = (await loadSquad(c.data.validation)).slice(0, c.validationCount);
-const general = sampleLines(readLines(c.data.general), c.forgettingLines, c.seed);
+const general = sampleLines(await readLines(c.data.general), c.forgettingLines, c.seed);
 
 async function side(root: string) {
   const gpu = await device(root);

@@ -4,7 +4,7 @@
 // step (a 16-token prompt, one new token with the KV cache).
 //
 // Run: node --import tsx bench/profile.ts
-import { readLines } from '../src/cli/train.ts';
+import { readLines } from '../src/seal/run.ts';
 import { dawnGpu } from '../src/io/dawn.ts';
 import { generateTokens } from '../src/model/generate.ts';
 import { GPT2 } from '../src/model/gpt2.ts';
@@ -43,7 +43,7 @@ async function profile(what: string, f: () => Promise<unknown>): Promise<void> {
 // The demo's SEAL iteration (validation every 5th iteration is profiled as its own case).
 const c = resolveConfig({ lookahead: 6, validationCount: 16 });
 const { model, tokenizer } = await loadModel(gpu, c.model);
-const data = { train: (await loadSquad(c.data.train)).slice(0, 8), validation: await loadSquad(c.data.validation), general: readLines(c.data.general) };
+const data = { train: (await loadSquad(c.data.train)).slice(0, 8), validation: await loadSquad(c.data.validation), general: await readLines(c.data.general) };
 const trainer = await SealTrainer.create(model, tokenizer, c, data);
 await profile('demo SEAL iteration (meta-gradient, 4 passages, lookahead)', () => trainer.step());
 await profile('the validation monitoring of every 5th iteration (16 passages, forgetting on 4)', () => trainer.evaluateValidation());

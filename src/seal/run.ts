@@ -92,7 +92,7 @@ export function missingModel(path: string): UserError {
   return new UserError(`base model ${path} not found. Make one with: seal pretrain --out ${path}   (the README gives the exact command for the bundled model)`);
 }
 
-const readLines = async (path: string) =>
+export const readLines = async (path: string) =>
   (await readText(path))
     .split('\n')
     .map((l) => l.trim())
