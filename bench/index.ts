@@ -6,6 +6,8 @@
 // reported as a fraction of it and against TensorFlow.js on the same adapter, from the same run.
 import { Bench } from 'tinybench';
 import type { Gpu } from '../src/gpu/gpu.ts';
+import type { BenchRow as Base } from '../src/gpu/kernel-bench.ts';
+import { adapterLabel } from '../src/gpu/device.ts';
 import { dawnGpu } from '../src/io/dawn.ts';
 import { tuningFromEnv } from '../src/io/tuning-cache.ts';
 import { MATMUL_VARIANTS, autotuneMatmul, chooseMatmul, formatChoice, matmul, subgroupsUsable } from '../src/ops/matmul.ts';
@@ -50,24 +52,12 @@ const SLOW_MS = 500;
 /** The peer every row of ours is compared with: the other WebGPU implementation on the same adapter. */
 const TFJS = 'TensorFlow.js webgpu';
 
-/** One row of `seal bench --json`; the model suite (bench/model.ts) writes the same fields. */
-export interface BenchRow {
-  name: string;
-  kind: 'ours' | 'peer' | 'ceiling';
-  shape: string;
-  ms: number;
-  gflops: number;
-  adapter: string;
-  /** Ours: gflops / the ceiling case's gflops in this run. */
-  ceilingFraction?: number;
-  /** Ours: gflops / TensorFlow.js-WebGPU's at this shape in this run, where it ran. */
-  vsTfjs?: number;
-  note?: string;
-}
+/** A matmul row: every case has a FLOP count. */
+export type BenchRow = Base & { gflops: number };
 
 export async function runBench(opts: BenchOptions): Promise<void> {
   const gpu = await dawnGpu();
-  const adapter = `${gpu.summary.description || gpu.summary.device} [${gpu.summary.backend}]`;
+  const adapter = adapterLabel(gpu.summary);
   const say = (s: string) => {
     if (!opts.json) console.log(s);
   };

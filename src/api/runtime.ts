@@ -8,7 +8,7 @@ export { adapterLabel, GpuUnavailableError, type AdapterSummary, type DeviceOpti
 export { BACKENDS, dawnGpu, exactTimestamps, optionsFromEnv, type Backend, type DawnOptions } from '../io/dawn.ts';
 export type { KernelSpec } from '../gpu/kernel.ts';
 export { ContractError } from '../gpu/contract.ts';
-export { benchKernel, type KernelBenchOptions, type KernelTiming } from '../gpu/kernel-bench.ts';
+export { benchKernel, type BenchRow, type KernelBenchOptions, type KernelTiming } from '../gpu/kernel-bench.ts';
 export { ShapeError } from '../ops/check.ts';
 export { matmul, matmulBackward, type MatmulOptions } from '../ops/matmul.ts';
 export { add, axpy, gelu, geluBackward, mul, relu, reluBackward, scale } from '../ops/elementwise.ts';

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { adapterLabel } from '../gpu/device.ts';
-import { benchKernel, type Timing } from '../gpu/kernel-bench.ts';
+import { benchKernel, type BenchRow, type Timing } from '../gpu/kernel-bench.ts';
 import { dawnGpu, exactTimestamps, type DawnOptions } from '../io/dawn.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -20,17 +20,6 @@ export interface KernelBenchCliOptions {
   json?: boolean;
 }
 
-/** A bench row: the schema `seal bench --json` prints, one object per case. */
-export interface BenchRow {
-  name: string;
-  kind: 'ours' | 'peer' | 'ceiling';
-  shape: string;
-  ms: number;
-  /** null when the kernel's FLOP count was not given (--flops). */
-  gflops: number | null;
-  adapter: string;
-  timing: Timing;
-}
 
 /** `x`, `x,y` or `x,y,z` workgroup counts (missing ones are 1). */
 export function parseDispatch(s: string): [number, number, number] {

@@ -12,6 +12,24 @@ import { Rng } from '../util/random.ts';
 
 export type Timing = 'gpu-timestamps' | 'wall-clock';
 
+/** One row of `seal bench --json`: the schema every suite prints (matmul, model, a user's kernel). */
+export interface BenchRow {
+  name: string;
+  kind: 'ours' | 'peer' | 'ceiling';
+  shape: string;
+  ms: number;
+  /** null when the FLOP count is unknown (a user's kernel without --flops). */
+  gflops: number | null;
+  adapter: string;
+  /** How `ms` was timed, where the suite says. */
+  timing?: Timing;
+  /** Ours: gflops / the ceiling case's gflops in this run. */
+  ceilingFraction?: number;
+  /** Ours: gflops / TensorFlow.js-WebGPU's at this shape in this run, where it ran. */
+  vsTfjs?: number;
+  note?: string;
+}
+
 export interface KernelBenchOptions {
   /** WGSL source of the module. */
   code: string;
