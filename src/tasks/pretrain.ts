@@ -21,6 +21,8 @@ export interface PretrainOptions {
   seq: number;
   seed: number;
   checkpointEvery: number;
+  /** Template self-edit documents per passage (variant B's base); 0 or absent: none. */
+  selfEdits?: number;
   /** Continue from `out` when it holds an unfinished run. */
   resume: boolean;
   onStep?: (s: { step: number; total: number; loss: number; gradNorm: number; lr: number; tokensPerSec: number }) => void;
@@ -40,7 +42,7 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
   const tok = tokenizerFromName(o.tokenizer);
   if (tok.vocabSize !== o.model.vocabSize) throw new UserError(`tokenizer '${tok.name}' has ${tok.vocabSize} tokens; the model's vocabulary is ${o.model.vocabSize}`);
   mkdirSync(dirname(o.out), { recursive: true });
-  const stream = tokenStream(pretrainDocuments(o.passages), tok, o.seed);
+  const stream = tokenStream(pretrainDocuments(o.passages, o.selfEdits ? { perPassage: o.selfEdits, seed: o.seed } : undefined), tok, o.seed);
   let model: GPT2;
   let optimizer: Optimizer;
   if (o.resume && existsSync(o.out)) {
