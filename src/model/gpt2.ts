@@ -10,10 +10,15 @@ import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../
 import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
+import { loraBackward, loraForward, type LoraFactors } from '../ops/lora.ts';
 import { Rng } from '../util/random.ts';
 
 export type Tokens = Tensor<'u32'>;
 export type ParamMap = Map<string, F32>;
+/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`); model/lora.ts makes them. */
+export type Adapters = ReadonlyMap<string, LoraFactors>;
+/** Their gradients, by the same names. */
+export type AdapterGrads = ReadonlyMap<string, { da: F32; db: F32 }>;
 
 export class GPT2 {
   readonly config: GPT2Config;
@@ -71,10 +76,11 @@ export class GPT2 {
   /**
    * Runs the model on tokens (B,T). With targets (B,T; IGNORE_INDEX where no loss), the pass holds
    * the mean cross-entropy in `loss` ([1]) and can run backward. Weights may be overridden per pass
-   * (an edited copy of some tensors) without touching the model's own.
+   * (an edited copy of some tensors) without touching the model's own; LoRA adapters add their
+   * term to the outputs of the linears they name.
    */
-  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>): Pass {
-    return new Pass(this, tokens, targets, overrides);
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, adapters?: Adapters): Pass {
+    return new Pass(this, tokens, targets, overrides, adapters);
   }
 
   release(): void {
@@ -112,9 +118,12 @@ export class Pass {
   readonly #lnf: LayerNormOut;
   readonly #xFinal: F32;
   readonly #ce: { losses: F32; lse: F32; dlosses: F32 } | null = null;
+  readonly #adapters: Adapters | undefined;
+  /** x·A of each adapted linear, by weight name: the adapters' backward needs it. */
+  readonly #loraH = new Map<string, F32>();
   #owned: Tensor[] = [];
 
-  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>) {
+  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, adapters?: Adapters) {
     const gpu = model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, nCtx, vocabSize: V } = model.config;
     if (tokens.shape.length !== 2) throw new RangeError(`GPT2.forward: tokens must be [B×T], got ${tokens}`);
@@ -129,19 +138,29 @@ export class Pass {
     this.#w = (name) => overrides?.get(name) ?? model.params.get(name)!;
     const w = this.#w;
     const own = <X extends Tensor>(t: X): X => (this.#owned.push(t), t);
+    this.#adapters = adapters;
+    // y += s·(x·A)·B for an adapted linear (x, y as [B·T, ·] views).
+    const adapt = (x: F32, name: string, y: F32) => {
+      const f = adapters?.get(`${name}.weight`);
+      if (f) this.#loraH.set(name, own(loraForward(gpu, flat2(x), f, flat2(y))));
+    };
 
     let x = own(embeddingForward(gpu, tokens, w('wte.weight'), w('wpe.weight')));
     for (let l = 0; l < L; l++) {
       const p = (s: string) => w(`h.${l}.${s}`);
       const ln1 = layernormForward(gpu, x, p('ln_1.weight'), p('ln_1.bias'));
       const qkv = own(matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: p('attn.c_attn.bias') }) as F32);
+      adapt(ln1.out, `h.${l}.attn.c_attn`, qkv);
       const att = attentionForward(gpu, qkv, NH);
       const proj = own(matmul(gpu, att.out, p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias') }) as F32);
+      adapt(att.out, `h.${l}.attn.c_proj`, proj);
       const x2 = own(add(gpu, x, proj));
       const ln2 = layernormForward(gpu, x2, p('ln_2.weight'), p('ln_2.bias'));
       const fc = own(matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: p('mlp.c_fc.bias') }) as F32);
+      adapt(ln2.out, `h.${l}.mlp.c_fc`, fc);
       const act = own(gelu(gpu, fc));
       const mlp = own(matmul(gpu, act, p('mlp.c_proj.weight'), { bias: p('mlp.c_proj.bias') }) as F32);
+      adapt(act, `h.${l}.mlp.c_proj`, mlp);
       const x3 = own(add(gpu, x2, mlp));
       for (const o of [ln1, ln2]) this.#owned.push(o.out, o.mean, o.rstd);
       this.#owned.push(att.out, att.att);
@@ -170,9 +189,10 @@ export class Pass {
 
   /**
    * Accumulates d(loss)/d(param) into `grads` (a map like GPT2.zerosLike()). `dlosses` (B,T) weighs
-   * each position's loss instead of the mean's 1/count: the gradient of Σ dlosses·losses.
+   * each position's loss instead of the mean's 1/count: the gradient of Σ dlosses·losses. With
+   * adapters in the forward, `adapterGrads` receives their gradients too.
    */
-  backward(grads: ParamMap, dlosses?: F32): void {
+  backward(grads: ParamMap, dlosses?: F32, adapterGrads?: AdapterGrads): void {
     if (!this.#ce || !this.#targets) throw new Error('Pass.backward: the forward had no targets');
     const gpu = this.#model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.#model.config;
@@ -196,8 +216,16 @@ export class Pass {
       const a = this.#layers[l]!;
       const p = (s: string) => w(`h.${l}.${s}`);
       const pg = (s: string) => g(`h.${l}.${s}`);
-      const lin = (x: Tensor, name: string, dy: Tensor) =>
-        t(matmulBackward(gpu, x as F32, p(`${name}.weight`), dy as F32, { dw: pg(`${name}.weight`), dbias: pg(`${name}.bias`) }) as F32);
+      const lin = (x: Tensor, name: string, dy: Tensor) => {
+        const dx = t(matmulBackward(gpu, x as F32, p(`${name}.weight`), dy as F32, { dw: pg(`${name}.weight`), dbias: pg(`${name}.bias`) }) as F32);
+        const f = this.#adapters?.get(`h.${l}.${name}.weight`);
+        if (f) {
+          const ag = adapterGrads?.get(`h.${l}.${name}.weight`);
+          if (!ag) throw new Error(`Pass.backward: no adapter gradients given for h.${l}.${name}.weight`);
+          loraBackward(gpu, flat2(x as F32), this.#loraH.get(`h.${l}.${name}`)!, f, flat2(dy as F32), { ...ag, dx: flat2(dx) });
+        }
+        return dx;
+      };
       // x3 = x2 + mlp(ln2(x2)): the residual passes dx on; the MLP adds its part through ln_2.
       const dact = lin(a.act, 'mlp.c_proj', dx);
       const dfc = t(geluBackward(gpu, a.fc, dact));
@@ -217,4 +245,10 @@ export class Pass {
     for (const t of this.#owned) t.release();
     this.#owned = [];
   }
+}
+
+/** A [.., C] tensor as a [rows, C] view. */
+function flat2(x: F32): F32 {
+  const c = x.shape.at(-1)!;
+  return x.reshape([x.size / c, c]);
 }
