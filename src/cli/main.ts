@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, optionsFromEnv, type DawnOptions } from '../io/dawn.ts';
 import { parseRange } from '../model/mask.ts';
+import { DEFAULT_LORA } from '../model/lora.ts';
 import { adaptCommand } from './adapt.ts';
 import { demoCommand } from './demo.ts';
 import { DEFAULT_KNOWLEDGE, writeKnowledgeDataset } from '../tasks/synthetic.ts';
@@ -91,6 +92,28 @@ program
   .option('--resume', 'continue the unfinished run in --out')
   .action(async (opts, cmd: Command) => {
     await pretrainCommand(deviceOptions(cmd), { ...opts, resume: Boolean(opts.resume) });
+  });
+
+program
+  .command('finetune')
+  .description('finetune a model on a text file or a SQuAD file: a LoRA adapter (default) or the full model; progress, checkpoints, --resume')
+  .requiredOption('--data <file>', 'a SQuAD v1.1 .json (each passage with its QA) or a text file (paragraphs split at blank lines)')
+  .option('--model <file>', 'model to finetune', 'data/base.safetensors')
+  .option('--out <file>', 'the adapter (or with --full the model), written atomically', 'runs/finetune/out.safetensors')
+  .option('--full', 'train every weight instead of a LoRA adapter')
+  .option('--targets <globs>', 'comma-separated weight globs the LoRA adapts', DEFAULT_LORA.targets.join(','))
+  .option('--rank <n>', 'LoRA rank', int, DEFAULT_LORA.rank)
+  .option('--alpha <x>', 'LoRA alpha (the term is scaled by alpha/rank)', num, DEFAULT_LORA.alpha)
+  .option('--steps <n>', 'optimisation steps', int, 200)
+  .option('--lr <x>', 'peak learning rate (warm-up, then cosine)', num, 1e-3)
+  .option('--batch <n>', 'sequences per step', int, 4)
+  .option('--seq <n>', "tokens per sequence (default: the model's context)", int)
+  .option('--seed <n>', 'seed for the adapter init and data order', int, 1)
+  .option('--checkpoint-every <n>', 'steps between checkpoints', int, 50)
+  .option('--resume', 'continue the unfinished run in --out')
+  .action(async (opts, cmd: Command) => {
+    const { finetuneCommand } = await import('./finetune.ts');
+    await finetuneCommand(deviceOptions(cmd), opts);
   });
 
 program

@@ -95,15 +95,17 @@ export class Lora {
     }
   }
 
-  async save(path: string, gpu: Gpu, state?: unknown): Promise<void> {
+  /** Writes the factors (and, for a resumable checkpoint, the optimizer's moments and step) atomically. */
+  async save(path: string, gpu: Gpu, state?: unknown, optimizer?: LoraOptimizer): Promise<void> {
     const named = [...this.tensors()];
+    if (optimizer) for (const [prefix, map] of [['adam.m.', optimizer.m], ['adam.v.', optimizer.v]] as const) for (const [n, t] of map) named.push([prefix + n, t]);
     const data = await gpu.readMany(named.map(([, t]) => t));
     const tensors: [string, TensorToWrite][] = named.map(([n, t], i) => [n, { shape: t.shape, data: data[i] as Float32Array }]);
-    await writeSafetensors(path, tensors, { format: FORMAT, spec: JSON.stringify(this.spec), ...(state !== undefined ? { state: JSON.stringify(state) } : {}) });
+    await writeSafetensors(path, tensors, { format: FORMAT, spec: JSON.stringify(this.spec), ...(optimizer ? { step: String(optimizer.step) } : {}), ...(state !== undefined ? { state: JSON.stringify(state) } : {}) });
   }
 
   /** Loads an adapter saved by `save` for this model; `state` is what was saved with it. */
-  static async load(model: GPT2, path: string): Promise<{ lora: Lora; state?: unknown }> {
+  static async load(model: GPT2, path: string): Promise<{ lora: Lora; state?: unknown; optimizer?: { m: Map<string, F32>; v: Map<string, F32>; step: number } }> {
     return withSafetensors(path, async (f) => {
       if (f.metadata.format !== FORMAT || !f.metadata.spec) throw new SafetensorsError(`${path}: not a LoRA adapter (no '${FORMAT}' metadata)`);
       const spec = JSON.parse(f.metadata.spec) as LoraSpec;
@@ -113,7 +115,18 @@ export class Lora {
         const get = async (suffix: string, shape: number[]) => model.gpu.tensor(await f.getFinite(name + suffix, shape), shape, 'f32', name + suffix);
         adapters.set(name, { a: await get('.lora_a', [nIn, spec.rank]), b: await get('.lora_b', [spec.rank, nOut]), scale: spec.alpha / spec.rank });
       }
-      return { lora: new Lora(spec, adapters), ...(f.metadata.state ? { state: JSON.parse(f.metadata.state) as unknown } : {}) };
+      const lora = new Lora(spec, adapters);
+      const out: { lora: Lora; state?: unknown; optimizer?: { m: Map<string, F32>; v: Map<string, F32>; step: number } } = { lora };
+      if (f.metadata.state) out.state = JSON.parse(f.metadata.state) as unknown;
+      if (f.metadata.step !== undefined) {
+        const moments = async (prefix: string) => {
+          const map = new Map<string, F32>();
+          for (const [n, t] of lora.tensors()) map.set(n, model.gpu.tensor(await f.getFinite(prefix + n, t.shape), t.shape, 'f32', prefix + n));
+          return map;
+        };
+        out.optimizer = { m: await moments('adam.m.'), v: await moments('adam.v.'), step: Number(f.metadata.step) };
+      }
+      return out;
     });
   }
 }
