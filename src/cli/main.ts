@@ -88,6 +88,7 @@ program
   .option('--lr <x>', 'peak learning rate', num, 3e-3)
   .option('--seed <n>', 'seed for init and data order', int, 1)
   .option('--checkpoint-every <n>', 'steps between checkpoints', int, 100)
+  .option('--init <file>', 'start from this checkpoint (same layers, heads, width); a longer --ctx extends its positions')
   .option('--self-edits <n>', 'also n documents per passage of the passage followed by a template self-edit (the text variant\'s base)', argParser(Number, (n) => Number.isInteger(n) && n >= 0, 'must be a whole number'), 0)
   .option('--resume', 'continue the unfinished run in --out')
   .action(async (opts, cmd: Command) => {

@@ -22,6 +22,7 @@ export interface PretrainCliOptions {
   resume: boolean;
   passages?: number;
   selfEdits: number;
+  init?: string;
 }
 
 export async function pretrainCommand(dev: DawnOptions, o: PretrainCliOptions): Promise<void> {
@@ -44,6 +45,7 @@ export async function pretrainCommand(dev: DawnOptions, o: PretrainCliOptions): 
       seed: o.seed,
       checkpointEvery: o.checkpointEvery,
       selfEdits: o.selfEdits,
+      ...(o.init ? { init: o.init } : {}),
       resume: o.resume,
       onResume: (step) => bar.update(step),
       onStep: (s) => bar.update(s.step, { loss: s.loss.toFixed(3), tps: Math.round(s.tokensPerSec) }),
