@@ -244,6 +244,32 @@ program
   });
 
 program
+  .command('selfedit')
+  .description('SEAL with text self-edits (variant B): ReST-EM rounds on a generator LoRA, the held-out table over seeds, the continual experiment, a report')
+  .option('--model <file>', 'base model that writes self-edits (the text variant\'s base)', 'data/base-text.safetensors')
+  .option('--data-dir <dir>', 'where the splits are', 'data/knowledge')
+  .option('--run <dir>', 'where generator adapters, results.json and the report go (replaced)', 'runs/selfedit')
+  .option('--train-passages <n>', 'rl-train passages per round', int, 8)
+  .option('--rounds <n>', 'outer-loop rounds', int, 2)
+  .option('--samples <n>', 'self-edits sampled per passage', int, 4)
+  .addOption(new Option('--algo <name>', 'how the generator learns from the rewards').choices(['rest-em', 'reinforce']).default('rest-em'))
+  .addOption(new Option('--keep <rule>', 'rest-em: keep every self-edit that beats the base, or the best per passage').choices(['positive', 'best']).default('positive'))
+  .option('--gen-lr <x>', "the generator adapter's learning rate", num, 3e-3)
+  .option('--gen-steps <n>', 'generator updates per round (minibatches of 4)', int, 8)
+  .option('--inner-steps <n>', 'LoRA finetuning steps per self-edit (k)', int, 10)
+  .option('--inner-lr <x>', "the inner loop's learning rate", num, 1e-2)
+  .option('--rank <n>', 'LoRA rank (generator and inner loop; alpha = 2·rank)', int, 8)
+  .option('--with-passage', 'the inner loop trains on the passage followed by the self-edit')
+  .option('--passages <n>', 'held-out passages to evaluate', int, 8)
+  .option('--seeds <n>', 'evaluation seeds (adapter init and sampling)', int, 2)
+  .option('--continual <n>', 'passages in the continual experiment (0: skip)', int, 4)
+  .option('--max-new <n>', 'longest self-edit, in tokens', int, 160)
+  .action(async (opts, cmd: Command) => {
+    const { selfEditCommand } = await import('./selfedit.ts');
+    await selfEditCommand(deviceOptions(cmd), opts);
+  });
+
+program
   .command('adapt')
   .description('adapt to new passages with a trained generator (one pass, no RL) and answer with the edited model')
   .option('--policy <file>', "a trained generator (a run's policy.safetensors)", 'runs/demo/policy.safetensors')

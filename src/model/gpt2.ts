@@ -190,34 +190,36 @@ export class Pass {
   /**
    * Accumulates d(loss)/d(param) into `grads` (a map like GPT2.zerosLike()). `dlosses` (B,T) weighs
    * each position's loss instead of the mean's 1/count: the gradient of Σ dlosses·losses. With
-   * adapters in the forward, `adapterGrads` receives their gradients too.
+   * adapters in the forward, `adapterGrads` receives their gradients too; `grads` null skips every
+   * base parameter's gradient (a frozen base: only the adapters train, for about 1/3 less work).
    */
-  backward(grads: ParamMap, dlosses?: F32, adapterGrads?: AdapterGrads): void {
+  backward(grads: ParamMap | null, dlosses?: F32, adapterGrads?: AdapterGrads): void {
     if (!this.#ce || !this.#targets) throw new Error('Pass.backward: the forward had no targets');
     const gpu = this.#model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.#model.config;
     const { B, T } = this;
     const w = this.#w;
-    const g = (name: string) => grads.get(name)!;
+    const g = (name: string) => grads?.get(name);
     const tmp: Tensor[] = [];
     const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
 
     const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#targets, this.#ce.lse, dlosses ?? this.#ce.dlosses));
     const dl2 = dlogits.reshape([B * T, V]);
-    matmul(gpu, dl2, this.#lnf.out.reshape([B * T, C]), { transA: true, accumulate: true, out: g('wte.weight') });
+    if (grads) matmul(gpu, dl2, this.#lnf.out.reshape([B * T, C]), { transA: true, accumulate: true, out: g('wte.weight') });
     const dlnf = t(matmul(gpu, dl2, w('wte.weight')) as F32).reshape([B, T, C]);
     const dx = t(gpu.zeros([B, T, C]));
-    layernormBackward(gpu, dlnf, this.#xFinal, w('ln_f.weight'), this.#lnf.mean, this.#lnf.rstd, {
-      dinp: dx,
-      dweight: g('ln_f.weight'),
-      dbias: g('ln_f.bias'),
-    });
+    // A frozen base's LayerNorm parameter gradients come back fresh and are dropped (C floats each).
+    const ln = (r: ReturnType<typeof layernormBackward>) => grads || (t(r.dweight), t(r.dbias));
+    ln(layernormBackward(gpu, dlnf, this.#xFinal, w('ln_f.weight'), this.#lnf.mean, this.#lnf.rstd, { dinp: dx, dweight: g('ln_f.weight'), dbias: g('ln_f.bias') }));
     for (let l = L - 1; l >= 0; l--) {
       const a = this.#layers[l]!;
       const p = (s: string) => w(`h.${l}.${s}`);
       const pg = (s: string) => g(`h.${l}.${s}`);
       const lin = (x: Tensor, name: string, dy: Tensor) => {
-        const dx = t(matmulBackward(gpu, x as F32, p(`${name}.weight`), dy as F32, { dw: pg(`${name}.weight`), dbias: pg(`${name}.bias`) }) as F32);
+        const W = p(`${name}.weight`);
+        const dx = t(
+          (grads ? matmulBackward(gpu, x as F32, W, dy as F32, { dw: pg(`${name}.weight`)!, dbias: pg(`${name}.bias`) }) : matmul(gpu, dy as F32, W, { transB: true })) as F32,
+        );
         const f = this.#adapters?.get(`h.${l}.${name}.weight`);
         if (f) {
           const ag = adapterGrads?.get(`h.${l}.${name}.weight`);
@@ -230,14 +232,14 @@ export class Pass {
       const dact = lin(a.act, 'mlp.c_proj', dx);
       const dfc = t(geluBackward(gpu, a.fc, dact));
       const dln2 = lin(a.ln2.out, 'mlp.c_fc', dfc);
-      layernormBackward(gpu, dln2, a.x2, p('ln_2.weight'), a.ln2.mean, a.ln2.rstd, { dinp: dx, dweight: pg('ln_2.weight'), dbias: pg('ln_2.bias') });
+      ln(layernormBackward(gpu, dln2, a.x2, p('ln_2.weight'), a.ln2.mean, a.ln2.rstd, { dinp: dx, dweight: pg('ln_2.weight'), dbias: pg('ln_2.bias') }));
       // x2 = x + proj(attn(ln1(x))).
       const datt = lin(a.att.out, 'attn.c_proj', dx);
       const dqkv = t(attentionBackward(gpu, datt, a.qkv, a.att.att, NH) as F32);
       const dln1 = lin(a.ln1.out, 'attn.c_attn', dqkv);
-      layernormBackward(gpu, dln1, a.x, p('ln_1.weight'), a.ln1.mean, a.ln1.rstd, { dinp: dx, dweight: pg('ln_1.weight'), dbias: pg('ln_1.bias') });
+      ln(layernormBackward(gpu, dln1, a.x, p('ln_1.weight'), a.ln1.mean, a.ln1.rstd, { dinp: dx, dweight: pg('ln_1.weight'), dbias: pg('ln_1.bias') }));
     }
-    embeddingBackward(gpu, dx, this.#tokens, g('wte.weight'), g('wpe.weight'));
+    if (grads) embeddingBackward(gpu, dx, this.#tokens, g('wte.weight')!, g('wpe.weight')!);
     for (const x of tmp) x.release();
   }
 

@@ -139,10 +139,7 @@ export interface LoraOptimizeConfig {
 
 export const DEFAULT_LORA_OPTIMIZE: LoraOptimizeConfig = { lr: 1e-3, weightDecay: 0, gradClip: 1 };
 
-/**
- * AdamW on an adapter's factors alone. The base model's backward still computes its own weight
- * gradients (GPT2's backward always does); they go to a scratch map nobody reads, cleared each step.
- */
+/** AdamW on an adapter's factors alone; the backward skips the frozen base's parameter gradients. */
 export class LoraOptimizer {
   readonly model: GPT2;
   readonly lora: Lora;
@@ -150,7 +147,6 @@ export class LoraOptimizer {
   readonly grads: Map<string, { da: F32; db: F32 }>;
   readonly m: Map<string, F32>;
   readonly v: Map<string, F32>;
-  #scratch: ParamMap;
   step = 0;
 
   constructor(model: GPT2, lora: Lora, config: LoraOptimizeConfig, state?: { m: Map<string, F32>; v: Map<string, F32>; step: number }) {
@@ -163,19 +159,18 @@ export class LoraOptimizer {
     this.m = state?.m ?? zeros();
     this.v = state?.v ?? zeros();
     this.step = state?.step ?? 0;
-    this.#scratch = model.zerosLike();
   }
 
   /**
    * One step on a batch (targets IGNORE_INDEX where no loss; `dlosses` weighs positions as
-   * Pass.backward takes it); resolves to the batch's mean loss before the update.
+   * Pass.backward takes it); resolves to the batch's mean loss before the update, or NaN without
+   * `read` (then nothing waits for the GPU: k steps go out as one batch of work).
    */
-  async update(tokens: Tokens, targets: Tokens, dlosses?: F32, lr = this.config.lr): Promise<number> {
+  async update(tokens: Tokens, targets: Tokens, dlosses?: F32, lr = this.config.lr, read = true): Promise<number> {
     const gpu = this.model.gpu;
     for (const g of this.grads.values()) gpu.clear(g.da), gpu.clear(g.db);
-    for (const g of this.#scratch.values()) gpu.clear(g);
     const pass = this.model.forward(tokens, targets, undefined, this.lora.adapters as Adapters);
-    pass.backward(this.#scratch, dlosses, this.grads as AdapterGrads);
+    pass.backward(null, dlosses, this.grads as AdapterGrads);
     const flat = [...this.grads.values()].flatMap((g) => [g.da, g.db]);
     const norm = clipGradNorm(gpu, flat, this.config.gradClip);
     this.step++;
@@ -185,14 +180,14 @@ export class LoraOptimizer {
         adamw(gpu, p, d, this.m.get(`${name}.${key}`)!, this.v.get(`${name}.${key}`)!, this.step, { lr, weightDecay: this.config.weightDecay });
       }
     }
-    const [loss] = await gpu.readMany([pass.loss!]);
+    const loss = read ? (await gpu.readMany([pass.loss!]))[0]![0]! : NaN;
     pass.release();
     norm.release();
-    return loss![0]!;
+    return loss;
   }
 
   release(): void {
     for (const g of this.grads.values()) g.da.release(), g.db.release();
-    for (const map of [this.m, this.v, this.#scratch]) for (const t of map.values()) t.release();
+    for (const map of [this.m, this.v]) for (const t of map.values()) t.release();
   }
 }

@@ -89,6 +89,15 @@ test("adapter gradients follow the chain rule through the merged weight: dA = sÂ
   // The rest of the model sees the same gradient either way (the embedding's collects every layer's).
   const [w1, w2] = await g.readMany([gm.get('wte.weight')!, scratch.get('wte.weight')!]);
   close(w2!, w1!, 1e-4, 1e-5, 'wte gradient');
+  // A frozen base (grads null) skips the base's gradients and gives the adapters the same ones.
+  const frozen = new Map([...lora.adapters].map(([n, f]) => [n, { da: g.zeros(f.a.shape), db: g.zeros(f.b.shape) }]));
+  passA.backward(null, undefined, frozen);
+  for (const [name, x] of frozen) {
+    const [a1, a2, b1, b2] = await g.readMany([ag.get(name)!.da, x.da, ag.get(name)!.db, x.db]);
+    close(a2!, a1!, 1e-5, 1e-7, `frozen dA ${name}`);
+    close(b2!, b1!, 1e-5, 1e-7, `frozen dB ${name}`);
+    x.da.release(), x.db.release();
+  }
   for (const x of [passM, passA, lora, model, tokens, targets, ...merged.values(), ...gm.values(), ...scratch.values()]) x.release();
   for (const x of ag.values()) x.da.release(), x.db.release();
 });

@@ -40,7 +40,7 @@ export async function loraUpdate(model: GPT2, tok: Tokenizer, text: string, o: I
   const lora = Lora.create(model, o.lora, o.seed);
   const opt = new LoraOptimizer(model, lora, { lr: o.lr, weightDecay: 0, gradClip: 1 });
   try {
-    for (let i = 0; i < o.steps; i++) await opt.update(tokens, targets);
+    for (let i = 0; i < o.steps; i++) await opt.update(tokens, targets, undefined, o.lr, false);
     return lora.merged(model);
   } finally {
     opt.release();

@@ -3,6 +3,9 @@
 // problem where some self-edits help and others do not raises the mean reward of fresh samples,
 // and leaves the base model's bits alone.
 import { test } from 'uvu';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { byteTokenizer as tok } from '../../../src/io/tokenizer.ts';
 import { GPT2 } from '../../../src/model/gpt2.ts';
@@ -11,6 +14,8 @@ import { answerText, questionPrompt } from '../../../src/tasks/corpus.ts';
 import type { Passage } from '../../../src/tasks/squad.ts';
 import { InnerLoop, type Rewarder } from '../../../src/seal/text/inner.ts';
 import { DEFAULT_OUTER, groupAdvantages, keptEdits, SelfEditTrainer, type OuterOptions } from '../../../src/seal/text/outer.ts';
+import { continual, evaluateText } from '../../../src/seal/text/evaluate.ts';
+import { writeTextReport } from '../../../src/report/text-report.ts';
 import { sampleSelfEdits, type SampleOptions, type SelfEdit } from '../../../src/seal/text/selfedit.ts';
 import { PASSAGES } from '../../fixtures/passages.ts';
 import { gpu, releaseGpu, sameBits } from '../../helpers.ts';
@@ -103,5 +108,35 @@ for (const [algo, lr] of [['rest-em', 3e-2], ['reinforce', 1e-2]] as const) {
     model.release();
   });
 }
+
+test('evaluation and the continual experiment: every method scored per seed, a lower-triangular forgetting matrix, the report written', async () => {
+  const g = await gpu();
+  const model = GPT2.init(g, { ...config, nCtx: 128 }, 5);
+  const generator = Lora.create(model, { targets: ['h.0.mlp.c_fc.weight'], rank: 2, alpha: 4 }, 1);
+  const o = { seeds: [1, 2], inner: { steps: 2, lr: 1e-2, lora: { targets: ['h.0.mlp.c_fc.weight'], rank: 2, alpha: 4 }, withPassage: false, seed: 1 }, sampling: { samples: 1, temperature: 1, maxNew: 8, seed: 1 } };
+  const methods = [
+    { name: 'no update', kind: 'none' as const },
+    { name: 'passage', kind: 'passage' as const },
+    { name: 'base self-edits', kind: 'self-edit' as const, generator: null },
+    { name: 'generator', kind: 'self-edit' as const, generator },
+  ];
+  const results = await evaluateText(model, tok, PASSAGES, methods, o);
+  assert.equal(results.map((r) => r.name), methods.map((m) => m.name));
+  for (const r of results) {
+    assert.is(r.nll.length, 2);
+    assert.ok(r.nll.every(Number.isFinite) && r.em.every((e) => e >= 0 && e <= 1));
+  }
+  assert.is(results[0]!.msPerPassage, 0);
+  assert.is(results[2]!.examples.length, PASSAGES.length);
+  const cont = await continual(model, tok, PASSAGES, methods[1]!, o, 1);
+  assert.ok(Number.isFinite(cont.nll[0]![0]!) && Number.isNaN(cont.nll[0]![1]!) && cont.nll[1]!.every(Number.isFinite));
+  const dir = mkdtempSync(join(tmpdir(), 'text-report-'));
+  const files = await writeTextReport(dir, { title: 't', setup: 's', methods: results, rounds: [{ round: 1, meanReward: 0.1, used: 2, samples: 4, loss: 1, seconds: 3 }], continual: { method: 'passage', result: cont } });
+  assert.ok(files.some((f) => f.endsWith('forgetting-matrix.svg')));
+  assert.match(readFileSync(join(dir, 'report.md'), 'utf8'), /\| base self-edits \|/);
+  rmSync(dir, { recursive: true, force: true });
+  generator.release();
+  model.release();
+});
 
 test.run();
