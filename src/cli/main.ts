@@ -235,12 +235,18 @@ program
 program
   .command('demo')
   .description('the main job: a short SEAL training on the bundled model and data, then the held-out comparison with the baselines and a report')
-  .option('--run <dir>', 'where the run and its report go (replaced)', 'runs/demo')
-  .option('--iterations <n>', 'SEAL training iterations', int, 30)
-  .option('--passages <n>', 'held-out passages to evaluate', int, 12)
-  .option('--seeds <n>', 'seeds for the random edit', int, 1)
+  .addOption(new Option('--variant <v>', 'a: the parametric edit generator; text: self-edits written by the model (seal selfedit, demo-sized)').choices(['a', 'text']).default('a'))
+  .option('--run <dir>', 'where the run and its report go (replaced; default runs/demo or runs/demo-text)')
+  .option('--iterations <n>', 'SEAL training iterations (variant a)', int, 30)
+  .option('--passages <n>', 'held-out passages to evaluate (default 12; text: 6)', int)
+  .option('--seeds <n>', 'seeds for the random edit (variant a; default 1) or the evaluation (text; default 2)', int)
   .action(async (opts, cmd: Command) => {
-    await demoCommand(deviceOptions(cmd), opts);
+    if (opts.variant === 'text') {
+      const { selfEditCommand, TEXT_DEMO } = await import('./selfedit.ts');
+      await selfEditCommand(deviceOptions(cmd), { ...TEXT_DEMO, run: opts.run ?? 'runs/demo-text', passages: opts.passages ?? TEXT_DEMO.passages, seeds: opts.seeds ?? TEXT_DEMO.seeds });
+      return;
+    }
+    await demoCommand(deviceOptions(cmd), { run: opts.run ?? 'runs/demo', iterations: opts.iterations, passages: opts.passages ?? 12, seeds: opts.seeds ?? 1 });
   });
 
 program

@@ -39,6 +39,27 @@ export interface SelfEditCliOptions {
   maxNew: number;
 }
 
+/** `seal demo --variant text`: sized to finish within 10 minutes on a quiet 2-core lavapipe machine. */
+export const TEXT_DEMO: SelfEditCliOptions = {
+  model: TEXT_BASE,
+  dataDir: 'data/knowledge',
+  run: 'runs/demo-text',
+  trainPassages: 4,
+  rounds: 2,
+  samples: 4,
+  algo: 'rest-em',
+  keep: 'positive',
+  genLr: 3e-3,
+  genSteps: 8,
+  innerSteps: 10,
+  innerLr: 3e-3,
+  rank: 8,
+  passages: 6,
+  seeds: 2,
+  continual: 4,
+  maxNew: 128,
+};
+
 export async function selfEditCommand(dev: DeviceOptions, o: SelfEditCliOptions): Promise<void> {
   const t0 = performance.now();
   const train = (await loadSquad(join(o.dataDir, 'rl-train.json'))).slice(0, o.trainPassages);
