@@ -37,6 +37,7 @@ export interface SelfEditCliOptions {
   seeds: number;
   continual: number;
   maxNew: number;
+  temperature: number;
 }
 
 /** `seal demo --variant text`: sized to finish within 10 minutes on a quiet 2-core lavapipe machine. */
@@ -52,12 +53,13 @@ export const TEXT_DEMO: SelfEditCliOptions = {
   genLr: 3e-3,
   genSteps: 8,
   innerSteps: 10,
-  innerLr: 3e-3,
+  innerLr: 1e-3,
   rank: 8,
   passages: 6,
   seeds: 2,
   continual: 4,
   maxNew: 128,
+  temperature: 1,
 };
 
 export async function selfEditCommand(dev: DeviceOptions, o: SelfEditCliOptions): Promise<void> {
@@ -72,7 +74,7 @@ export async function selfEditCommand(dev: DeviceOptions, o: SelfEditCliOptions)
   });
   const lora = { ...DEFAULT_LORA, rank: o.rank, alpha: 2 * o.rank };
   const inner: InnerOptions = { ...DEFAULT_INNER, steps: o.innerSteps, lr: o.innerLr, lora, withPassage: Boolean(o.withPassage) };
-  const outer: OuterOptions = { ...DEFAULT_OUTER, algo: o.algo, keep: o.keep, lr: o.genLr, updateSteps: o.genSteps, sampling: { ...DEFAULT_OUTER.sampling, samples: o.samples, maxNew: o.maxNew } };
+  const outer: OuterOptions = { ...DEFAULT_OUTER, algo: o.algo, keep: o.keep, lr: o.genLr, updateSteps: o.genSteps, sampling: { ...DEFAULT_OUTER.sampling, samples: o.samples, maxNew: o.maxNew, temperature: o.temperature } };
   const generator = Lora.create(model, lora, 1);
   const trainer = new SelfEditTrainer(model, tok, generator, outer);
   const rewarder = new InnerLoop(model, tok, train, inner);
