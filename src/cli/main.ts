@@ -68,6 +68,7 @@ function argParser<T>(convert: (v: string) => T, ok: (x: T) => boolean = () => t
   };
 }
 const int = argParser(Number, (n) => Number.isInteger(n) && n >= 1, 'must be a positive integer');
+const whole = argParser(Number, (n) => Number.isInteger(n) && n >= 0, 'must be a whole number');
 const num = argParser(Number, (n) => Number.isFinite(n) && n > 0, 'must be a positive number');
 const float = argParser(Number, Number.isFinite, 'must be a number');
 const range = argParser(parseRange);
@@ -89,7 +90,7 @@ program
   .option('--seed <n>', 'seed for init and data order', int, 1)
   .option('--checkpoint-every <n>', 'steps between checkpoints', int, 100)
   .option('--init <file>', 'start from this checkpoint (same layers, heads, width); a longer --ctx extends its positions')
-  .option('--self-edits <n>', 'also n documents per passage of the passage followed by a template self-edit (the text variant\'s base)', argParser(Number, (n) => Number.isInteger(n) && n >= 0, 'must be a whole number'), 0)
+  .option('--self-edits <n>', 'also n documents per passage of the passage followed by a template self-edit (the text variant\'s base)', whole, 0)
   .option('--resume', 'continue the unfinished run in --out')
   .action(async (opts, cmd: Command) => {
     await pretrainCommand(deviceOptions(cmd), { ...opts, resume: Boolean(opts.resume) });
@@ -268,7 +269,7 @@ program
   .option('--with-passage', 'the inner loop trains on the passage followed by the self-edit')
   .option('--passages <n>', 'held-out passages to evaluate', int, 8)
   .option('--seeds <n>', 'evaluation seeds (adapter init and sampling)', int, 2)
-  .option('--continual <n>', 'passages in the continual experiment (0: skip)', int, 4)
+  .option('--continual <n>', 'passages in the continual experiment (0: skip)', whole, 4)
   .option('--max-new <n>', 'longest self-edit, in tokens', int, 160)
   .option('--temperature <x>', 'sampling temperature of self-edits (top-k 20)', num, 1)
   .action(async (opts, cmd: Command) => {
