@@ -3,7 +3,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import type { DeviceOptions } from '../gpu/device.ts';
 import { loadModel } from '../model/load.ts';
-import { DEFAULT_LORA } from '../model/lora.ts';
+import { DEFAULT_LORA, Lora } from '../model/lora.ts';
 import { DEFAULT_OPTIMIZE } from '../model/optimize.ts';
 import { finetuneDocuments, sft } from '../tasks/sft.ts';
 
@@ -33,11 +33,13 @@ export async function finetuneCommand(dev: DeviceOptions, o: FinetuneCliOptions)
     Presets.shades_classic,
   );
   try {
+    const scope = o.full ? 'full' : { ...DEFAULT_LORA, targets: o.targets.split(','), rank: o.rank, alpha: o.alpha };
+    if (scope !== 'full') Lora.targets(model, scope); // a bad target fails before the progress bar starts
     bar.start(o.steps, 0, { loss: '-' });
     const { losses } = await sft(model, tokenizer, {
       docs,
       out: o.out,
-      scope: o.full ? 'full' : { ...DEFAULT_LORA, targets: o.targets.split(','), rank: o.rank, alpha: o.alpha },
+      scope,
       optimize: { ...DEFAULT_OPTIMIZE, lr: o.lr, totalSteps: o.steps, warmup: Math.min(DEFAULT_OPTIMIZE.warmup, Math.ceil(o.steps / 10)) },
       batch: o.batch,
       seq: o.seq ?? model.config.nCtx,
