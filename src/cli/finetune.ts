@@ -1,7 +1,6 @@
 // `seal finetune`: LoRA or full finetuning of a model on a text file or a SQuAD file.
 import { SingleBar, Presets } from 'cli-progress';
-import { Gpu } from '../gpu/gpu.ts';
-import type { DeviceOptions } from '../gpu/device.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { loadModel } from '../model/load.ts';
 import { DEFAULT_LORA, Lora } from '../model/lora.ts';
 import { DEFAULT_OPTIMIZE } from '../model/optimize.ts';
@@ -24,9 +23,9 @@ export interface FinetuneCliOptions {
   resume?: boolean;
 }
 
-export async function finetuneCommand(dev: DeviceOptions, o: FinetuneCliOptions): Promise<void> {
+export async function finetuneCommand(dev: DawnOptions, o: FinetuneCliOptions): Promise<void> {
   const docs = await finetuneDocuments(o.data);
-  const gpu = await Gpu.create(dev);
+  const gpu = await dawnGpu(dev);
   const { model, tokenizer } = await loadModel(gpu, o.model);
   const bar = new SingleBar(
     { format: 'finetune |{bar}| {value}/{total} steps | loss {loss} | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 },

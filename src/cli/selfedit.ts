@@ -5,8 +5,7 @@
 // on the SEAL generator's after each round, over seeds; the continual experiment; a report.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DeviceOptions } from '../gpu/device.ts';
-import { Gpu } from '../gpu/gpu.ts';
+import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { loadModel } from '../model/load.ts';
 import { DEFAULT_LORA, Lora } from '../model/lora.ts';
 import { loadSquad } from '../tasks/squad.ts';
@@ -62,13 +61,13 @@ export const TEXT_DEMO: SelfEditCliOptions = {
   temperature: 1,
 };
 
-export async function selfEditCommand(dev: DeviceOptions, o: SelfEditCliOptions): Promise<void> {
+export async function selfEditCommand(dev: DawnOptions, o: SelfEditCliOptions): Promise<void> {
   const t0 = performance.now();
   const train = (await loadSquad(join(o.dataDir, 'rl-train.json'))).slice(0, o.trainPassages);
   const heldOut = (await loadSquad(join(o.dataDir, 'held-out.json'))).slice(0, o.passages);
   rmSync(o.run, { recursive: true, force: true });
   mkdirSync(o.run, { recursive: true });
-  const gpu = await Gpu.create(dev);
+  const gpu = await dawnGpu(dev);
   const { model, tokenizer: tok } = await loadModel(gpu, o.model).catch((e: Error) => {
     throw new UserError(`${e.message}${o.model === TEXT_BASE ? ` (make it with the pretraining command in the README, "The text variant's base")` : ''}`);
   });
