@@ -105,7 +105,7 @@ export async function selfEditCommand(dev: DawnOptions, o: SelfEditCliOptions): 
     const results = await evaluateText(model, tok, heldOut, methods, evalOpts);
     const last = methods.at(-2)!;
     const n = Math.min(o.continual, heldOut.length);
-    console.log(`3/3  continual: ${last.name} on ${n} held-out passages in sequence`);
+    if (n > 0) console.log(`3/3  continual: ${last.name} on ${n} held-out passages in sequence`);
     const cont = n > 0 ? await continual(model, tok, heldOut.slice(0, n), last, evalOpts, 1) : undefined;
     const setup =
       `${o.model}; ${o.rounds} ${o.algo} rounds on ${train.length} rl-train passages × ${o.samples} samples; inner loop LoRA rank ${o.rank}, ${o.innerSteps} steps at lr ${o.innerLr}` +
