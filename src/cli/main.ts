@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, optionsFromEnv, type DawnOptions } from '../io/dawn.ts';
 import { parseRange } from '../model/mask.ts';
+import { DEFAULT_LORA } from '../model/lora.ts';
 import { adaptCommand } from './adapt.ts';
 import { kernelBenchCommand, type KernelBenchCliOptions } from './bench-kernel.ts';
 import { demoCommand } from './demo.ts';
@@ -69,6 +70,7 @@ function argParser<T>(convert: (v: string) => T, ok: (x: T) => boolean = () => t
   };
 }
 const int = argParser(Number, (n) => Number.isInteger(n) && n >= 1, 'must be a positive integer');
+const whole = argParser(Number, (n) => Number.isInteger(n) && n >= 0, 'must be a whole number');
 const num = argParser(Number, (n) => Number.isFinite(n) && n > 0, 'must be a positive number');
 const float = argParser(Number, Number.isFinite, 'must be a number');
 const range = argParser(parseRange);
@@ -89,9 +91,33 @@ program
   .option('--lr <x>', 'peak learning rate', num, 3e-3)
   .option('--seed <n>', 'seed for init and data order', int, 1)
   .option('--checkpoint-every <n>', 'steps between checkpoints', int, 100)
+  .option('--init <file>', 'start from this checkpoint (same layers, heads, width); a longer --ctx extends its positions')
+  .option('--self-edits <n>', 'also n documents per passage of the passage followed by a template self-edit (the text variant\'s base)', whole, 0)
   .option('--resume', 'continue the unfinished run in --out')
   .action(async (opts, cmd: Command) => {
     await pretrainCommand(deviceOptions(cmd), { ...opts, resume: Boolean(opts.resume) });
+  });
+
+program
+  .command('finetune')
+  .description('finetune a model on a text file or a SQuAD file: a LoRA adapter (default) or the full model; progress, checkpoints, --resume')
+  .requiredOption('--data <file>', 'a SQuAD v1.1 .json (each passage with its QA) or a text file (paragraphs split at blank lines)')
+  .option('--model <file>', 'model to finetune', 'data/base.safetensors')
+  .option('--out <file>', 'the adapter (or with --full the model), written atomically', 'runs/finetune/out.safetensors')
+  .option('--full', 'train every weight instead of a LoRA adapter')
+  .option('--targets <globs>', 'comma-separated weight globs the LoRA adapts', DEFAULT_LORA.targets.join(','))
+  .option('--rank <n>', 'LoRA rank', int, DEFAULT_LORA.rank)
+  .option('--alpha <x>', 'LoRA alpha (the term is scaled by alpha/rank)', num, DEFAULT_LORA.alpha)
+  .option('--steps <n>', 'optimisation steps', int, 200)
+  .option('--lr <x>', 'peak learning rate (warm-up, then cosine)', num, 1e-3)
+  .option('--batch <n>', 'sequences per step', int, 4)
+  .option('--seq <n>', "tokens per sequence (default: the model's context)", int)
+  .option('--seed <n>', 'seed for the adapter init and data order', int, 1)
+  .option('--checkpoint-every <n>', 'steps between checkpoints', int, 50)
+  .option('--resume', 'continue the unfinished run in --out')
+  .action(async (opts, cmd: Command) => {
+    const { finetuneCommand } = await import('./finetune.ts');
+    await finetuneCommand(deviceOptions(cmd), opts);
   });
 
 program
@@ -226,13 +252,46 @@ program
 program
   .command('demo')
   .description('the main job: a short SEAL training on the bundled model and data, then the held-out comparison with the baselines and a report')
-  .option('--run <dir>', 'where the run and its report go (replaced)', 'runs/demo')
-  .option('--iterations <n>', 'SEAL training iterations', int, 30)
-  .option('--passages <n>', 'held-out passages to evaluate', int, 12)
-  .option('--seeds <n>', 'seeds for the random edit', int, 1)
-  .option('--quick', 'a small demo (a minute or two): checks that everything runs (its numbers are not evidence)')
+  .addOption(new Option('--variant <v>', 'a: the parametric edit generator; text: self-edits written by the model (seal selfedit, demo-sized)').choices(['a', 'text']).default('a'))
+  .option('--run <dir>', 'where the run and its report go (replaced; default runs/demo or runs/demo-text)')
+  .option('--iterations <n>', 'SEAL training iterations (variant a)', int, 30)
+  .option('--passages <n>', 'held-out passages to evaluate (default 12; text: 6)', int)
+  .option('--seeds <n>', 'seeds for the random edit (variant a; default 1) or the evaluation (text; default 2)', int)
+  .option('--quick', 'variant a, small (a minute or two): checks that everything runs (its numbers are not evidence)')
   .action(async (opts, cmd: Command) => {
-    await demoCommand(deviceOptions(cmd), { ...opts, quick: Boolean(opts.quick) });
+    if (opts.variant === 'text') {
+      const { selfEditCommand, TEXT_DEMO } = await import('./selfedit.ts');
+      await selfEditCommand(deviceOptions(cmd), { ...TEXT_DEMO, run: opts.run ?? 'runs/demo-text', passages: opts.passages ?? TEXT_DEMO.passages, seeds: opts.seeds ?? TEXT_DEMO.seeds });
+      return;
+    }
+    await demoCommand(deviceOptions(cmd), { run: opts.run ?? 'runs/demo', iterations: opts.iterations, passages: opts.passages ?? 12, seeds: opts.seeds ?? 1, quick: Boolean(opts.quick) });
+  });
+
+program
+  .command('selfedit')
+  .description('SEAL with text self-edits (variant B): ReST-EM rounds on a generator LoRA, the held-out table over seeds, the continual experiment, a report')
+  .option('--model <file>', 'base model that writes self-edits (the text variant\'s base)', 'data/base-text.safetensors')
+  .option('--data-dir <dir>', 'where the splits are', 'data/knowledge')
+  .option('--run <dir>', 'where generator adapters, results.json and the report go (replaced)', 'runs/selfedit')
+  .option('--train-passages <n>', 'rl-train passages per round', int, 8)
+  .option('--rounds <n>', 'outer-loop rounds', int, 2)
+  .option('--samples <n>', 'self-edits sampled per passage', int, 4)
+  .addOption(new Option('--algo <name>', 'how the generator learns from the rewards').choices(['rest-em', 'reinforce']).default('rest-em'))
+  .addOption(new Option('--keep <rule>', 'rest-em: keep every self-edit that beats the base, or the best per passage').choices(['positive', 'best']).default('positive'))
+  .option('--gen-lr <x>', "the generator adapter's learning rate", num, 3e-3)
+  .option('--gen-steps <n>', 'generator updates per round (minibatches of 4)', int, 8)
+  .option('--inner-steps <n>', 'LoRA finetuning steps per self-edit (k)', int, 10)
+  .option('--inner-lr <x>', "the inner loop's learning rate (1e-3: best of 1e-3, 3e-3 on 3 validation passages)", num, 1e-3)
+  .option('--rank <n>', 'LoRA rank (generator and inner loop; alpha = 2·rank)', int, 8)
+  .option('--with-passage', 'the inner loop trains on the passage followed by the self-edit')
+  .option('--passages <n>', 'held-out passages to evaluate', int, 8)
+  .option('--seeds <n>', 'evaluation seeds (adapter init and sampling)', int, 2)
+  .option('--continual <n>', 'passages in the continual experiment (0: skip)', whole, 4)
+  .option('--max-new <n>', 'longest self-edit, in tokens', int, 160)
+  .option('--temperature <x>', 'sampling temperature of self-edits (top-k 20)', num, 1)
+  .action(async (opts, cmd: Command) => {
+    const { selfEditCommand } = await import('./selfedit.ts');
+    await selfEditCommand(deviceOptions(cmd), opts);
   });
 
 program

@@ -21,6 +21,8 @@ export interface PretrainCliOptions {
   checkpointEvery: number;
   resume: boolean;
   passages?: number;
+  selfEdits: number;
+  init?: string;
 }
 
 export async function pretrainCommand(dev: DawnOptions, o: PretrainCliOptions): Promise<void> {
@@ -42,6 +44,8 @@ export async function pretrainCommand(dev: DawnOptions, o: PretrainCliOptions): 
       seq: o.seq,
       seed: o.seed,
       checkpointEvery: o.checkpointEvery,
+      selfEdits: o.selfEdits,
+      ...(o.init ? { init: o.init } : {}),
       resume: o.resume,
       onResume: (step) => bar.update(step),
       onStep: (s) => bar.update(s.step, { loss: s.loss.toFixed(3), tps: Math.round(s.tokensPerSec) }),

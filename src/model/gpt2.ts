@@ -10,11 +10,16 @@ import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../
 import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
+import { loraBackward, loraForward, type LoraFactors } from '../ops/lora.ts';
 import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { Rng } from '../util/random.ts';
 
 export type Tokens = Tensor<'u32'>;
 export type ParamMap = Map<string, F32>;
+/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`); model/lora.ts makes them. */
+export type Adapters = ReadonlyMap<string, LoraFactors>;
+/** Their gradients, by the same names. */
+export type AdapterGrads = ReadonlyMap<string, { da: F32; db: F32 }>;
 
 export class GPT2 {
   readonly config: GPT2Config;
@@ -72,7 +77,8 @@ export class GPT2 {
   /**
    * Runs the model on tokens (B,T). With targets (B,T; IGNORE_INDEX where no loss), the pass holds
    * the mean cross-entropy in `loss` ([1]) and can run backward. Weights may be overridden per pass
-   * (an edited copy of some tensors) without touching the model's own.
+   * (an edited copy of some tensors) without touching the model's own; LoRA adapters
+   * (opts.adapters) add their term to the outputs of the linears they name.
    */
   forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts: PassOptions = {}): Pass {
     return new Pass(this, tokens, targets, overrides, opts);
@@ -120,6 +126,8 @@ export interface PassOptions {
    * [1, n, V] and losses [1, n] in the index's order; backward's dlosses is [1, n].
    */
   rows?: RowIndex;
+  /** LoRA adapters: y += s·(x·A)·B on the linears they name. */
+  adapters?: Adapters;
 }
 
 /** A point in the residual stream: before block `layer`'s ln_1, or (mlp) before its ln_2. */
@@ -169,27 +177,35 @@ interface MlpActs {
   x3: F32;
 }
 
+/** Adds an adapter's term to a linear's output y (from its input x), where one is on that weight. */
+type Adapt = (x: F32, name: string, y: F32) => void;
+const noAdapt: Adapt = () => {};
+
 /** Block l's first half on the residual x: x2 = x + attn(ln_1(x)), from the projection on at `rows` only. */
-function attnHalf(model: GPT2, w: (name: string) => F32, l: number, x: F32, rows?: RowIndex): AttnActs {
+function attnHalf(model: GPT2, w: (name: string) => F32, l: number, x: F32, rows?: RowIndex, adapt: Adapt = noAdapt): AttnActs {
   const gpu = model.gpu;
   const p = (s: string) => w(`h.${l}.${s}`);
   const ln1 = layernormForward(gpu, x, p('ln_1.weight'), p('ln_1.bias'));
   const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: p('attn.c_attn.bias') }) as F32;
+  adapt(ln1.out, `h.${l}.attn.c_attn`, qkv);
   const att = attentionForward(gpu, qkv, model.config.nHead);
   const out = rows ? gatherRows(gpu, att.out, rows) : att.out;
   const xr = rows ? gatherRows(gpu, x, rows) : x;
   const proj = matmul(gpu, out, p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias') }) as F32;
+  adapt(out, `h.${l}.attn.c_proj`, proj);
   return { x, ln1, qkv, att, rows, out, xr, proj, x2: add(gpu, xr, proj) };
 }
 
 /** Block l's second half: x3 = x2 + mlp(ln_2(x2)). */
-function mlpHalf(model: GPT2, w: (name: string) => F32, l: number, x2: F32): MlpActs {
+function mlpHalf(model: GPT2, w: (name: string) => F32, l: number, x2: F32, adapt: Adapt = noAdapt): MlpActs {
   const gpu = model.gpu;
   const p = (s: string) => w(`h.${l}.${s}`);
   const ln2 = layernormForward(gpu, x2, p('ln_2.weight'), p('ln_2.bias'));
   const fc = matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: p('mlp.c_fc.bias') }) as F32;
+  adapt(ln2.out, `h.${l}.mlp.c_fc`, fc);
   const act = gelu(gpu, fc);
   const mlp = matmul(gpu, act, p('mlp.c_proj.weight'), { bias: p('mlp.c_proj.bias') }) as F32;
+  adapt(act, `h.${l}.mlp.c_proj`, mlp);
   return { x2, ln2, fc, act, mlp, x3: add(gpu, x2, mlp) };
 }
 
@@ -227,9 +243,12 @@ export class Pass {
   readonly #lnf: LayerNormOut;
   readonly #xFinal: F32;
   readonly #ce: { losses: F32; lse: F32; dlosses: F32 } | null = null;
+  readonly #adapters: Adapters | undefined;
+  /** x·A of each adapted linear, by weight name: the adapters' backward needs it. */
+  readonly #loraH = new Map<string, F32>();
   #owned: Tensor[] = [];
 
-  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, { prefix, rows }: PassOptions = {}) {
+  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, { prefix, rows, adapters }: PassOptions = {}) {
     const gpu = model.gpu;
     const { nLayer: L, nEmbd: C, nCtx, vocabSize: V } = model.config;
     if (tokens.shape.length !== 2) throw new RangeError(`GPT2.forward: tokens must be [B×T], got ${tokens}`);
@@ -240,8 +259,8 @@ export class Pass {
     if (prefix) {
       if (prefix.tokens !== tokens) throw new RangeError('GPT2.forward: the prefix was computed for other tokens');
       const start = 2 * prefix.at.layer + (prefix.at.mlp ? 1 : 0);
-      const below = [...(overrides?.keys() ?? [])].find((n) => paramPosition(n, L) < start);
-      if (below) throw new RangeError(`GPT2.forward: ${below} is overridden below the prefix (layer ${prefix.at.layer}${prefix.at.mlp ? ', mlp' : ''})`);
+      const below = [...(overrides?.keys() ?? []), ...(adapters?.keys() ?? [])].find((n) => paramPosition(n, L) < start);
+      if (below) throw new RangeError(`GPT2.forward: ${below} is overridden or adapted below the prefix (layer ${prefix.at.layer}${prefix.at.mlp ? ', mlp' : ''})`);
     }
     this.B = B;
     this.T = T;
@@ -253,6 +272,12 @@ export class Pass {
     this.#w = (name) => overrides?.get(name) ?? model.params.get(name)!;
     const w = this.#w;
     const own = <X extends Tensor>(t: X): X => (this.#owned.push(t), t);
+    this.#adapters = adapters;
+    // y += s·(x·A)·B for an adapted linear (x, y as [rows, ·] views).
+    const adapt: Adapt = (x, name, y) => {
+      const f = adapters?.get(`${name}.weight`);
+      if (f) this.#loraH.set(name, own(loraForward(gpu, flat2(x), f, flat2(y))));
+    };
 
     this.#rows = rows;
     // With rows, the last block's attention projection is the first per-row step at them alone.
@@ -260,9 +285,9 @@ export class Pass {
     let x = prefix?.x ?? own(embeddingForward(gpu, tokens, w('wte.weight'), w('wpe.weight')));
     if (rowsFrom !== Infinity && rowsFrom > 2 * (L - 1)) x = own(gatherRows(gpu, x, rows!)); // the pass starts above that attention
     for (let l = this.#start.layer; l < L; l++) {
-      const attn = l === this.#start.layer && this.#start.mlp ? null : attnHalf(model, w, l, x, rowsFrom === 2 * l ? rows : undefined);
+      const attn = l === this.#start.layer && this.#start.mlp ? null : attnHalf(model, w, l, x, rowsFrom === 2 * l ? rows : undefined, adapt);
       if (attn) this.#owned.push(...attnActs(attn), attn.x2);
-      const mlp = mlpHalf(model, w, l, attn?.x2 ?? x);
+      const mlp = mlpHalf(model, w, l, attn?.x2 ?? x, adapt);
       this.#owned.push(...mlpActs(mlp), mlp.x3);
       this.#layers.push({ attn, mlp });
       this.hidden.push(mlp.x3);
@@ -293,15 +318,18 @@ export class Pass {
    * Accumulates d(loss)/d(param) into `grads` for the parameters it holds (a map like
    * GPT2.zerosLike(), or part of one): the backward stops below the lowest of them, and a parameter
    * not in `grads` gets no weight gradient. `dlosses` (B,T) weighs each position's loss instead of
-   * the mean's 1/count: the gradient of Σ dlosses·losses.
+   * the mean's 1/count: the gradient of Σ dlosses·losses. With adapters in the forward,
+   * `adapterGrads` receives theirs too; `grads` null asks for no base gradient (a frozen base).
    */
-  backward(grads: ParamMap, dlosses?: F32): void {
+  backward(baseGrads: ParamMap | null, dlosses?: F32, adapterGrads?: AdapterGrads): void {
+    const grads: ReadonlyMap<string, F32> = baseGrads ?? new Map();
     if (!this.#ce || !this.#targets) throw new Error('Pass.backward: the forward had no targets');
     const gpu = this.#model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.#model.config;
     const w = this.#w;
     const [lb, lt] = this.#rows ? [1, this.#rows.idx.size] : [this.B, this.T];
-    const stop = Math.min(2 * L, ...[...grads.keys()].map((n) => paramPosition(n, L)));
+    const adapted = [...(this.#adapters?.keys() ?? [])];
+    const stop = Math.min(2 * L, ...[...grads.keys(), ...adapted].map((n) => paramPosition(n, L)));
     const start = this.#prefixed ? 2 * this.#start.layer + (this.#start.mlp ? 1 : 0) : -1;
     if (stop < start) throw new RangeError(`Pass.backward: a gradient below where this pass's prefix starts (layer ${this.#start.layer}${this.#start.mlp ? ', mlp' : ''})`);
     const tmp: Tensor[] = [];
@@ -325,14 +353,21 @@ export class Pass {
       const a = this.#layers[l - this.#start.layer]!;
       const lin = (x: Tensor, name: string, dy: Tensor) => {
         const [dw, dbias] = [grads.get(`h.${l}.${name}.weight`), grads.get(`h.${l}.${name}.bias`)];
-        return t(matmulBackward(gpu, x as F32, w(`h.${l}.${name}.weight`), dy as F32, { ...(dw ? { dw } : {}), ...(dbias ? { dbias } : {}) }) as F32);
+        const dx = t(matmulBackward(gpu, x as F32, w(`h.${l}.${name}.weight`), dy as F32, { ...(dw ? { dw } : {}), ...(dbias ? { dbias } : {}) }) as F32);
+        const f = this.#adapters?.get(`h.${l}.${name}.weight`);
+        if (f) {
+          const ag = adapterGrads?.get(`h.${l}.${name}.weight`);
+          if (!ag) throw new Error(`Pass.backward: no adapter gradients given for h.${l}.${name}.weight`);
+          loraBackward(gpu, flat2(x as F32), this.#loraH.get(`h.${l}.${name}`)!, f, flat2(dy as F32), { ...ag, dx: flat2(dx) });
+        }
+        return dx;
       };
       // x3 = x2 + mlp(ln2(x2)): the residual passes dx on; the MLP adds its part through ln_2.
       const m = a.mlp;
       const dact = lin(m.act, 'mlp.c_proj', dx);
       const dfc = t(geluBackward(gpu, m.fc, dact));
       const ln2Wanted = grads.has(`h.${l}.ln_2.weight`) || grads.has(`h.${l}.ln_2.bias`);
-      if (2 * l + 1 === stop && !ln2Wanted && !grads.has(`h.${l}.mlp.c_fc.bias`)) {
+      if (2 * l + 1 === stop && !ln2Wanted && !grads.has(`h.${l}.mlp.c_fc.bias`) && !this.#adapters?.has(`h.${l}.mlp.c_fc.weight`)) {
         // The lowest tensor wanted is c_fc's weight: its dW alone (the same product matmulBackward
         // adds); nothing below needs dx.
         const dw = grads.get(`h.${l}.mlp.c_fc.weight`);
@@ -366,4 +401,10 @@ export class Pass {
     for (const t of this.#owned) t.release();
     this.#owned = [];
   }
+}
+
+/** A [.., C] tensor as a [rows, C] view. */
+function flat2(x: F32): F32 {
+  const c = x.shape.at(-1)!;
+  return x.reshape([x.size / c, c]);
 }

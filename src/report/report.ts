@@ -157,7 +157,8 @@ function trainingSection(rows: readonly TrainingRow[]): string {
 type Renderer = (svg: string) => Uint8Array;
 
 /** The PNG renderer when @resvg/resvg-js is installed (an optional dependency), else why not. */
-async function pngRenderer(): Promise<Renderer | string> {
+/** SVG → PNG when @resvg/resvg-js loads, else the reason it did not. */
+export async function pngRenderer(): Promise<Renderer | string> {
   const name = '@resvg/resvg-js';
   try {
     type Resvg = new (svg: string, o: object) => { render(): { asPng(): Uint8Array } };

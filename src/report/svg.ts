@@ -1,5 +1,5 @@
 // Hand-written SVG charts for reports: line charts (with optional ± bands), bar charts (with error
-// bars and value labels) and scatter plots. Each has a title, labelled axes with "nice" ticks, light
+// bars and value labels), scatter plots and heatmaps (a matrix of values in cells). Each has a title, labelled axes with "nice" ticks, light
 // grid lines and a legend; colours are the Okabe-Ito palette (distinguishable with colour-blindness),
 // and scatter series differ by marker shape too.
 
@@ -332,5 +332,44 @@ export function scatterChart(c: ChartText & { series: readonly ScatterSeries[] }
   });
   if (pts.length === 0) body.push(noData(f));
   body.push(...axesBox(f), ...key.svg);
+  return svgDoc(c.title, body, c.subtitle);
+}
+
+// ── heatmap ───────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A matrix as coloured cells, white at `lo` to the palette's first blue at `hi`, each cell with its
+ * value written in; NaN cells stay empty (e.g. the upper triangle of a forgetting matrix).
+ */
+export function heatmap(c: ChartText & { rows: readonly string[]; cols: readonly string[]; values: readonly (readonly number[])[]; lo: number; hi: number; digits?: number }): string {
+  const top = c.subtitle ? MARGIN.top : 60;
+  const bottom = HEIGHT - MARGIN.bottom;
+  const left = MARGIN.left + 30;
+  const right = WIDTH - MARGIN.right;
+  const cw = (right - left) / Math.max(1, c.cols.length);
+  const ch = (bottom - top) / Math.max(1, c.rows.length);
+  const [r0, g0, b0] = [0x00, 0x72, 0xb2];
+  const shade = (v: number) => {
+    const t = Math.max(0, Math.min(1, (v - c.lo) / (c.hi - c.lo || 1)));
+    const mix = (x: number) => Math.round(255 + (x - 255) * t);
+    return { fill: `rgb(${mix(r0)},${mix(g0)},${mix(b0)})`, dark: t > 0.55 };
+  };
+  const body: string[] = [];
+  c.rows.forEach((row, i) => {
+    body.push(text(left - 8, top + ch * (i + 0.5) + 4.5, row, { 'font-size': 12.5, 'text-anchor': 'end' }));
+    c.cols.forEach((_, j) => {
+      const v = c.values[i]?.[j] ?? NaN;
+      const [x, y] = [left + cw * j, top + ch * i];
+      if (!Number.isFinite(v)) return;
+      const s = shade(v);
+      body.push(el('rect', { x, y, width: cw, height: ch, fill: s.fill, stroke: '#ffffff', 'stroke-width': 1 }));
+      if (cw > 26 && ch > 14) body.push(text(x + cw / 2, y + ch / 2 + 4.5, v.toFixed(c.digits ?? 2), { 'font-size': 12, 'text-anchor': 'middle', fill: s.dark ? '#ffffff' : INK }));
+    });
+  });
+  c.cols.forEach((col, j) => body.push(text(left + cw * (j + 0.5), bottom + 18, col, { 'font-size': 12.5, 'text-anchor': 'middle' })));
+  body.push(text((left + right) / 2, HEIGHT - 14, c.xLabel, { 'font-size': 14.5, 'text-anchor': 'middle' }));
+  const cy = (top + bottom) / 2;
+  body.push(text(22, cy, c.yLabel, { 'font-size': 14.5, 'text-anchor': 'middle', transform: `rotate(-90 22 ${fmt(cy)})` }));
+  body.push(el('rect', { x: left, y: top, width: right - left, height: bottom - top, fill: 'none', stroke: '#9a9a9a', 'stroke-width': 1 }));
   return svgDoc(c.title, body, c.subtitle);
 }

@@ -5,6 +5,7 @@ import type { Tokenizer } from '../io/tokenizer.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { Rng } from '../util/random.ts';
 import type { Passage } from './squad.ts';
+import { templateSelfEdit } from './synthetic.ts';
 
 /** The prompt for a question asked without the passage in context. */
 export const questionPrompt = (question: string) => `Q: ${question}\nA:`;
@@ -12,13 +13,28 @@ export const questionPrompt = (question: string) => `Q: ${question}\nA:`;
 export const answerText = (answer: string) => ` ${answer}\n`;
 
 /**
+ * Variant B's self-edit prompt: the passage, then a header the model continues with "implications"
+ * of it, one statement per line, ending with end-of-text (or SELF_EDIT_STOP). The same text in
+ * pretraining (template self-edits) and in generation, so the format is one definition.
+ */
+export const selfEditPrompt = (context: string) => `${context}\nImplications:\n`;
+/** A blank line also ends a self-edit. */
+export const SELF_EDIT_STOP = '\n\n';
+
+/**
  * Pretraining documents: each passage followed by its questions and answers (the model learns the
  * facts and the QA format), and each QA pair again on its own (so answers come from memory, not
  * only from a passage just read).
  */
-export function pretrainDocuments(passages: readonly Passage[]): string[] {
+export function pretrainDocuments(passages: readonly Passage[], selfEdits?: { perPassage: number; seed: number }): string[] {
   const docs: string[] = [];
+  const rng = new Rng(selfEdits?.seed ?? 0);
   for (const p of passages) {
+    // With selfEdits: also the passage followed by template self-edits (variant B's base).
+    for (let i = 0; i < (selfEdits?.perPassage ?? 0); i++) {
+      const edit = templateSelfEdit(p, rng);
+      if (edit) docs.push(selfEditPrompt(p.context) + edit);
+    }
     const qa = p.questions.map((q) => questionPrompt(q.question) + answerText(q.answers[0]!));
     docs.push(`${p.context}\n${qa.join('')}`);
     for (const line of qa) docs.push(line);

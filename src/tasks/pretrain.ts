@@ -9,6 +9,7 @@ import { GPT2 } from '../model/gpt2.ts';
 import { Optimizer, type OptimizeConfig } from '../model/optimize.ts';
 import { batchAt, pretrainDocuments, tokenStream } from './corpus.ts';
 import { UserError } from '../util/errors.ts';
+import { Rng } from '../util/random.ts';
 import type { Passage } from './squad.ts';
 
 export interface PretrainOptions {
@@ -21,6 +22,13 @@ export interface PretrainOptions {
   seq: number;
   seed: number;
   checkpointEvery: number;
+  /**
+   * Start from this checkpoint instead of a fresh init (its layers, heads and width must match
+   * `model`); a longer `model.nCtx` extends its position table with freshly initialised rows.
+   */
+  init?: string;
+  /** Template self-edit documents per passage (variant B's base); 0 or absent: none. */
+  selfEdits?: number;
   /** Continue from `out` when it holds an unfinished run. */
   resume: boolean;
   onStep?: (s: { step: number; total: number; loss: number; gradNorm: number; lr: number; tokensPerSec: number }) => void;
@@ -40,7 +48,7 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
   const tok = tokenizerFromName(o.tokenizer);
   if (tok.vocabSize !== o.model.vocabSize) throw new UserError(`tokenizer '${tok.name}' has ${tok.vocabSize} tokens; the model's vocabulary is ${o.model.vocabSize}`);
   mkdirSync(dirname(o.out), { recursive: true });
-  const stream = tokenStream(pretrainDocuments(o.passages), tok, o.seed);
+  const stream = tokenStream(pretrainDocuments(o.passages, o.selfEdits ? { perPassage: o.selfEdits, seed: o.seed } : undefined), tok, o.seed);
   let model: GPT2;
   let optimizer: Optimizer;
   if (o.resume && existsSync(o.out)) {
@@ -53,6 +61,9 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
     model = ck.model;
     optimizer = new Optimizer(model, s.train, ck.optimizer);
     o.onResume?.(optimizer.step);
+  } else if (o.init) {
+    model = await warmStart(gpu, o.init, o.model, o.seed);
+    optimizer = new Optimizer(model, o.optimize);
   } else {
     model = GPT2.init(gpu, o.model, o.seed);
     optimizer = new Optimizer(model, o.optimize);
@@ -79,4 +90,21 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
   }
   optimizer.release();
   return { model, losses };
+}
+
+/** The checkpoint at `path` as a model of `config`: same blocks, a position table of config.nCtx rows. */
+async function warmStart(gpu: Gpu, path: string, config: GPT2Config, seed: number): Promise<GPT2> {
+  const ck = await loadCheckpoint(gpu, path);
+  const from = ck.model.config;
+  const arrays = await ck.model.toArrays();
+  ck.model.release();
+  if (from.nLayer !== config.nLayer || from.nHead !== config.nHead || from.nEmbd !== config.nEmbd || from.vocabSize !== config.vocabSize) {
+    throw new UserError(`--init ${path}: has ${from.nLayer} layers, ${from.nHead} heads, width ${from.nEmbd}, vocabulary ${from.vocabSize}; give the same --layers, --heads, --width`);
+  }
+  if (config.nCtx < from.nCtx) throw new UserError(`--init ${path}: its context is ${from.nCtx}; --ctx ${config.nCtx} would drop positions`);
+  // New positions start as GPT-2 initialises them; the learned ones are kept.
+  const wpe = new Rng(seed).normalArray(config.nCtx * config.nEmbd, 0.02);
+  wpe.set(arrays.get('wpe.weight')!);
+  arrays.set('wpe.weight', wpe);
+  return GPT2.fromArrays(gpu, config, arrays);
 }

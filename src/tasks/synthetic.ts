@@ -11,7 +11,7 @@
 import { Rng } from '../util/random.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { joinPath, makeDirectory } from '../io/files.ts';
-import { writeSquad, type SquadFile } from './squad.ts';
+import { writeSquad, type Passage, type SquadFile } from './squad.ts';
 
 export const SPLITS = ['pretrain', 'rl-train', 'held-out', 'validation'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -298,6 +298,24 @@ function entityArticle(rng: Rng, namer: Namer, id: string, kind: EntityKind): Ar
     });
   }
   return { title: subject, paragraphs: [{ context, qas }] };
+}
+
+/**
+ * A template self-edit for a generated passage (variant B's pretraining, so writing self-edits is a
+ * skill before RL): each fact restated in one of its statement templates, one per line, in random
+ * order. The fact comes back from the question ids (`<split>-<n>-<key>-a`), the subject from
+ * the title. Null for a passage whose ids name no known fact (any other SQuAD file).
+ */
+export function templateSelfEdit(passage: Passage, rng: Rng): string | null {
+  const byKey = new Map(Object.values(FACTS).map((f) => [f.key, f] as const));
+  const lines: string[] = [];
+  for (const q of passage.questions) {
+    if (!q.id.endsWith('-a')) continue;
+    const fact = byKey.get(q.id.split('-').at(-2)!);
+    if (!fact) return null;
+    lines.push(capitalise(statement(rng.pick(fact.statements), passage.title, q.answers[0]!).text));
+  }
+  return lines.length ? rng.shuffle(lines).join('\n') + '\n' : null;
 }
 
 function generalLine(rng: Rng): string {

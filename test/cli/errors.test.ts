@@ -62,4 +62,11 @@ test('an unknown method is a user error too (no stack)', () => {
   refused(evalArgs(BASE, '--methods', 'bogus'), /^seal eval: unknown method 'bogus' \(known: base, /);
 });
 
+test('seal finetune: an unreadable text file, and a LoRA target that is no linear', () => {
+  refused(['finetune', '--data', join(dir, 'missing.txt')], /^seal finetune: .*missing\.txt: cannot read the text file \(ENOENT\)/);
+  const text = join(dir, 'notes.txt');
+  writeFileSync(text, 'Vel Orin plays the harp.\n');
+  refused(['finetune', '--data', text, '--targets', 'wte.weight', '--steps', '1', '--seq', '16', '--out', join(dir, 'a.safetensors')], /^seal finetune: lora: wte\.weight is not a block's linear weight/);
+});
+
 test.run();

@@ -1,0 +1,49 @@
+// LoRA: rank-r adapters on a linear layer y = x·W (+ s·(x·A)·B), A [in, r], B [r, out], r small.
+// Two kernels the general matmul serves badly because one side is only r wide:
+// - `thin`: H[n, j] = Σ_k X[n, k]·Y(k, j) for j < r, Y read through strides (A, or Bᵀ in the
+//   backward's dH = dY·Bᵀ); one invocation per output element, a plain loop over k.
+// - `merge`: W'[i, j] = W[i, j] + s·Σ_t A[i, t]·B[t, j] (s < 0 unmerges).
+// Everything else (y += s·H·B, dB += s·Hᵀ·dY, dA += Xᵀ·dH, dX += dH·Aᵀ) is a full-width product for
+// matmul.wgsl.
+
+struct Params { n: u32, k: u32, r: u32, sYk: u32, sYj: u32, cols: u32, scale: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// merge: base weight, A, B, merged output.
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> merged: array<f32>;
+
+override WG: u32 = 64;
+
+// out [n, r] = scale · X [n, k] · Y, Y(k, j) = y[k·sYk + j·sYj]
+@compute @workgroup_size(WG)
+fn thin(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i >= p.n * p.r) { return; }
+  let row = i / p.r;
+  let j = i % p.r;
+  var acc = 0.0;
+  for (var k = 0u; k < p.k; k++) {
+    acc = fma(x[row * p.k + k], y[k * p.sYk + j * p.sYj], acc);
+  }
+  out[i] = p.scale * acc;
+}
+
+// merged [k, cols] = W + scale · A [k, r] · B [r, cols]   (n = k·cols elements)
+@compute @workgroup_size(WG)
+fn merge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let row = i / p.cols;
+  let col = i % p.cols;
+  var acc = 0.0;
+  for (var t = 0u; t < p.r; t++) {
+    acc = fma(a[row * p.r + t], b[t * p.cols + col], acc);
+  }
+  merged[i] = fma(p.scale, acc, w[i]);
+}
