@@ -259,8 +259,10 @@ export class Pass {
     if (prefix) {
       if (prefix.tokens !== tokens) throw new RangeError('GPT2.forward: the prefix was computed for other tokens');
       const start = 2 * prefix.at.layer + (prefix.at.mlp ? 1 : 0);
-      const below = [...(overrides?.keys() ?? []), ...(adapters?.keys() ?? [])].find((n) => paramPosition(n, L) < start);
-      if (below) throw new RangeError(`GPT2.forward: ${below} is overridden or adapted below the prefix (layer ${prefix.at.layer}${prefix.at.mlp ? ', mlp' : ''})`);
+      for (const [what, names] of [['overridden', overrides], ['adapted', adapters]] as const) {
+        const below = [...(names?.keys() ?? [])].find((n) => paramPosition(n, L) < start);
+        if (below) throw new RangeError(`GPT2.forward: ${below} is ${what} below the prefix (layer ${prefix.at.layer}${prefix.at.mlp ? ', mlp' : ''})`);
+      }
     }
     this.B = B;
     this.T = T;
