@@ -1,14 +1,18 @@
 // `seal train`: trains the edit generator (meta-gradient, PPO or ReST-EM) into a run directory.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import type { GPT2 } from '../model/gpt2.ts';
-import { loadModel } from '../model/load.ts';
+import { loadModel, modelFile } from '../model/load.ts';
 import { resolveConfig, type SealConfig } from '../seal/config.ts';
 import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts';
 import { SealTrainer, type IterationMetrics } from '../seal/trainer.ts';
 import { Generator } from '../seal/generator.ts';
+import { checkQueue, encodeJson, fileHash, PROTOCOL } from '../scale/queue.ts';
+import { QueueTask, ScoringQueue, type QueueOptions, type QueueStats } from '../scale/remote-task.ts';
 import { loadSquad } from '../tasks/squad.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -40,19 +44,60 @@ export function metricsLine(m: IterationMetrics): string {
   return `iter ${m.iteration}: reward ${fmt(m.rewardMean)}±${fmt(m.rewardStd)} | Δnll scored ${fmt(m.improvement)} measured ${fmt(m.measuredImprovement)} | edit ‖Δ‖ ${fmt(m.editNorm)}${ppo}${kept} | ${(m.ms.total / 1000).toFixed(1)}s${val}${m.skipped ? ` | SKIPPED: ${m.skipped}` : ''}`;
 }
 
-/** Trains a SEAL generator; returns the trainer, the base model it edits, and the metrics of every iteration (resumed ones included). */
-export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, resume: boolean, quiet = false, stopAfter = Infinity): Promise<{ trainer: SealTrainer; model: GPT2; metrics: IterationMetrics[] }> {
+/** One line on what scale-out cost: jobs, and per job the round trip against the worker's own time. */
+export function queueLine(s: QueueStats): string {
+  const per = (x: number) => (s.jobs ? x / s.jobs : 0);
+  return `workers: ${s.jobs} jobs in ${s.rounds} rounds; per job ${per(s.wallMs).toFixed(0)} ms gathering, ${per(s.workerMs).toFixed(0)} ms on a worker; ${per(s.sentBytes).toFixed(0)} B sent, ${per(s.receivedBytes).toFixed(0)} B back; ${s.duplicates} duplicate and ${s.stale} stale results ignored, ${s.resent} jobs re-sent`;
+}
+
+/**
+ * Trains a SEAL generator; returns the trainer, the base model it edits, and the metrics of every
+ * iteration (resumed ones included). With `workers`, the training passages' edits are scored by
+ * `seal worker`s through that queue (the run ends bit for bit where a single-process one would).
+ */
+export async function trainRun(
+  gpu: Gpu,
+  runDir: string,
+  config: SealConfig,
+  resume: boolean,
+  quiet = false,
+  stopAfter = Infinity,
+  workers?: QueueOptions,
+): Promise<{ trainer: SealTrainer; model: GPT2; metrics: IterationMetrics[]; queue?: QueueStats }> {
   const run = await openRun(runDir, config, resume);
   const c = run.config;
   if (!existsSync(c.model)) throw missingModel(c.model);
+  // The queue of this model's workers; an unreachable one is said within seconds, before any GPU work.
+  const modelHash = workers ? await fileHash(await modelFile(c.model)) : '';
+  const queue = workers ? await ScoringQueue.open({ modelPath: c.model, ...workers }, modelHash) : undefined;
+  try {
+    return await trainWith(gpu, runDir, run, quiet, stopAfter, queue && { queue, modelHash });
+  } finally {
+    await queue?.close();
+  }
+}
+
+async function trainWith(gpu: Gpu, runDir: string, run: Awaited<ReturnType<typeof openRun>>, quiet: boolean, stopAfter: number, remote?: { queue: ScoringQueue; modelHash: string }) {
+  const c = run.config;
+  const queue = remote?.queue;
   const { model, tokenizer: tok } = await loadModel(gpu, c.model);
   const data = { train: await loadSquad(c.data.train), validation: await loadSquad(c.data.validation), general: readLines(c.data.general) };
+  let scoring: Parameters<typeof SealTrainer.create>[6];
+  if (remote) {
+    const { queue, modelHash } = remote;
+    // The same run (directory name, config, model) has the same id when resumed: its jobs keep their keys.
+    const id = `${basename(resolve(runDir)).replace(/[^\w-]/g, '_')}-${createHash('sha256').update(encodeJson(c) + modelHash).digest('hex').slice(0, 12)}`;
+    const { mask, featureLayer, directions, lookahead } = c;
+    await queue.publishRun(id, { protocol: PROTOCOL, model: modelHash, config: { mask, featureLayer, directions, lookahead }, passages: data.train });
+    if (!quiet) console.log(`scoring on the workers of ${queue.url} (run ${id}, base model sha256 ${modelHash.slice(0, 16)}…)`);
+    scoring = (local, generator) => new QueueTask(local, queue, { id, model: modelHash }, generator.policy);
+  }
   const bar = new SingleBar(
     { format: '{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 },
     Presets.shades_classic,
   );
   if (!quiet) bar.start(data.train.length + Math.min(c.validationCount, data.validation.length), 0, { stage: 'features', info: 'base model embeddings and gradients' });
-  const trainer = await SealTrainer.create(model, tok, c, data, run.state, (done) => !quiet && bar.update(done));
+  const trainer = await SealTrainer.create(model, tok, c, data, run.state, (done) => !quiet && bar.update(done), scoring);
   if (!quiet) {
     bar.stop();
     if (run.state) console.log(`resuming ${runDir} at iteration ${run.state.iteration}`);
@@ -79,9 +124,11 @@ export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, res
   } finally {
     bar.stop();
   }
+  const stats = queue ? { queue: queue.stats } : {};
+  if (queue && !quiet) console.log(queueLine(queue.stats));
   if (trainer.iteration < c.iterations) {
     if (!quiet) console.log(`stopped after iteration ${trainer.iteration} of ${c.iterations}; continue with --resume`);
-    return { trainer, model, metrics };
+    return { trainer, model, metrics, ...stats };
   }
   // The generator kept is the one with the best validation reward (early stopping on validation).
   const best = trainer.best;
@@ -89,13 +136,15 @@ export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, res
   if (best) await Generator.write(runFiles(runDir).policy, trainer.generator.policy.params, best.arrays, meta);
   else await trainer.generator.save(runFiles(runDir).policy, meta, false);
   if (!quiet && best) console.log(`kept the generator as it was after ${best.iteration} iterations (best validation reward ${fmt(best.reward)})`);
-  return { trainer, model, metrics };
+  return { trainer, model, metrics, ...stats };
 }
 
-export async function trainCommand(dev: DawnOptions, runDir: string, config: SealConfig, resume: boolean, stopAfter = Infinity): Promise<void> {
+export async function trainCommand(dev: DawnOptions, runDir: string, config: SealConfig, resume: boolean, stopAfter = Infinity, workers?: QueueOptions): Promise<void> {
+  // Before the GPU: an unreachable queue is said within seconds.
+  if (workers) await checkQueue(workers.url);
   const gpu = await dawnGpu(dev);
   try {
-    const { trainer, model } = await trainRun(gpu, runDir, config, resume, false, stopAfter);
+    const { trainer, model } = await trainRun(gpu, runDir, config, resume, false, stopAfter, workers);
     if (trainer.iteration === config.iterations) console.log(`wrote ${runFiles(runDir).policy} and ${runFiles(runDir).metrics}`);
     trainer.release();
     model.release();
