@@ -1,18 +1,16 @@
 // `seal train`: trains the edit generator (meta-gradient, PPO or ReST-EM) into a run directory.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import type { GPT2 } from '../model/gpt2.ts';
-import { loadModel, modelFile } from '../model/load.ts';
+import { loadModel } from '../model/load.ts';
 import { resolveConfig, type SealConfig } from '../seal/config.ts';
 import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts';
-import { SealTrainer, type IterationMetrics } from '../seal/trainer.ts';
+import { SealTrainer, type IterationMetrics, type SealData } from '../seal/trainer.ts';
 import { Generator } from '../seal/generator.ts';
-import { checkQueue, encodeJson, fileHash, PROTOCOL } from '../scale/queue.ts';
-import { QueueTask, ScoringQueue, type QueueOptions, type QueueStats } from '../scale/remote-task.ts';
+// Scale-out (../scale/) loads only with --workers: a single-machine run does not load the queue's client.
+import type { Learner, QueueOptions, QueueStats } from '../scale/remote-task.ts';
 import { loadSquad } from '../tasks/squad.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -67,37 +65,27 @@ export async function trainRun(
   const run = await openRun(runDir, config, resume);
   const c = run.config;
   if (!existsSync(c.model)) throw missingModel(c.model);
-  // The queue of this model's workers; an unreachable one is said within seconds, before any GPU work.
-  const modelHash = workers ? await fileHash(await modelFile(c.model)) : '';
-  const queue = workers ? await ScoringQueue.open({ modelPath: c.model, ...workers }, modelHash) : undefined;
+  const data = { train: await loadSquad(c.data.train), validation: await loadSquad(c.data.validation), general: readLines(c.data.general) };
+  // The queue of this model's workers (loaded only with --workers); an unreachable one is said within seconds, before any GPU work.
+  const remote = workers ? await (await import('../scale/remote-task.ts')).connectLearner(workers, runDir, c, data.train) : undefined;
   try {
-    return await trainWith(gpu, runDir, run, quiet, stopAfter, queue && { queue, modelHash });
+    if (remote && !quiet) console.log(`scoring on the workers of ${workers!.url} (run ${remote.run.id}, base model sha256 ${remote.run.model.slice(0, 16)}…)`);
+    return await trainWith(gpu, runDir, run, data, quiet, stopAfter, remote);
   } finally {
-    await queue?.close();
+    await remote?.queue.close();
   }
 }
 
-async function trainWith(gpu: Gpu, runDir: string, run: Awaited<ReturnType<typeof openRun>>, quiet: boolean, stopAfter: number, remote?: { queue: ScoringQueue; modelHash: string }) {
+async function trainWith(gpu: Gpu, runDir: string, run: Awaited<ReturnType<typeof openRun>>, data: SealData, quiet: boolean, stopAfter: number, remote?: Learner) {
   const c = run.config;
   const queue = remote?.queue;
   const { model, tokenizer: tok } = await loadModel(gpu, c.model);
-  const data = { train: await loadSquad(c.data.train), validation: await loadSquad(c.data.validation), general: readLines(c.data.general) };
-  let scoring: Parameters<typeof SealTrainer.create>[6];
-  if (remote) {
-    const { queue, modelHash } = remote;
-    // The same run (directory name, config, model) has the same id when resumed: its jobs keep their keys.
-    const id = `${basename(resolve(runDir)).replace(/[^\w-]/g, '_')}-${createHash('sha256').update(encodeJson(c) + modelHash).digest('hex').slice(0, 12)}`;
-    const { mask, featureLayer, directions, lookahead } = c;
-    await queue.publishRun(id, { protocol: PROTOCOL, model: modelHash, config: { mask, featureLayer, directions, lookahead }, passages: data.train });
-    if (!quiet) console.log(`scoring on the workers of ${queue.url} (run ${id}, base model sha256 ${modelHash.slice(0, 16)}…)`);
-    scoring = (local, generator) => new QueueTask(local, queue, { id, model: modelHash }, generator.policy);
-  }
   const bar = new SingleBar(
     { format: '{stage} |{bar}| {value}/{total} | {info} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 },
     Presets.shades_classic,
   );
   if (!quiet) bar.start(data.train.length + Math.min(c.validationCount, data.validation.length), 0, { stage: 'features', info: 'base model embeddings and gradients' });
-  const trainer = await SealTrainer.create(model, tok, c, data, run.state, (done) => !quiet && bar.update(done), scoring);
+  const trainer = await SealTrainer.create(model, tok, c, data, run.state, (done) => !quiet && bar.update(done), remote?.scoring);
   if (!quiet) {
     bar.stop();
     if (run.state) console.log(`resuming ${runDir} at iteration ${run.state.iteration}`);
@@ -141,7 +129,7 @@ async function trainWith(gpu: Gpu, runDir: string, run: Awaited<ReturnType<typeo
 
 export async function trainCommand(dev: DawnOptions, runDir: string, config: SealConfig, resume: boolean, stopAfter = Infinity, workers?: QueueOptions): Promise<void> {
   // Before the GPU: an unreachable queue is said within seconds.
-  if (workers) await checkQueue(workers.url);
+  if (workers) await (await import('../scale/queue.ts')).checkQueue(workers.url);
   const gpu = await dawnGpu(dev);
   try {
     const { trainer, model } = await trainRun(gpu, runDir, config, resume, false, stopAfter, workers);

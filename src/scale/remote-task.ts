@@ -3,13 +3,20 @@
 // the trainer does not know the difference. ScoringQueue adds the jobs, gathers their results in
 // the learner's order (so a run with workers equals the single-process run bit for bit), and says
 // what it waits for: a lost queue, no worker alive, a job a worker refused.
+import { createHash } from 'node:crypto';
+import { basename, resolve } from 'node:path';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { UserError } from '../util/errors.ts';
+import { modelFile } from '../model/load.ts';
+import type { SealConfig } from '../seal/config.ts';
+import type { Generator } from '../seal/generator.ts';
 import type { Policy } from '../seal/policy.ts';
+import type { Passage } from '../tasks/squad.ts';
+import { UserError } from '../util/errors.ts';
 import {
   checkQueue,
   decodeResult,
+  fileHash,
   encodeJson,
   jobId,
   policyKey,
@@ -333,4 +340,30 @@ export class QueueTask implements EditTask {
   release(): void {
     this.#local.release();
   }
+}
+
+/** A learner connected to its base model's workers: the queue, the run as published, and the trainer's scoring. */
+export interface Learner {
+  queue: ScoringQueue;
+  run: RemoteRun;
+  scoring: (local: EditTask, generator: Generator) => EditTask;
+}
+
+/**
+ * Opens the queue of the workers of `config.model` and publishes the run (its edit space and
+ * training passages). The same run directory, config and model give the same run id when resumed,
+ * so its jobs keep their keys.
+ */
+export async function connectLearner(opts: QueueOptions, runDir: string, config: SealConfig, passages: Passage[]): Promise<Learner> {
+  const model = await fileHash(await modelFile(config.model));
+  const queue = await ScoringQueue.open({ modelPath: config.model, ...opts }, model);
+  const run = { id: `${basename(resolve(runDir)).replace(/[^\w-]/g, '_')}-${createHash('sha256').update(encodeJson(config) + model).digest('hex').slice(0, 12)}`, model };
+  const { mask, featureLayer, directions, lookahead } = config;
+  try {
+    await queue.publishRun(run.id, { protocol: PROTOCOL, model, config: { mask, featureLayer, directions, lookahead }, passages });
+  } catch (e) {
+    await queue.close();
+    throw e;
+  }
+  return { queue, run, scoring: (local, generator) => new QueueTask(local, queue, run, generator.policy) };
 }
