@@ -7,7 +7,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Top to bottom. reference/ (the plain-JS references) sits above model/ only for the types it mirrors. */
-const LAYERS = ['cli', 'api', 'report', 'seal', 'tasks', 'reference', 'model', 'io', 'ops', 'gpu', 'util'];
+const LAYERS = ['cli', 'api', 'scale', 'report', 'seal', 'tasks', 'reference', 'model', 'io', 'ops', 'gpu', 'util'];
 /** The references serve tests and `seal doctor`'s self-test, never the pipeline. */
 const REFERENCE_USERS = ['cli', 'reference'];
 

@@ -187,9 +187,27 @@ program
   .option('--latent <n>', 'policy hidden width', int)
   .option('--init-log-std <x>', 'initial log σ of the edit distribution', float)
   .option('--seed <n>', 'seed', int)
+  .option('--workers <url>', 'score the edits on `seal worker`s through this queue (redis://host:port; docs/scale-out.md)')
+  .option('--queue-timeout <s>', 'with --workers: stop when the queue has been unreachable this long', num, 120)
+  .option('--worker-timeout <s>', 'with --workers: stop when no worker has been alive this long while jobs wait', num, 60)
   .action(async (opts, cmd: Command) => {
     const config = await configFromFlags(opts, opts.config);
-    await trainCommand(deviceOptions(cmd), opts.run, config, Boolean(opts.resume), opts.stopAfter ?? Infinity);
+    const workers = opts.workers
+      ? { url: String(opts.workers), queueTimeoutMs: opts.queueTimeout * 1000, workerTimeoutMs: opts.workerTimeout * 1000, status: (l: string) => console.error(`seal train: ${l}`) }
+      : undefined;
+    await trainCommand(deviceOptions(cmd), opts.run, config, Boolean(opts.resume), opts.stopAfter ?? Infinity, workers);
+  });
+
+program
+  .command('worker')
+  .description('score SEAL edits for `seal train --workers` runs: takes jobs from the queue until stopped (docs/scale-out.md)')
+  .requiredOption('--queue <url>', 'the queue (redis://host:port) the learner was given as --workers')
+  .option('--model <file>', 'the base model; its file must be the run\'s, byte for byte', 'data/base.safetensors')
+  .option('--lock-ms <ms>', "a job's lock; renewed every half of it while the job runs. A killed worker's job is retried after it", int, 30_000)
+  .option('--name <name>', 'name in logs and results (default host:pid)')
+  .action(async (opts, cmd: Command) => {
+    const { workerCommand } = await import('./worker.ts');
+    await workerCommand(deviceOptions(cmd), opts);
   });
 
 program

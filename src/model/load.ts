@@ -51,7 +51,8 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
   return { model, tokenizer: fitting(model, tok, file), format: 'huggingface' };
 }
 
-async function modelFile(path: string): Promise<string> {
+/** The safetensors file a model path names (a directory: its model.safetensors). */
+export async function modelFile(path: string): Promise<string> {
   const dir = await isDirectory(path).catch((e: Error & { code?: string }) => {
     throw new UserError(`${path}: cannot open the model file (${e.code ?? e.message})`);
   });

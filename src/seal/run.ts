@@ -10,7 +10,8 @@ import { loadModel } from '../model/load.ts';
 import { loadSquad } from '../tasks/squad.ts';
 import { resolveConfig, type SealConfig } from './config.ts';
 import { Generator } from './generator.ts';
-import { SealTrainer, type IterationMetrics, type TrainerState } from './trainer.ts';
+import type { EditTask } from './task.ts';
+import { SealTrainer, type IterationMetrics, type SealData, type TrainerState } from './trainer.ts';
 import { UserError } from '../util/errors.ts';
 import { readVersion } from '../util/format.ts';
 
@@ -107,6 +108,15 @@ export interface TrainHooks {
   onIteration?(m: IterationMetrics, trainer: SealTrainer, config: SealConfig): void;
 }
 
+export interface TrainOptions {
+  resume?: boolean;
+  /** Stop after this many iterations, checkpointed (continue with resume). */
+  stopAfter?: number;
+  hooks?: TrainHooks;
+  /** Where the training passages' edits are scored, given the run's config and data (default: here; cli/train.ts: workers). */
+  scoring?: (config: SealConfig, data: SealData) => Promise<(local: EditTask, generator: Generator) => EditTask>;
+}
+
 export interface TrainedRun {
   trainer: SealTrainer;
   /** The frozen base model the generator edits, and its tokenizer. */
@@ -123,16 +133,18 @@ export interface TrainedRun {
  * once all iterations are done: the generator of the best validation iteration). `stopAfter` stops
  * early, checkpointed, to continue with `resume`. The caller releases the trainer and the model.
  */
-export async function trainGenerator(gpu: Gpu, runDir: string, config: SealConfig, o: { resume?: boolean; stopAfter?: number; hooks?: TrainHooks } = {}): Promise<TrainedRun> {
+export async function trainGenerator(gpu: Gpu, runDir: string, config: SealConfig, o: TrainOptions = {}): Promise<TrainedRun> {
   const run = await openRun(runDir, config, o.resume ?? false);
   const c = run.config;
   const hooks = o.hooks ?? {};
   if (!(await exists(c.model))) throw missingModel(c.model);
-  const { model, tokenizer } = await loadModel(gpu, c.model);
   const data = { train: await loadSquad(c.data.train), validation: await loadSquad(c.data.validation), general: await readLines(c.data.general) };
+  // Before the model loads: a queue that cannot take the run is said before any GPU work.
+  const scoring = await o.scoring?.(c, data);
+  const { model, tokenizer } = await loadModel(gpu, c.model);
   const total = data.train.length + Math.min(c.validationCount, data.validation.length);
   hooks.onFeatures?.(0, total);
-  const trainer = await SealTrainer.create(model, tokenizer, c, data, run.state, (done) => hooks.onFeatures?.(done, total));
+  const trainer = await SealTrainer.create(model, tokenizer, c, data, run.state, (done) => hooks.onFeatures?.(done, total), scoring);
   hooks.onStart?.(trainer, c, run.state !== undefined);
   const metrics = run.metrics;
   const stopAt = Math.min(c.iterations, trainer.iteration + (o.stopAfter ?? Infinity));

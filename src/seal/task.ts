@@ -40,14 +40,19 @@ export interface MetaOutcome extends EditOutcome {
   grad: Float64Array;
 }
 
+/** Which training round a score belongs to: tasks that hand scoring to workers key their jobs by it. */
+export interface Round {
+  iteration: number;
+}
+
 export interface EditTask {
   readonly size: number;
   /** K: coefficients per edit. */
   readonly actionDim: number;
   readonly featureDim: number;
   pooled(p: number): Float32Array;
-  score(jobs: readonly EditJob[]): Promise<EditOutcome[]>;
-  gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]>;
+  score(jobs: readonly EditJob[], round?: Round): Promise<EditOutcome[]>;
+  gradients(jobs: readonly EditJob[], penalty: number, round?: Round): Promise<MetaOutcome[]>;
   release(): void;
 }
 

@@ -124,6 +124,8 @@ export class SealTrainer {
     data: SealData,
     resume?: TrainerState,
     onProgress?: (done: number, total: number) => void,
+    /** Hands the training passages' scoring elsewhere (src/scale/remote-task.ts: to workers through a queue). */
+    scoring?: (local: EditTask, generator: Generator) => EditTask,
   ): Promise<SealTrainer> {
     const { mask, layer, spec } = editSpace(model, config);
     const validation = data.validation.slice(0, config.validationCount);
@@ -134,7 +136,7 @@ export class SealTrainer {
     const generator = Generator.create(model.gpu, Generator.policyConfig(config, model.config.nEmbd, train.actionDim), config.seed, resume?.generator);
     return new SealTrainer({
       config,
-      train,
+      train: scoring ? scoring(train, generator) : train,
       validation: val,
       generator,
       forgetting: async (job) => {
@@ -196,7 +198,7 @@ export class SealTrainer {
       return { iteration: this.iteration, ...nan, epochs: 0, skipped: 'non-finite coefficients from the generator', ms: { sample: t1 - t0, score: 0, update: 0, eval: 0, total: 0 } };
     }
     const jobs = chosen.map((p, i) => ({ p, coef: mu.subarray(i * K, (i + 1) * K) }));
-    const outcomes = await this.train.gradients(jobs, c.penalty);
+    const outcomes = await this.train.gradients(jobs, c.penalty, { iteration: this.iteration });
     const t2 = performance.now();
     const rewards = outcomes.map(this.#reward);
     const m: IterationMetrics = { ...this.#summary(outcomes, rewards), epochs: 0, ms: { sample: t1 - t0, score: t2 - t1, update: 0, eval: 0, total: 0 } };
@@ -238,7 +240,7 @@ export class SealTrainer {
     // A non-finite coefficient cannot even be applied: its edit scores as a NaN reward.
     const jobs = ps.map((p, i) => ({ p, coef: a.subarray(i * K, (i + 1) * K) }));
     const finite = jobs.map((j) => Array.from(j.coef).every(Number.isFinite));
-    const scored = await this.train.score(jobs.filter((_, i) => finite[i]));
+    const scored = await this.train.score(jobs.filter((_, i) => finite[i]), { iteration: this.iteration });
     const nan: EditOutcome = { improvement: NaN, measured: NaN, norm: NaN };
     let k = 0;
     const outcomes = jobs.map((_, i) => (finite[i] ? scored[k++]! : nan));
