@@ -219,7 +219,8 @@ withRedis('a worker killed mid-iteration has its job retried elsewhere, a stoppe
   await stopped(dead.p);
   assert.not.ok(dead.p.out.some((l) => l.includes(`job ${dead.id} done`)), 'the killed worker finished its job');
   await sameRun('single', 'three-workers');
-  const q = new Queue(queueName(await fileHash(c.model)), { connection: new Redis(url, { maxRetriesPerRequest: null }) });
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  const q = new Queue(queueName(await fileHash(c.model)), { connection: conn });
   for (const { p, id } of [dead, late]) {
     // Taken back from the dead (or stopped) worker and done by another.
     const job = await Job.fromId(q, id);
@@ -228,6 +229,7 @@ withRedis('a worker killed mid-iteration has its job retried elsewhere, a stoppe
     assert.ok(job!.stalledCounter >= 1, `job ${id} was never taken from its worker (stalledCounter ${job!.stalledCounter})`);
   }
   await q.close();
+  conn.disconnect(); // BullMQ leaves a connection it was given open
   assert.is(r.queue!.jobs, c.iterations * c.batch, 'one job per passage and iteration');
   const live = ws.filter((w) => w !== dead.p);
   for (const w of live) w.child.kill('SIGTERM');
@@ -259,7 +261,8 @@ withRedis('a worker with another base model takes none of the run\'s jobs; the l
   assert.not.ok(other.out.some((l) => /job .* started/.test(l)), 'the other model\'s worker took a job');
 
   // A job for another model that reaches a worker anyway is refused, by name.
-  const q = new Queue(queueName(await fileHash(join(dir, 'other.safetensors'))), { connection: new Redis(url, { maxRetriesPerRequest: null }) });
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  const q = new Queue(queueName(await fileHash(join(dir, 'other.safetensors'))), { connection: conn });
   const data: ScoringJob = { kind: 'variant-a', op: 'score', protocol: PROTOCOL, run: 'stray', iteration: 0, passage: 0, samples: [0], coef: [[0]], penalty: 0, model: await fileHash(c.model), policy: 'p' };
   const job = await q.add('variant-a/score', data, { jobId: jobId(data) });
   let failed = '';
@@ -270,6 +273,7 @@ withRedis('a worker with another base model takes none of the run\'s jobs; the l
   assert.match(failed, /^ModelMismatchError: worker w-other refuses job stray\.0\.0\.0-0: its base model file has sha256 \w+…, the run's has \w+…/);
   await q.obliterate({ force: true });
   await q.close();
+  conn.disconnect(); // BullMQ leaves a connection it was given open
   other.child.kill('SIGTERM');
   await stopped(other);
 });
