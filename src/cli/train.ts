@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { loadModel } from '../model/load.ts';
 import { resolveConfig, type SealConfig } from '../seal/config.ts';
 import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts';
@@ -41,7 +41,7 @@ export function metricsLine(m: IterationMetrics): string {
 }
 
 /** Trains a SEAL generator; returns the trainer, the base model it edits, and the metrics of every iteration (resumed ones included). */
-export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, resume: boolean, quiet = false, stopAfter = Infinity): Promise<{ trainer: SealTrainer; model: GPT2; metrics: IterationMetrics[] }> {
+export async function trainRun(gpu: Gpu, runDir: string, config: SealConfig, resume: boolean, quiet = false, stopAfter = Infinity): Promise<{ trainer: SealTrainer; model: LanguageModel; metrics: IterationMetrics[] }> {
   const run = await openRun(runDir, config, resume);
   const c = run.config;
   if (!existsSync(c.model)) throw missingModel(c.model);

@@ -8,7 +8,7 @@ import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel } from '../model/load.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { fixedStepRule } from '../seal/adapt.ts';
 import { DEFAULT_SEAL, resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
 import { passageFeatures, type PassageFeatures } from '../seal/features.ts';
@@ -58,7 +58,7 @@ export function readTuned(path: string): Tuned {
  * Sweeps a fixed step's size along the whole mask's `kind` direction. Each passage's features (one
  * forward and backward) are computed once and serve every size.
  */
-export async function tuneFixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
+export async function tuneFixedStep(model: LanguageModel, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
   const { mask, layer, spec } = editSpace(model, config);
   const writer = new EditWriter(model, mask, spec);
   const features: PassageFeatures[] = [];

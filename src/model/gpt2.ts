@@ -11,11 +11,13 @@ import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
 import { Rng } from '../util/random.ts';
+import { KvCache } from './generate.ts';
+import type { Decoder, LanguageModel, ModelPass, ParamMap, Tokens } from './lm.ts';
 
-export type Tokens = Tensor<'u32'>;
-export type ParamMap = Map<string, F32>;
+export type { ParamMap, Tokens } from './lm.ts';
 
-export class GPT2 {
+export class GPT2 implements LanguageModel {
+  readonly kind = 'gpt2';
   readonly config: GPT2Config;
   readonly gpu: Gpu;
   readonly params: ParamMap;
@@ -77,6 +79,10 @@ export class GPT2 {
     return new Pass(this, tokens, targets, overrides);
   }
 
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder {
+    return new KvCache(this, prompts, maxNew, overrides);
+  }
+
   release(): void {
     for (const t of this.params.values()) t.release();
   }
@@ -95,7 +101,7 @@ interface LayerActs {
   mlp: F32;
 }
 
-export class Pass {
+export class Pass implements ModelPass {
   readonly B: number;
   readonly T: number;
   /** Logits (B,T,V). */

@@ -4,7 +4,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2, ParamMap } from '../model/gpt2.ts';
+import type { LanguageModel, ParamMap } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { encodeQA } from '../tasks/qa.ts';
@@ -41,10 +41,10 @@ function roleOf(id: string): 'scored' | 'measured' {
 }
 
 export class QAScorer {
-  readonly #model: GPT2;
+  readonly #model: LanguageModel;
   readonly #encoded: EncodedPassage[];
 
-  constructor(model: GPT2, tok: Tokenizer, passages: readonly Passage[]) {
+  constructor(model: LanguageModel, tok: Tokenizer, passages: readonly Passage[]) {
     this.#model = model;
     const gpu = model.gpu;
     this.#encoded = passages.map((p) => {

@@ -5,7 +5,7 @@
 import { readText } from '../io/files.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
@@ -26,7 +26,7 @@ export async function loadGeneralText(path: string, n: number, seed = 1): Promis
 }
 
 /** Mean next-token NLL of each line, in batches of `batch` lines (the logits are batch×T×V). */
-export async function generalNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>, batch = 16): Promise<Float64Array> {
+export async function generalNll(model: LanguageModel, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>, batch = 16): Promise<Float64Array> {
   const out = new Float64Array(lines.length);
   for (let start = 0; start < lines.length; start += batch) {
     const chunk = lines.slice(start, start + batch);
@@ -36,7 +36,7 @@ export async function generalNll(model: GPT2, tok: Tokenizer, lines: readonly st
   return out;
 }
 
-async function chunkNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>): Promise<Float64Array> {
+async function chunkNll(model: LanguageModel, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>): Promise<Float64Array> {
   const gpu = model.gpu;
   const nCtx = model.config.nCtx;
   const seqs = lines.map((l, i) => {
@@ -69,17 +69,17 @@ async function chunkNll(model: GPT2, tok: Tokenizer, lines: readonly string[], o
 export class ForgettingProbe {
   readonly lines: readonly string[];
   readonly baseNll: number;
-  readonly #model: GPT2;
+  readonly #model: LanguageModel;
   readonly #tok: Tokenizer;
 
-  private constructor(model: GPT2, tok: Tokenizer, lines: readonly string[], baseNll: number) {
+  private constructor(model: LanguageModel, tok: Tokenizer, lines: readonly string[], baseNll: number) {
     this.#model = model;
     this.#tok = tok;
     this.lines = lines;
     this.baseNll = baseNll;
   }
 
-  static async create(model: GPT2, tok: Tokenizer, lines: readonly string[]): Promise<ForgettingProbe> {
+  static async create(model: LanguageModel, tok: Tokenizer, lines: readonly string[]): Promise<ForgettingProbe> {
     if (lines.length === 0) throw new RangeError('forgetting: no general-text lines to measure on');
     return new ForgettingProbe(model, tok, lines, mean(await generalNll(model, tok, lines)));
   }

@@ -2,7 +2,7 @@
 // of the answer tokens given the question prompt. Rewards (SEAL) and evaluation both use this.
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { generate } from '../model/generate.ts';
 import { answerText, questionPrompt } from './corpus.ts';
@@ -52,7 +52,7 @@ export function encodeQA(tok: Tokenizer, items: readonly QAItem[], nCtx: number,
  * or with text (e.g. the passage) placed before each question.
  */
 export async function answerNll(
-  model: GPT2,
+  model: LanguageModel,
   tok: Tokenizer,
   items: readonly QAItem[],
   opts: { overrides?: ReadonlyMap<string, F32>; context?: string } = {},
@@ -104,7 +104,7 @@ export function mean(xs: ArrayLike<number>): number {
  * A prompt too long for the context loses its start, as in encodeQA.
  */
 export async function greedyAnswers(
-  model: GPT2,
+  model: LanguageModel,
   tok: Tokenizer,
   questions: readonly string[],
   opts: { overrides?: ReadonlyMap<string, F32>; context?: string; maxNew?: number } = {},

@@ -1,0 +1,73 @@
+// The language-model interface tasks/ and seal/ work through: GPT-2 (gpt2.ts) and the Llama family
+// (llama.ts) both implement it. Parameters are GPU tensors under Hugging Face's names, a forward
+// returns a Pass that owns its activations, and its backward accumulates every parameter's gradient
+// (the gradient convention, docs/ARCHITECTURE.md). Generation goes through a Decoder the model makes.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { F32, Tensor } from '../gpu/tensor.ts';
+
+export type Tokens = Tensor<'u32'>;
+export type ParamMap = Map<string, F32>;
+
+/** What every architecture's config says, under one set of names. */
+export interface ModelDims {
+  vocabSize: number;
+  /** Context length (positions). */
+  nCtx: number;
+  nLayer: number;
+  /** Width of the residual stream. */
+  nEmbd: number;
+}
+
+export interface ModelPass {
+  readonly B: number;
+  readonly T: number;
+  /** Logits (B,T,V). */
+  readonly logits: F32;
+  /** Mean loss over targeted positions ([1]); only with targets. */
+  readonly loss: F32 | null;
+  /** Residual stream after each block (B,T,C): the hidden states for context features. */
+  readonly hidden: readonly F32[];
+  /** Per-position losses (B,T), 0 where ignored; only with targets. */
+  readonly losses: F32 | null;
+  /**
+   * Accumulates d(loss)/d(param) into `grads` (a map like zerosLike()). `dlosses` (B,T) weighs each
+   * position's loss instead of the mean's 1/count: the gradient of Σ dlosses·losses.
+   */
+  backward(grads: ParamMap, dlosses?: F32): void;
+  release(): void;
+}
+
+/** Incremental decoding with a KV cache (generate.ts drives it). */
+export interface Decoder {
+  /** Logits (B×V, row-major) at each prompt's last position. */
+  prefill(): Promise<Float32Array>;
+  /** Feeds one token per active sequence; logits at each sequence's newest position. */
+  step(tokens: Uint32Array, active: readonly boolean[]): Promise<Float32Array>;
+  release(): void;
+}
+
+export interface LanguageModel {
+  /** The architecture, as Hugging Face's config.json names it. */
+  readonly kind: string;
+  readonly gpu: Gpu;
+  readonly config: ModelDims;
+  readonly params: ParamMap;
+  /**
+   * Runs the model on tokens (B,T). With targets (B,T; IGNORE_INDEX where no loss), the pass holds
+   * the mean cross-entropy in `loss` and can run backward. `overrides` swap in edited copies of some
+   * tensors for this pass without touching the model's own.
+   */
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>): ModelPass;
+  /** A KV-cache decoder over right-padded prompts, room for maxNew more tokens each. */
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder;
+  /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
+  zerosLike(): ParamMap;
+  toArrays(): Promise<Map<string, Float32Array>>;
+  release(): void;
+}
+
+/** The weight a pass uses: an override where there is one, else the model's own. */
+export const weightsOf =
+  (model: Pick<LanguageModel, 'params'>, overrides?: ReadonlyMap<string, F32>) =>
+  (name: string): F32 =>
+    overrides?.get(name) ?? model.params.get(name)!;
