@@ -60,7 +60,7 @@ export function hfTokenizer(json: Record<string, unknown>, config: Record<string
       for (const [i, id] of ids.entries()) {
         if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new RangeError(`${source} tokenizer: id ${id} at [${i}] is outside 0..${vocabSize - 1}`);
       }
-      return tok.decode([...ids], { skip_special_tokens: false });
+      return ids.length === 0 ? '' : tok.decode([...ids], { skip_special_tokens: false });
     },
   };
 }

@@ -6,13 +6,13 @@ import type { F32, Tensor } from '../gpu/tensor.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import { add, gelu, geluBackward } from '../ops/elementwise.ts';
 import { attentionBackward, attentionForward } from '../ops/attention.ts';
-import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
+import { crossEntropyBackward } from '../ops/crossentropy.ts';
 import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
 import { Rng } from '../util/random.ts';
 import { KvCache } from './generate.ts';
-import type { Decoder, LanguageModel, ModelPass, ParamMap, Tokens } from './lm.ts';
+import { paramZeros, passLoss, readParams, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type Tokens } from './lm.ts';
 
 export type { ParamMap, Tokens } from './lm.ts';
 
@@ -61,13 +61,11 @@ export class GPT2 implements LanguageModel {
 
   /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
   zerosLike(): ParamMap {
-    return new Map([...this.params].map(([k, t]) => [k, this.gpu.zeros(t.shape, 'f32', `${k}.grad`)]));
+    return paramZeros(this.gpu, this.params);
   }
 
-  async toArrays(): Promise<Map<string, Float32Array>> {
-    const names = [...this.params.keys()];
-    const data = await this.gpu.readMany(names.map((n) => this.params.get(n)!));
-    return new Map(names.map((n, i) => [n, data[i] as Float32Array]));
+  toArrays(): Promise<Map<string, Float32Array>> {
+    return readParams(this.gpu, this.params);
   }
 
   /**
@@ -117,7 +115,7 @@ export class Pass implements ModelPass {
   readonly #layers: LayerActs[] = [];
   readonly #lnf: LayerNormOut;
   readonly #xFinal: F32;
-  readonly #ce: { losses: F32; lse: F32; dlosses: F32 } | null = null;
+  readonly #ce: PassLoss | null = null;
   #owned: Tensor[] = [];
 
   constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>) {
@@ -161,11 +159,9 @@ export class Pass implements ModelPass {
     this.#xFinal = x;
     this.logits = own(matmul(gpu, this.#lnf.out.reshape([B * T, C]), w('wte.weight'), { transB: true }) as F32).reshape([B, T, V]);
     if (targets) {
-      const ce = crossEntropyForward(gpu, this.logits, targets);
-      const { mean, dlosses } = crossEntropyMean(gpu, ce.losses, targets);
-      this.#ce = { ...ce, dlosses };
-      this.loss = mean;
-      this.#owned.push(ce.losses, ce.lse, dlosses, mean);
+      this.#ce = passLoss(gpu, this.logits, targets);
+      this.loss = this.#ce.mean;
+      this.#owned.push(this.#ce.losses, this.#ce.lse, this.#ce.dlosses, this.#ce.mean);
     } else this.loss = null;
   }
 

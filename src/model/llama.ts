@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../ops/attention.ts';
-import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
+import { crossEntropyBackward } from '../ops/crossentropy.ts';
 import { decodeAttention, gatherRows, kvFill } from '../ops/decode.ts';
 import { add } from '../ops/elementwise.ts';
 import { tokenEmbedding, tokenEmbeddingBackward } from '../ops/embedding.ts';
@@ -19,7 +19,7 @@ import { swiglu, swigluBackward } from '../ops/swiglu.ts';
 import { Rng } from '../util/random.ts';
 import { padded, readAndRelease } from './generate.ts';
 import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from './llama-config.ts';
-import { weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type Tokens } from './lm.ts';
+import { paramZeros, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type Tokens } from './lm.ts';
 
 type Weights = (name: string) => F32;
 type U32 = Tensor<'u32'>;
@@ -75,13 +75,11 @@ export class Llama implements LanguageModel {
   }
 
   zerosLike(): ParamMap {
-    return new Map([...this.params].map(([k, t]) => [k, this.gpu.zeros(t.shape, 'f32', `${k}.grad`)]));
+    return paramZeros(this.gpu, this.params);
   }
 
-  async toArrays(): Promise<Map<string, Float32Array>> {
-    const names = [...this.params.keys()];
-    const data = await this.gpu.readMany(names.map((n) => this.params.get(n)!));
-    return new Map(names.map((n, i) => [n, data[i] as Float32Array]));
+  toArrays(): Promise<Map<string, Float32Array>> {
+    return readParams(this.gpu, this.params);
   }
 
   release(): void {
@@ -178,7 +176,7 @@ export class LlamaPass implements ModelPass {
   readonly #pos: U32;
   readonly #layers: BlockActs[] = [];
   readonly #final: { x: F32; norm: RmsNormOut };
-  readonly #ce: { losses: F32; lse: F32; dlosses: F32 } | null = null;
+  readonly #ce: PassLoss | null = null;
   #owned: Tensor[] = [];
 
   constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>) {
@@ -216,11 +214,9 @@ export class LlamaPass implements ModelPass {
     this.#owned.push(h.norm.out, h.norm.rstd, h.logits);
     this.logits = h.logits.reshape([B, T, c.vocabSize]);
     if (targets) {
-      const ce = crossEntropyForward(gpu, this.logits, targets);
-      const { mean, dlosses } = crossEntropyMean(gpu, ce.losses, targets);
-      this.#ce = { ...ce, dlosses };
-      this.loss = mean;
-      this.#owned.push(ce.losses, ce.lse, dlosses, mean);
+      this.#ce = passLoss(gpu, this.logits, targets);
+      this.loss = this.#ce.mean;
+      this.#owned.push(this.#ce.losses, this.#ce.lse, this.#ce.dlosses, this.#ce.mean);
     } else this.loss = null;
   }
 

@@ -4,6 +4,7 @@
 // (the gradient convention, docs/ARCHITECTURE.md). Generation goes through a Decoder the model makes.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
+import { crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
 
 export type Tokens = Tensor<'u32'>;
 export type ParamMap = Map<string, F32>;
@@ -71,3 +72,34 @@ export const weightsOf =
   (model: Pick<LanguageModel, 'params'>, overrides?: ReadonlyMap<string, F32>) =>
   (name: string): F32 =>
     overrides?.get(name) ?? model.params.get(name)!;
+
+/** The most positions one pass can score: its logits (rows × V, f32) must fit one storage binding. */
+export function logitRows(model: Pick<LanguageModel, 'gpu' | 'config'>): number {
+  return Math.floor(model.gpu.limits.maxStorageBufferBindingSize / (4 * model.config.vocabSize));
+}
+
+/** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
+export function paramZeros(gpu: Gpu, params: ParamMap): ParamMap {
+  return new Map([...params].map(([k, t]) => [k, gpu.zeros(t.shape, 'f32', `${k}.grad`)]));
+}
+
+/** Every parameter read back, by name. */
+export async function readParams(gpu: Gpu, params: ParamMap): Promise<Map<string, Float32Array>> {
+  const names = [...params.keys()];
+  const data = await gpu.readMany(names.map((n) => params.get(n)!));
+  return new Map(names.map((n, i) => [n, data[i] as Float32Array]));
+}
+
+/** A pass's loss: per-position cross-entropy, its mean over targeted positions, and what backward needs. */
+export interface PassLoss {
+  losses: F32;
+  lse: F32;
+  /** d(mean)/d(losses): 1/count where targeted. */
+  dlosses: F32;
+  mean: F32;
+}
+
+export function passLoss(gpu: Gpu, logits: F32, targets: Tokens): PassLoss {
+  const ce = crossEntropyForward(gpu, logits, targets);
+  return { ...ce, ...crossEntropyMean(gpu, ce.losses, targets) };
+}

@@ -5,11 +5,11 @@
 import { readText } from '../io/files.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { LanguageModel } from '../model/lm.ts';
+import { logitRows, type LanguageModel } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
-import { mean } from './qa.ts';
+import { inHalves, mean } from './qa.ts';
 
 /** `n` lines drawn without replacement by `seed`, in file order: the same sample on every run. */
 export function sampleLines(lines: readonly string[], n: number, seed: number): string[] {
@@ -46,6 +46,7 @@ async function chunkNll(model: LanguageModel, tok: Tokenizer, lines: readonly st
   });
   const B = seqs.length;
   const T = Math.max(...seqs.map((s) => s.length - 1));
+  if (B * T > logitRows(model)) return inHalves(lines, (part) => chunkNll(model, tok, part, overrides));
   const tokens = new Uint32Array(B * T);
   const targets = new Uint32Array(B * T).fill(IGNORE_INDEX);
   seqs.forEach((s, b) => {
