@@ -137,4 +137,45 @@ test('qwen2 folder with biases and a tied head loads and matches the reference',
   model.release();
 });
 
+/** Rewrites a safetensors file's F32 tensors as BF16 (their top halves), as bf16 checkpoints are saved. */
+function toBf16(path: string): void {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const f32 = buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+    const out = Buffer.alloc(f32.length / 2);
+    for (let i = 0; i < out.length / 2; i++) out.writeUInt16LE(f32.readUInt32LE(4 * i) >>> 16, 2 * i);
+    header[name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + out.length] };
+    offset += out.length;
+    chunks.push(out);
+  }
+  const json = Buffer.from(JSON.stringify(header).padEnd(Math.ceil(JSON.stringify(header).length / 8) * 8));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(path, Buffer.concat([len, json, ...chunks]));
+}
+
+test('a bf16 checkpoint loads as f32 and matches the reference on the same (bf16) weights', async () => {
+  const g = await gpu();
+  const dir = await folder();
+  toBf16(join(dir, 'model.safetensors'));
+  const weights = await withSafetensors(join(dir, 'model.safetensors'), async (f) => {
+    assert.ok([...f.tensors.values()].every((t) => t.dtype === 'BF16'));
+    return new Map(await Promise.all(f.names.map(async (n) => [n, Float64Array.from(await f.get(n))] as const)));
+  });
+  const { model } = await loadModel(g, dir);
+  const tokens = [3, 1, 4, 1, 5, 9];
+  const tt = g.tensor(Uint32Array.from(tokens), [1, tokens.length]);
+  const pass = model.forward(tt);
+  const want = ref.forward(config, weights, tokens, 1, tokens.length);
+  close(await g.read(pass.logits), want.logits, 1e-4, 1e-4 * Math.max(...want.logits.map(Math.abs)), 'logits');
+  pass.release();
+  tt.release();
+  model.release();
+});
+
 test.run();
