@@ -43,6 +43,7 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
     }
     // The tokenizer first: a bad tokenizer.json fails before any weight is read.
     const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : await loadHfTokenizer(path);
+    if (typeof hf.vocab_size === 'number' && tok.vocabSize > hf.vocab_size) throw tooManyIds(tok, hf.vocab_size, path);
     const model = await loadLlamaFolder(gpu, path, hf);
     return { model, tokenizer: fitting(model, tok, path), format: 'huggingface' };
   }
@@ -116,7 +117,10 @@ function tokenizerForVocab(vocabSize: number, file: string): Tokenizer {
 function fitting(model: LanguageModel, tok: Tokenizer, file: string): Tokenizer {
   if (tok.vocabSize > model.config.vocabSize) {
     model.release();
-    throw new UserError(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize} (its embedding's rows): the tokenizer does not belong to this model`);
+    throw tooManyIds(tok, model.config.vocabSize, file);
   }
   return tok;
 }
+
+const tooManyIds = (tok: Tokenizer, vocabSize: number, file: string) =>
+  new UserError(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${vocabSize} (its embedding's rows): the tokenizer does not belong to this model`);
