@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateTokens } from '../../src/model/generate.ts';
 import { Llama } from '../../src/model/llama.ts';
-import { llamaParamSpecs, type LlamaConfig } from '../../src/model/llama-config.ts';
+import { SMOLLM2_135M } from '../../src/model/hf-write.ts';
+import { llamaFromHf, llamaParamSpecs, llamaToHf, ropeInvFreq, type LlamaConfig } from '../../src/model/llama-config.ts';
 import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
 import * as ref from '../../src/reference/llama.ts';
 import { close, gpu, releaseGpu, rng } from '../helpers.ts';
@@ -102,6 +103,23 @@ test('generation with the KV cache equals full forwards, prompts of different le
   assert.ok(cached.every((c) => c.tokens.length === 6));
   model.release();
   assert.is(g.liveTensors, 0, `leaked: ${g.liveLabels().join(', ')}`);
+});
+
+test('config.json: SmolLM2 round trip, Qwen2 defaults, rope scaling and named errors', () => {
+  assert.equal(llamaFromHf(llamaToHf(SMOLLM2_135M), 'smol'), SMOLLM2_135M);
+  const qwen = llamaFromHf({ model_type: 'qwen2', vocab_size: 10, max_position_embeddings: 8, num_hidden_layers: 1, hidden_size: 8, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 4 }, 'q');
+  assert.equal([qwen.qkvBias, qwen.tied, qwen.headDim, qwen.ropeTheta], [true, false, 4, 10000]);
+  // Llama-3.2's scaling: high frequencies kept, low ones divided by the factor, a blend between.
+  const inv = ropeInvFreq({ headDim: 64, ropeTheta: 500000, ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 } });
+  const plain = ropeInvFreq({ headDim: 64, ropeTheta: 500000, ropeScaling: null });
+  assert.is(inv[0], plain[0]);
+  assert.is(inv[31], plain[31]! / 32);
+  const mid = inv.findIndex((f, i) => f !== plain[i] && f !== plain[i]! / 32);
+  assert.ok(mid > 0 && inv[mid]! < plain[mid]! && inv[mid]! > plain[mid]! / 32, 'a blended frequency between');
+  const base = llamaToHf(SMOLLM2_135M);
+  assert.throws(() => llamaFromHf({ ...base, num_key_value_heads: 4 }, 'c.json'), /c\.json: .*num_key_value_heads \(4\) must divide num_attention_heads \(9\)/);
+  assert.throws(() => llamaFromHf({ ...base, hidden_act: 'gelu' }, 'c.json'), /hidden_act 'gelu' is not supported/);
+  assert.throws(() => llamaFromHf({ ...base, hidden_size: undefined }, 'c.json'), /'hidden_size' is missing/);
 });
 
 test.run();
