@@ -105,6 +105,20 @@ test('generation with the KV cache equals full forwards, prompts of different le
   assert.is(g.liveTensors, 0, `leaked: ${g.liveLabels().join(', ')}`);
 });
 
+test('a token id past the vocabulary gives NaN logits in its row, not a silently wrong embedding', async () => {
+  const { g, model, tokens, targets } = await setup(base, 9, 1, 1);
+  tokens.release();
+  targets.release();
+  const tt = g.tensor(Uint32Array.from([1, base.vocabSize]), [1, 2]);
+  const pass = model.forward(tt);
+  const logits = await g.read(pass.logits);
+  assert.ok(logits.subarray(0, base.vocabSize).every(Number.isFinite), 'row 0 (causal: it never sees row 1)');
+  assert.ok(logits.subarray(base.vocabSize).every(Number.isNaN), 'row 1');
+  pass.release();
+  tt.release();
+  model.release();
+});
+
 test('config.json: SmolLM2 round trip, Qwen2 defaults, rope scaling and named errors', () => {
   assert.equal(llamaFromHf(llamaToHf(SMOLLM2_135M), 'smol'), SMOLLM2_135M);
   const qwen = llamaFromHf({ model_type: 'qwen2', vocab_size: 10, max_position_embeddings: 8, num_hidden_layers: 1, hidden_size: 8, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 4 }, 'q');
