@@ -12,7 +12,7 @@ import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/l
 import { matmul, matmulBackward } from '../ops/matmul.ts';
 import { Rng } from '../util/random.ts';
 import { KvCache } from './generate.ts';
-import { paramZeros, passLoss, readParams, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type Tokens } from './lm.ts';
+import { paramZeros, passDims, passLoss, readParams, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type Tokens } from './lm.ts';
 
 export type { ParamMap, Tokens } from './lm.ts';
 
@@ -121,10 +121,7 @@ export class Pass implements ModelPass {
   constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>) {
     const gpu = model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, nCtx, vocabSize: V } = model.config;
-    if (tokens.shape.length !== 2) throw new RangeError(`GPT2.forward: tokens must be [B×T], got ${tokens}`);
-    const [B, T] = tokens.shape as [number, number];
-    if (T > nCtx) throw new RangeError(`GPT2.forward: T = ${T} is longer than the context (${nCtx})`);
-    if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`GPT2.forward: targets ${targets} must match tokens ${tokens}`);
+    const [B, T] = passDims('GPT2', tokens, targets, nCtx);
     this.B = B;
     this.T = T;
     this.#model = model;

@@ -19,7 +19,7 @@ import { swiglu, swigluBackward } from '../ops/swiglu.ts';
 import { Rng } from '../util/random.ts';
 import { padded, readAndRelease } from './generate.ts';
 import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from './llama-config.ts';
-import { paramZeros, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type Tokens } from './lm.ts';
+import { paramZeros, passDims, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type Tokens } from './lm.ts';
 
 type Weights = (name: string) => F32;
 type U32 = Tensor<'u32'>;
@@ -181,10 +181,7 @@ export class LlamaPass implements ModelPass {
 
   constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>) {
     const { gpu, config: c } = model;
-    if (tokens.shape.length !== 2) throw new RangeError(`Llama.forward: tokens must be [B×T], got ${tokens}`);
-    const [B, T] = tokens.shape as [number, number];
-    if (T > c.nCtx) throw new RangeError(`Llama.forward: T = ${T} is longer than the context (${c.nCtx})`);
-    if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`Llama.forward: targets ${targets} must match tokens ${tokens}`);
+    const [B, T] = passDims('Llama', tokens, targets, c.nCtx);
     this.B = B;
     this.T = T;
     this.#model = model;

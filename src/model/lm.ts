@@ -103,3 +103,12 @@ export function passLoss(gpu: Gpu, logits: F32, targets: Tokens): PassLoss {
   const ce = crossEntropyForward(gpu, logits, targets);
   return { ...ce, ...crossEntropyMean(gpu, ce.losses, targets) };
 }
+
+/** B and T of a forward's tokens (B,T), checked against the context and the targets' shape. */
+export function passDims(who: string, tokens: Tokens, targets: Tokens | undefined, nCtx: number): [number, number] {
+  if (tokens.shape.length !== 2) throw new RangeError(`${who}.forward: tokens must be [B×T], got ${tokens}`);
+  const [B, T] = tokens.shape as [number, number];
+  if (T > nCtx) throw new RangeError(`${who}.forward: T = ${T} is longer than the context (${nCtx})`);
+  if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`${who}.forward: targets ${targets} must match tokens ${tokens}`);
+  return [B, T];
+}

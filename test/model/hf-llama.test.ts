@@ -13,6 +13,7 @@ import { writeRandomLlama } from '../../src/model/hf-write.ts';
 import { Llama } from '../../src/model/llama.ts';
 import type { LlamaConfig } from '../../src/model/llama-config.ts';
 import { loadModel } from '../../src/model/load.ts';
+import type { LanguageModel } from '../../src/model/lm.ts';
 import { resolveMask } from '../../src/model/mask.ts';
 import * as ref from '../../src/reference/llama.ts';
 import { close, gpu, releaseGpu } from '../helpers.ts';
@@ -47,6 +48,17 @@ async function folder(c: LlamaConfig = config, shards = 1): Promise<string> {
   return dir;
 }
 
+/** The loaded model's logits on tokens against the reference's on the given weights. */
+async function matchesReference(model: LanguageModel, c: LlamaConfig, weights: ref.Params, tokens: number[]): Promise<void> {
+  const g = model.gpu;
+  const tt = g.tensor(Uint32Array.from(tokens), [1, tokens.length]);
+  const pass = model.forward(tt);
+  const want = ref.forward(c, weights, tokens, 1, tokens.length);
+  close(await g.read(pass.logits), want.logits, 1e-4, 1e-4 * Math.max(...want.logits.map(Math.abs)), 'logits');
+  pass.release();
+  tt.release();
+}
+
 const editJson = (path: string, edit: (j: Record<string, unknown>) => void) => {
   const j = JSON.parse(readFileSync(path, 'utf8'));
   edit(j);
@@ -69,13 +81,7 @@ test('a sharded folder loads: weights as in the files, logits as the reference c
   const weights = new Map<string, Float64Array>();
   const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')).weight_map as Record<string, string>;
   for (const [name, file] of Object.entries(index)) weights.set(name, Float64Array.from(await withSafetensors(join(dir, file), (f) => f.get(name))));
-  const tokens = ids.slice(0, 8);
-  const tt = g.tensor(Uint32Array.from(tokens), [1, tokens.length]);
-  const pass = model.forward(tt);
-  const want = ref.forward(config, weights, tokens, 1, tokens.length);
-  close(await g.read(pass.logits), want.logits, 1e-4, 1e-4 * Math.max(...want.logits.map(Math.abs)), 'logits');
-  pass.release();
-  tt.release();
+  await matchesReference(model, config, weights, ids.slice(0, 8));
 
   const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
   const mask = resolveMask(shapes, { tensors: ['model.layers.*.mlp.down_proj.weight'] });
@@ -127,13 +133,7 @@ test('qwen2 folder with biases and a tied head loads and matches the reference',
   const { model } = await loadModel(g, dir);
   assert.is(model.kind, 'qwen2');
   const weights = new Map([...(await model.toArrays())].map(([k, v]) => [k, Float64Array.from(v)]));
-  const tokens = [5, 77, 299, 0, 12];
-  const tt = g.tensor(Uint32Array.from(tokens), [1, tokens.length]);
-  const pass = model.forward(tt);
-  const want = ref.forward(c, weights, tokens, 1, tokens.length);
-  close(await g.read(pass.logits), want.logits, 1e-4, 1e-4 * Math.max(...want.logits.map(Math.abs)), 'logits');
-  pass.release();
-  tt.release();
+  await matchesReference(model, c, weights, [5, 77, 299, 0, 12]);
   model.release();
 });
 
@@ -168,13 +168,7 @@ test('a bf16 checkpoint loads as f32 and matches the reference on the same (bf16
     return new Map(await Promise.all(f.names.map(async (n) => [n, Float64Array.from(await f.get(n))] as const)));
   });
   const { model } = await loadModel(g, dir);
-  const tokens = [3, 1, 4, 1, 5, 9];
-  const tt = g.tensor(Uint32Array.from(tokens), [1, tokens.length]);
-  const pass = model.forward(tt);
-  const want = ref.forward(config, weights, tokens, 1, tokens.length);
-  close(await g.read(pass.logits), want.logits, 1e-4, 1e-4 * Math.max(...want.logits.map(Math.abs)), 'logits');
-  pass.release();
-  tt.release();
+  await matchesReference(model, config, weights, [3, 1, 4, 1, 5, 9]);
   model.release();
 });
 
