@@ -2,7 +2,7 @@
 // GPT-2 small's 12 layers with vocabulary 16384 (the README's baseline), interleaved in one run, so
 // the ratio holds on a shared machine:
 //   node --import tsx scripts/bench-llama.ts runs/smollm2
-import { Gpu } from '../src/gpu/gpu.ts';
+import { dawnGpu } from '../src/io/dawn.ts';
 import { GPT2_SMALL } from '../src/model/config.ts';
 import { GPT2 } from '../src/model/gpt2.ts';
 import { generateTokens } from '../src/model/generate.ts';
@@ -10,7 +10,7 @@ import { loadModel } from '../src/model/load.ts';
 import type { LanguageModel } from '../src/model/lm.ts';
 import { Rng } from '../src/util/random.ts';
 
-const gpu = await Gpu.create();
+const gpu = await dawnGpu();
 console.log(`adapter: ${gpu.summary.description || gpu.summary.device}`);
 const t0 = performance.now();
 const { model: smol } = await loadModel(gpu, process.argv[2] ?? 'runs/smollm2');
