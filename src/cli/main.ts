@@ -129,7 +129,7 @@ program
   .option('--resume', 'continue the run in --run from its last checkpoint')
   .option('--stop-after <n>', 'stop after n more iterations (checkpointed; continue later with --resume)', int)
   .option('--model <file>', 'frozen base model checkpoint')
-  .option('--mask <globs>', 'comma-separated tensor-name globs the edit may change (default h.*.mlp.c_fc.weight,h.*.mlp.c_proj.weight)')
+  .option('--mask <globs>', "comma-separated tensor-name globs the edit may change (default: every MLP weight matrix of the model: h.*.mlp.c_fc.weight,h.*.mlp.c_proj.weight for GPT-2, model.layers.*.mlp.{gate,up,down}_proj.weight for Llama)")
   .option('--mask-rows <a:b>', 'only these rows of the masked tensors', range)
   .option('--mask-cols <a:b>', 'only these columns', range)
   .option('--directions <kinds>', 'candidate directions per masked tensor: grad, sign or grad,sign')

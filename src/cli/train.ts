@@ -1,11 +1,13 @@
 // `seal train`: trains the edit generator (meta-gradient, PPO or ReST-EM) into a run directory.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import type { LanguageModel } from '../model/lm.ts';
 import { loadModel } from '../model/load.ts';
-import { resolveConfig, type SealConfig } from '../seal/config.ts';
+import { mlpMask } from '../model/mask.ts';
+import { DEFAULT_SEAL, resolveConfig, type SealConfig } from '../seal/config.ts';
 import { openRun, runFiles, saveCheckpoint, writeMetrics } from '../seal/run.ts';
 import { SealTrainer, type IterationMetrics } from '../seal/trainer.ts';
 import { Generator } from '../seal/generator.ts';
@@ -124,5 +126,21 @@ export function configFromFlags(o: Record<string, unknown>, file?: string): Seal
     latent: o.latent,
     initLogStd: o.initLogStd,
   };
-  return resolveConfig(readConfigFile(file), flags);
+  const fromFile = readConfigFile(file);
+  // No mask given: every MLP weight matrix of the model's own family.
+  const model = String(o.model ?? fromFile.model ?? DEFAULT_SEAL.model);
+  const defaults = mask || fromFile.mask ? {} : { mask: { tensors: mlpMask(modelKind(model)) } };
+  return resolveConfig(defaults, fromFile, flags);
+}
+
+/** A Hugging Face folder's model_type (a file inside one counts as the folder); otherwise GPT-2. */
+function modelKind(path: string): string {
+  const dir = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
+  const config = join(dir, 'config.json');
+  if (!existsSync(config)) return 'gpt2';
+  try {
+    return String((JSON.parse(readFileSync(config, 'utf8')) as { model_type?: unknown }).model_type ?? 'gpt2');
+  } catch {
+    return 'gpt2';
+  }
 }
