@@ -1,6 +1,6 @@
 // `seal train`: trains the edit generator (meta-gradient, PPO or ReST-EM) into a run directory.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Gpu } from '../gpu/gpu.ts';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
@@ -133,11 +133,10 @@ export function configFromFlags(o: Record<string, unknown>, file?: string): Seal
   return resolveConfig(defaults, fromFile, flags);
 }
 
-/** A Hugging Face folder's model_type (a file inside one counts as the folder); otherwise GPT-2. */
+/** A Hugging Face folder's model_type; otherwise (a file, a folder without one) GPT-2. */
 function modelKind(path: string): string {
-  const dir = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
-  const config = join(dir, 'config.json');
-  if (!existsSync(config)) return 'gpt2';
+  const config = join(path, 'config.json');
+  if (!(existsSync(path) && statSync(path).isDirectory() && existsSync(config))) return 'gpt2';
   try {
     return String((JSON.parse(readFileSync(config, 'utf8')) as { model_type?: unknown }).model_type ?? 'gpt2');
   } catch {

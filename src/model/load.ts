@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, numel } from '../gpu/tensor.ts';
 import { loadGpt2Weights, ourName, type LoadGpt2Options } from './hf-import.ts';
-import { exists, isDirectory, joinPath, parentPath, readText } from '../io/files.ts';
+import { exists, isDirectory, joinPath, readText } from '../io/files.ts';
 import { withSafetensors } from '../io/safetensors.ts';
 import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
 import { UserError } from '../util/errors.ts';
@@ -36,18 +36,18 @@ export interface LoadModelOptions extends LoadGpt2Options {
 }
 
 export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
-  // A Llama-family folder is the unit (shards, tokenizer); a file inside one stands for it.
-  const dir = (await isDirectory(path).catch(() => false)) ? path : parentPath(path);
-  const hf = await folderConfig(dir);
+  // A Llama-family folder is the unit (shards, tokenizer). Only a folder is looked into: in a page
+  // every probe is a request.
+  const hf = (await isDirectory(path).catch(() => false)) ? await folderConfig(path) : null;
   if (hf && hf.model_type !== 'gpt2') {
     if (!(LLAMA_TYPES as readonly unknown[]).includes(hf.model_type)) {
-      throw new UserError(`${joinPath(dir, 'config.json')}: model_type '${String(hf.model_type)}' is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+      throw new UserError(`${joinPath(path, 'config.json')}: model_type '${String(hf.model_type)}' is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
     }
     // The tokenizer first: a bad tokenizer.json fails before any weight is read.
-    const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : await loadHfTokenizer(dir);
-    if (typeof hf.vocab_size === 'number' && tok.vocabSize > hf.vocab_size) throw tooManyIds(tok, hf.vocab_size, dir);
-    const model = await loadLlamaFolder(gpu, dir, hf);
-    return { model, tokenizer: fitting(model, tok, dir), format: 'huggingface' };
+    const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : await loadHfTokenizer(path);
+    if (typeof hf.vocab_size === 'number' && tok.vocabSize > hf.vocab_size) throw tooManyIds(tok, hf.vocab_size, path);
+    const model = await loadLlamaFolder(gpu, path, hf);
+    return { model, tokenizer: fitting(model, tok, path), format: 'huggingface' };
   }
   const file = await modelFile(path);
   const header = await withSafetensors(file, async (f) => ({ metadata: f.metadata, shapes: [...f.tensors].map(([n, t]) => [n, t.shape] as const) }));
