@@ -3,7 +3,7 @@
 // and tokens/s of the bundled model. No Node built-ins: web/ bundles this module.
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { generateTokens } from '../src/model/generate.ts';
-import type { GPT2 } from '../src/model/gpt2.ts';
+import type { LanguageModel } from '../src/model/lm.ts';
 import { chooseMatmul, formatChoice, timeChoice } from '../src/ops/matmul.ts';
 
 export interface PortableRow {
@@ -28,7 +28,7 @@ async function bestMs(samples: number, run: () => Promise<number>): Promise<numb
   return best;
 }
 
-export async function portableBench(gpu: Gpu, model: GPT2, opts: { samples?: number; onRow?: (r: PortableRow) => void } = {}): Promise<PortableRow[]> {
+export async function portableBench(gpu: Gpu, model: LanguageModel, opts: { samples?: number; onRow?: (r: PortableRow) => void } = {}): Promise<PortableRow[]> {
   const samples = opts.samples ?? 3;
   const rows: PortableRow[] = [];
   const add = (r: PortableRow) => {

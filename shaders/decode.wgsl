@@ -55,12 +55,14 @@ fn embed_step(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   emb_out[k] = select(bitcast<f32>(NAN_BITS), wte[tok * p.C + c] + at, tok < p.V);
 }
 
-// rows_out[i, c] = src[ids[i], c] for i < B rows of width C.
+// rows_out[i, c] = src[ids[i], c] for i < B rows of width C; NaN where ids[i] is not below src's V
+// rows (a token embedding's out-of-range id, as embedding.wgsl does).
 @compute @workgroup_size(WG)
 fn gather_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let k = flat(wid, nwg, lid);
   if (k >= p.B * p.C) { return; }
-  rows_out[k] = src[ids[k / p.C] * p.C + k % p.C];
+  let row = ids[k / p.C];
+  rows_out[k] = select(bitcast<f32>(NAN_BITS), src[row * p.C + k % p.C], row < p.V);
 }
 
 // After a prefill of T positions: kv_out[b, t, :] = qkv[b, t, C..3C].

@@ -6,7 +6,7 @@ import shaders from 'seal:shaders';
 import { portableBench, type PortableRow } from '../bench/portable.ts';
 import { Gpu } from '../src/gpu/gpu.ts';
 import type { Tokenizer } from '../src/io/tokenizer.ts';
-import type { GPT2 } from '../src/model/gpt2.ts';
+import type { LanguageModel } from '../src/model/lm.ts';
 import { loadModel } from '../src/model/load.ts';
 import { barChart } from '../src/report/svg.ts';
 import { Adapter, tryPassage, type PassageTrial } from '../src/seal/adapt.ts';
@@ -54,7 +54,7 @@ function describeAdapter(gpu: Gpu): string {
 
 interface Loaded {
   gpu: Gpu;
-  model: GPT2;
+  model: LanguageModel;
   tok: Tokenizer;
   adapter: Adapter;
   policy: string;
@@ -184,7 +184,7 @@ async function setUpAdapt(gpu: Gpu, index: Index): Promise<() => Loaded | undefi
 
 // ---- benchmarks and report tabs ---------------------------------------------------------------
 
-function setUpBench(gpu: Gpu, model: () => Promise<GPT2>): void {
+function setUpBench(gpu: Gpu, model: () => Promise<LanguageModel>): void {
   const button = $<HTMLButtonElement>('bench-run');
   button.disabled = false;
   button.onclick = async () => {
@@ -247,7 +247,7 @@ async function main(): Promise<void> {
   const gpu = await createGpu();
   $('adapter').textContent = describeAdapter(gpu);
   const current = await setUpAdapt(gpu, index);
-  let own: GPT2 | undefined;
+  let own: LanguageModel | undefined;
   setUpBench(gpu, async () => current()?.model ?? (own ??= (await loadModel(gpu, index.model)).model));
 }
 

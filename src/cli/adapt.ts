@@ -8,6 +8,7 @@ import type { F32 } from '../gpu/tensor.ts';
 import { saveCheckpoint } from '../model/checkpoint.ts';
 import { loadModel } from '../model/load.ts';
 import { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { generate } from '../model/generate.ts';
 import { Adapter, tryPassage, writeEdit } from '../seal/adapt.ts';
 import { Generator } from '../seal/generator.ts';
@@ -77,7 +78,8 @@ export async function adaptCommand(dev: DawnOptions, o: AdaptOptions): Promise<v
 }
 
 /** The whole edited model: a checkpoint like the base with the edited tensors in place. */
-async function writeEditedModel(gpu: Gpu, path: string, model: GPT2, overrides: ReadonlyMap<string, F32>, tokenizer: string): Promise<void> {
+async function writeEditedModel(gpu: Gpu, path: string, model: LanguageModel, overrides: ReadonlyMap<string, F32>, tokenizer: string): Promise<void> {
+  if (!(model instanceof GPT2)) throw new UserError(`--write-model writes seal-webgpu GPT-2 checkpoints; for this ${model.kind} model write the edit alone (--write-edit)`);
   const edited = new GPT2(gpu, model.config, new Map([...model.params].map(([k, t]) => [k, overrides.get(k) ?? t])));
   await saveCheckpoint(path, edited, { tokenizer });
   console.log(`wrote the edited model to ${path}`);

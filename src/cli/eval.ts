@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { loadModel } from '../model/load.ts';
-import { parseRange, resolveMask, type Mask } from '../model/mask.ts';
+import { mlpMask, parseRange, resolveMask, type Mask } from '../model/mask.ts';
 import { writeReport, type TrainingRow } from '../report/report.ts';
 import { Adapter } from '../seal/adapt.ts';
 import { resolveConfig, type DirectionKind } from '../seal/config.ts';
@@ -24,7 +24,7 @@ export interface EvalCliOptions {
   split: string;
   dataDir: string;
   methods: string;
-  mask: string;
+  mask?: string;
   /** START:END */
   maskRows?: string;
   maskCols?: string;
@@ -131,7 +131,7 @@ export async function runEval(dev: DawnOptions, o: EvalCliOptions): Promise<void
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, o.model);
     const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
-    const maskSpec = { tensors: o.mask.split(',').map((s) => s.trim()), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) };
+    const maskSpec = { tensors: o.mask ? o.mask.split(',').map((s) => s.trim()) : mlpMask(model.kind), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) };
     const tuned = o.tuned ? readTuned(o.tuned) : undefined;
     // Adapters are made when a method is picked, and released with the model.
     const adapters: Adapter[] = [];

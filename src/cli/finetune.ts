@@ -1,7 +1,7 @@
 // `seal finetune`: LoRA or full finetuning of a model on a text file or a SQuAD file.
 import { SingleBar, Presets } from 'cli-progress';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
-import { loadModel } from '../model/load.ts';
+import { gpt2Only, loadModel } from '../model/load.ts';
 import { DEFAULT_LORA, Lora } from '../model/lora.ts';
 import { DEFAULT_OPTIMIZE } from '../model/optimize.ts';
 import { finetuneDocuments, sft } from '../tasks/sft.ts';
@@ -26,7 +26,8 @@ export interface FinetuneCliOptions {
 export async function finetuneCommand(dev: DawnOptions, o: FinetuneCliOptions): Promise<void> {
   const docs = await finetuneDocuments(o.data);
   const gpu = await dawnGpu(dev);
-  const { model, tokenizer } = await loadModel(gpu, o.model);
+  const loaded = await loadModel(gpu, o.model);
+  const [model, tokenizer] = [gpt2Only(loaded.model, 'seal finetune'), loaded.tokenizer];
   const bar = new SingleBar(
     { format: 'finetune |{bar}| {value}/{total} steps | loss {loss} | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 },
     Presets.shades_classic,

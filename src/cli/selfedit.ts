@@ -6,7 +6,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
-import { loadModel } from '../model/load.ts';
+import { gpt2Only, loadModel } from '../model/load.ts';
 import { DEFAULT_LORA, Lora } from '../model/lora.ts';
 import { loadSquad } from '../tasks/squad.ts';
 import { DEFAULT_INNER, InnerLoop, type InnerOptions } from '../seal/text/inner.ts';
@@ -68,9 +68,10 @@ export async function selfEditCommand(dev: DawnOptions, o: SelfEditCliOptions): 
   rmSync(o.run, { recursive: true, force: true });
   mkdirSync(o.run, { recursive: true });
   const gpu = await dawnGpu(dev);
-  const { model, tokenizer: tok } = await loadModel(gpu, o.model).catch((e: Error) => {
+  const loaded = await loadModel(gpu, o.model).catch((e: Error) => {
     throw new UserError(`${e.message}${o.model === TEXT_BASE ? ` (make it with the pretraining command in the README, "The text variant's base")` : ''}`);
   });
+  const [model, tok] = [gpt2Only(loaded.model, 'seal selfedit'), loaded.tokenizer];
   const lora = { ...DEFAULT_LORA, rank: o.rank, alpha: 2 * o.rank };
   const inner: InnerOptions = { ...DEFAULT_INNER, steps: o.innerSteps, lr: o.innerLr, lora, withPassage: Boolean(o.withPassage) };
   const outer: OuterOptions = { ...DEFAULT_OUTER, algo: o.algo, keep: o.keep, lr: o.genLr, updateSteps: o.genSteps, sampling: { ...DEFAULT_OUTER.sampling, samples: o.samples, maxNew: o.maxNew, temperature: o.temperature } };

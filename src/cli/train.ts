@@ -1,8 +1,11 @@
 // `seal train`: trains the edit generator (meta-gradient, PPO or ReST-EM) into a run directory.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Gpu } from '../gpu/gpu.ts';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
-import { resolveConfig, type SealConfig } from '../seal/config.ts';
+import { mlpMask } from '../model/mask.ts';
+import { DEFAULT_SEAL, resolveConfig, type SealConfig } from '../seal/config.ts';
 import { readConfigFields, runFiles, trainGenerator, type TrainedRun, type TrainHooks } from '../seal/run.ts';
 import type { IterationMetrics, SealData } from '../seal/trainer.ts';
 // Scale-out (../scale/) loads only with --workers: a single-machine run does not load the queue's client.
@@ -115,5 +118,20 @@ export async function configFromFlags(o: Record<string, unknown>, file?: string)
     latent: o.latent,
     initLogStd: o.initLogStd,
   };
-  return resolveConfig(file ? await readConfigFields(file) : {}, flags);
+  const fromFile = file ? await readConfigFields(file) : {};
+  // No mask given: every MLP weight matrix of the model's own family.
+  const model = String(o.model ?? fromFile.model ?? DEFAULT_SEAL.model);
+  const defaults = mask || fromFile.mask ? {} : { mask: { tensors: mlpMask(modelKind(model)) } };
+  return resolveConfig(defaults, fromFile, flags);
+}
+
+/** A Hugging Face folder's model_type; otherwise (a file, a folder without one) GPT-2. */
+function modelKind(path: string): string {
+  const config = join(path, 'config.json');
+  if (!(existsSync(path) && statSync(path).isDirectory() && existsSync(config))) return 'gpt2';
+  try {
+    return String((JSON.parse(readFileSync(config, 'utf8')) as { model_type?: unknown }).model_type ?? 'gpt2');
+  } catch {
+    return 'gpt2';
+  }
 }

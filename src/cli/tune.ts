@@ -8,9 +8,10 @@ import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel } from '../model/load.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import { mlpMask } from '../model/mask.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { fixedStepRule } from '../seal/adapt.ts';
-import { DEFAULT_SEAL, resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
+import { resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
 import { passageFeatures, type PassageFeatures } from '../seal/features.ts';
 import { EditWriter, editSpace } from '../seal/task.ts';
 import { answerNll, mean } from '../tasks/qa.ts';
@@ -35,7 +36,7 @@ export interface TuneOptions {
   dataDir: string;
   split: string;
   passages: number;
-  mask: string;
+  mask?: string;
   methods: string;
   stepSizes: string;
   lrs: string;
@@ -58,7 +59,7 @@ export function readTuned(path: string): Tuned {
  * Sweeps a fixed step's size along the whole mask's `kind` direction. Each passage's features (one
  * forward and backward) are computed once and serve every size.
  */
-export async function tuneFixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
+export async function tuneFixedStep(model: LanguageModel, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
   const { mask, layer, spec } = editSpace(model, config);
   const writer = new EditWriter(model, mask, spec);
   const features: PassageFeatures[] = [];
@@ -87,13 +88,13 @@ export async function tuneCommand(dev: DawnOptions, o: TuneOptions): Promise<voi
   if (unknown.length) throw new UserError(`seal tune: cannot tune ${unknown.join(', ')} (tunable: ${TUNABLE.join(', ')})`);
   const sizes = numbers(o.stepSizes, '--step-sizes');
   const grid: FinetuneGrid = { lr: numbers(o.lrs, '--lrs'), steps: numbers(o.steps, '--steps') };
-  const config = resolveConfig({ model: o.model, mask: { tensors: o.mask.split(',').map((s) => s.trim()) }, directions: ['grad', 'sign'] });
   const splitFile = o.split.endsWith('.json') ? o.split : join(o.dataDir, `${o.split}.json`);
   const passages = (await loadSquad(splitFile)).slice(0, o.passages);
   const gpu = await dawnGpu(dev);
   const bar = new SingleBar({ format: 'tune |{bar}| {value}/{total} | {what} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 15_000 }, Presets.shades_classic);
   try {
     const { model, tokenizer: tok } = await loadModel(gpu, o.model);
+    const config = resolveConfig({ model: o.model, mask: { tensors: o.mask ? o.mask.split(',').map((s) => s.trim()) : mlpMask(model.kind) }, directions: ['grad', 'sign'] });
     const { mask } = editSpace(model, config);
     const tuned: Tuned = { split: o.split, passages: passages.map((p) => p.id), mask: config.mask.tensors, fixed: {}, finetune: {} };
     for (const m of methods) {
@@ -126,5 +127,4 @@ export const TUNE_DEFAULTS = {
   stepSizes: DEFAULT_STEP_SIZES.join(','),
   lrs: DEFAULT_FINETUNE_GRID.lr.join(','),
   steps: DEFAULT_FINETUNE_GRID.steps.join(','),
-  mask: DEFAULT_SEAL.mask.tensors.join(','),
 };

@@ -3,7 +3,7 @@
 // (matmuls with M = batch rows), appends its k and v, attends over the cache, and reads back only
 // the last-position logits (B×V) that sampling needs. Sequences keep their own positions, so
 // prompts of different lengths share a batch. Sampling (greedy, temperature, top-k, top-p) runs
-// on the host in f64. With `cache: false` each step reruns GPT2.forward over the whole sequence:
+// on the host in f64. With `cache: false` each step reruns GPT2.model.forward over the whole sequence:
 // the reference the cached path is tested against, and the benchmark's baseline.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
@@ -15,6 +15,7 @@ import { layernormForward } from '../ops/layernorm.ts';
 import { matmul } from '../ops/matmul.ts';
 import { Rng } from '../util/random.ts';
 import type { GPT2 } from './gpt2.ts';
+import { weightsOf, type Decoder, type LanguageModel } from './lm.ts';
 
 export const DEFAULT_MAX_NEW = 32;
 
@@ -32,7 +33,7 @@ export interface SamplingOptions {
 export interface TokenGenerateOptions extends SamplingOptions {
   /** New tokens per sequence at most (default 32); prompt + maxNew must fit the context. */
   maxNew?: number;
-  /** Edited copies of some weights, as GPT2.forward takes; the model's own stay untouched. */
+  /** Edited copies of some weights, as a model's forward takes; the model's own stay untouched. */
   overrides?: ReadonlyMap<string, F32>;
   /** false: no KV cache, a full forward per step (slow; for tests and benchmarks). */
   cache?: boolean;
@@ -50,7 +51,7 @@ export interface TokenGeneration {
 }
 
 /** Generates a continuation of each prompt (token ids), batched. */
-export async function generateTokens(model: GPT2, prompts: readonly (readonly number[])[], opts: TokenGenerateOptions = {}): Promise<TokenGeneration[]> {
+export async function generateTokens(model: LanguageModel, prompts: readonly (readonly number[])[], opts: TokenGenerateOptions = {}): Promise<TokenGeneration[]> {
   const { nCtx, vocabSize: V } = model.config;
   const maxNew = opts.maxNew ?? DEFAULT_MAX_NEW;
   if (!Number.isInteger(maxNew) || maxNew < 1) throw new RangeError(`generate: maxNew must be a positive integer, got ${maxNew}`);
@@ -65,7 +66,7 @@ export async function generateTokens(model: GPT2, prompts: readonly (readonly nu
   });
   if (prompts.length === 0) return [];
   const B = prompts.length;
-  const decoder: Decoder = opts.cache === false ? new FullForward(model, prompts, opts.overrides) : new KvCache(model, prompts, maxNew, opts.overrides);
+  const decoder: Decoder = opts.cache === false ? new FullForward(model, prompts, opts.overrides) : model.decoder(prompts, maxNew, opts.overrides);
   const rngs = prompts.map((_, b) => new Rng((opts.seed ?? 0) + b));
   const out: TokenGeneration[] = prompts.map(() => ({ tokens: [], finish: 'length' }));
   const active = prompts.map(() => true);
@@ -112,7 +113,7 @@ export interface Generation extends TokenGeneration {
  * Generates a continuation of each prompt (text), batched. Sequences end at the tokenizer's
  * end-of-text, at a stop string or after maxNew tokens. An empty prompt starts from end-of-text.
  */
-export async function generate(model: GPT2, tok: Tokenizer, prompts: readonly string[], opts: GenerateOptions = {}): Promise<Generation[]> {
+export async function generate(model: LanguageModel, tok: Tokenizer, prompts: readonly string[], opts: GenerateOptions = {}): Promise<Generation[]> {
   const keep = Math.max(1, model.config.nCtx - (opts.maxNew ?? DEFAULT_MAX_NEW));
   const ids = prompts.map((p) => {
     const t = p === '' ? [tok.eot] : tok.encode(p);
@@ -178,19 +179,10 @@ const sum = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0);
 
 // ---- decoders -----------------------------------------------------------------------------------
 
-interface Decoder {
-  /** Logits (B×V, row-major) at each prompt's last position. */
-  prefill(): Promise<Float32Array>;
-  /** Feeds one token per active sequence; logits at each sequence's newest position. */
-  step(tokens: Uint32Array, active: readonly boolean[]): Promise<Float32Array>;
-  release(): void;
-}
-
 type Weights = (name: string) => F32;
-const weightsOf = (model: GPT2, overrides?: ReadonlyMap<string, F32>): Weights => (name) => overrides?.get(name) ?? model.params.get(name)!;
 
 /** Sequences right-padded into one (B,T) batch, with the row of each one's last token. */
-function padded(gpu: Gpu, seqs: readonly (readonly number[])[], V: number) {
+export function padded(gpu: Gpu, seqs: readonly (readonly number[])[], V: number) {
   const T = Math.max(...seqs.map((s) => s.length));
   const ids = new Uint32Array(seqs.length * T);
   seqs.forEach((s, b) => ids.set(s, b * T));
@@ -200,7 +192,7 @@ function padded(gpu: Gpu, seqs: readonly (readonly number[])[], V: number) {
 }
 
 /** Reads a (B,V) logits tensor, releasing it and whatever else the step made. */
-async function readAndRelease(gpu: Gpu, logits: F32, ...temps: Tensor[]): Promise<Float32Array> {
+export async function readAndRelease(gpu: Gpu, logits: F32, ...temps: Tensor[]): Promise<Float32Array> {
   try {
     return await gpu.read(logits);
   } finally {
@@ -232,7 +224,8 @@ function head(gpu: Gpu, w: Weights, x: F32): F32 {
   return logits;
 }
 
-class KvCache implements Decoder {
+/** GPT-2's decoder (GPT2.decoder). */
+export class KvCache implements Decoder {
   readonly #model: GPT2;
   readonly #w: Weights;
   readonly #prompts: readonly (readonly number[])[];
@@ -307,11 +300,11 @@ class KvCache implements Decoder {
 }
 
 class FullForward implements Decoder {
-  readonly #model: GPT2;
+  readonly #model: LanguageModel;
   readonly #overrides: ReadonlyMap<string, F32> | undefined;
   readonly #seqs: number[][];
 
-  constructor(model: GPT2, prompts: readonly (readonly number[])[], overrides?: ReadonlyMap<string, F32>) {
+  constructor(model: LanguageModel, prompts: readonly (readonly number[])[], overrides?: ReadonlyMap<string, F32>) {
     this.#model = model;
     this.#overrides = overrides;
     this.#seqs = prompts.map((p) => [...p]);

@@ -6,22 +6,21 @@ import type { F32, Tensor } from '../gpu/tensor.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import { add, gelu, geluBackward } from '../ops/elementwise.ts';
 import { attentionBackward, attentionForward } from '../ops/attention.ts';
-import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
+import { crossEntropyBackward } from '../ops/crossentropy.ts';
 import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
-import { loraBackward, loraForward, type LoraFactors } from '../ops/lora.ts';
+import { loraBackward, loraForward } from '../ops/lora.ts';
 import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { Rng } from '../util/random.ts';
+import { KvCache } from './generate.ts';
+import { paramZeros, passDims, passLoss, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
 
-export type Tokens = Tensor<'u32'>;
-export type ParamMap = Map<string, F32>;
-/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`); model/lora.ts makes them. */
-export type Adapters = ReadonlyMap<string, LoraFactors>;
-/** Their gradients, by the same names. */
-export type AdapterGrads = ReadonlyMap<string, { da: F32; db: F32 }>;
+export type { ParamMap, Tokens } from './lm.ts';
+export type { Adapters, AdapterGrads, PassOptions, Prefix, PrefixPoint } from './lm.ts';
 
-export class GPT2 {
+export class GPT2 implements LanguageModel {
+  readonly kind = 'gpt2';
   readonly config: GPT2Config;
   readonly gpu: Gpu;
   readonly params: ParamMap;
@@ -65,13 +64,11 @@ export class GPT2 {
 
   /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
   zerosLike(): ParamMap {
-    return new Map([...this.params].map(([k, t]) => [k, this.gpu.zeros(t.shape, 'f32', `${k}.grad`)]));
+    return paramZeros(this.gpu, this.params);
   }
 
-  async toArrays(): Promise<Map<string, Float32Array>> {
-    const names = [...this.params.keys()];
-    const data = await this.gpu.readMany(names.map((n) => this.params.get(n)!));
-    return new Map(names.map((n, i) => [n, data[i] as Float32Array]));
+  toArrays(): Promise<Map<string, Float32Array>> {
+    return readParams(this.gpu, this.params);
   }
 
   /**
@@ -112,35 +109,13 @@ export class GPT2 {
     return pos < 0 ? null : { layer: pos >> 1, mlp: (pos & 1) === 1 };
   }
 
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder {
+    return new KvCache(this, prompts, maxNew, overrides);
+  }
+
   release(): void {
     for (const t of this.params.values()) t.release();
   }
-}
-
-export interface PassOptions {
-  /** Start from this shared prefix of the same tokens instead of the embedding. */
-  prefix?: Prefix;
-  /**
-   * Only these positions (of the B·T) carry a loss: the last block's attention still reads every
-   * position, but from its output projection on, the pass runs on these rows alone. logits are then
-   * [1, n, V] and losses [1, n] in the index's order; backward's dlosses is [1, n].
-   */
-  rows?: RowIndex;
-  /** LoRA adapters: y += s·(x·A)·B on the linears they name. */
-  adapters?: Adapters;
-}
-
-/** A point in the residual stream: before block `layer`'s ln_1, or (mlp) before its ln_2. */
-export interface PrefixPoint {
-  layer: number;
-  mlp: boolean;
-}
-
-/** The residual stream of some tokens at a point, under the base weights (GPT2.prefix). */
-export interface Prefix {
-  at: PrefixPoint;
-  tokens: Tokens;
-  x: F32;
 }
 
 /**
@@ -220,7 +195,7 @@ interface LayerActs {
   mlp: MlpActs;
 }
 
-export class Pass {
+export class Pass implements ModelPass {
   readonly B: number;
   readonly T: number;
   /** Logits (B,T,V). */
@@ -242,7 +217,7 @@ export class Pass {
   readonly #prefixed: boolean;
   readonly #lnf: LayerNormOut;
   readonly #xFinal: F32;
-  readonly #ce: { losses: F32; lse: F32; dlosses: F32 } | null = null;
+  readonly #ce: PassLoss | null = null;
   readonly #adapters: Adapters | undefined;
   /** x·A of each adapted linear, by weight name: the adapters' backward needs it. */
   readonly #loraH = new Map<string, F32>();
@@ -251,10 +226,7 @@ export class Pass {
   constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, { prefix, rows, adapters }: PassOptions = {}) {
     const gpu = model.gpu;
     const { nLayer: L, nEmbd: C, nCtx, vocabSize: V } = model.config;
-    if (tokens.shape.length !== 2) throw new RangeError(`GPT2.forward: tokens must be [B×T], got ${tokens}`);
-    const [B, T] = tokens.shape as [number, number];
-    if (T > nCtx) throw new RangeError(`GPT2.forward: T = ${T} is longer than the context (${nCtx})`);
-    if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`GPT2.forward: targets ${targets} must match tokens ${tokens}`);
+    const [B, T] = passDims('GPT2', tokens, targets, nCtx);
     if (rows && rows.of !== B * T) throw new RangeError(`GPT2.forward: the row index is over ${rows.of} positions, not the ${B * T} of ${tokens}`);
     if (prefix) {
       if (prefix.tokens !== tokens) throw new RangeError('GPT2.forward: the prefix was computed for other tokens');
@@ -303,11 +275,9 @@ export class Pass {
     this.#ceTargets = targets && rows ? own(gatherRows(gpu, targets.reshape([B * T]), rows)).reshape([1, lt]) : targets;
     this.logits = own(matmul(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'), { transB: true }) as F32).reshape([lb, lt, V]);
     if (this.#ceTargets) {
-      const ce = crossEntropyForward(gpu, this.logits, this.#ceTargets);
-      const { mean, dlosses } = crossEntropyMean(gpu, ce.losses, this.#ceTargets);
-      this.#ce = { ...ce, dlosses };
-      this.loss = mean;
-      this.#owned.push(ce.losses, ce.lse, dlosses, mean);
+      this.#ce = passLoss(gpu, this.logits, this.#ceTargets);
+      this.loss = this.#ce.mean;
+      this.#owned.push(this.#ce.losses, this.#ce.lse, this.#ce.dlosses, this.#ce.mean);
     } else this.loss = null;
   }
 

@@ -1,22 +1,30 @@
-// Loading any model file we know, with its tokenizer: our checkpoints (safetensors whose metadata
-// format is 'seal-webgpu/gpt2') and Hugging Face GPT-2 model.safetensors files. A directory means
-// the model.safetensors inside it. Every tensor must fit one storage binding of the adapter; that
-// is checked from the header, before gigabytes are read, with a message naming the tensor.
+// Loading any model we know, with its tokenizer: our checkpoints (safetensors whose metadata format
+// is 'seal-webgpu/gpt2'), Hugging Face GPT-2 model.safetensors files, and Hugging Face folders whose
+// config.json names a Llama-family model_type (hf-llama.ts; the tokenizer from its tokenizer.json).
+// A directory means the model.safetensors inside it. Every tensor must fit one storage binding of
+// the adapter; that is checked from the headers, before gigabytes are read, naming the tensor.
 import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, numel } from '../gpu/tensor.ts';
 import { loadGpt2Weights, ourName, type LoadGpt2Options } from './hf-import.ts';
-import { isDirectory, joinPath } from '../io/files.ts';
+import { exists, isDirectory, joinPath, readText } from '../io/files.ts';
 import { withSafetensors } from '../io/safetensors.ts';
 import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
 import { UserError } from '../util/errors.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { GPT2 } from './gpt2.ts';
+import { loadLlamaFolder } from './hf-llama.ts';
+import { LLAMA_TYPES } from './llama-config.ts';
+import type { LanguageModel } from './lm.ts';
+import { loadHfTokenizer } from '../io/hf-tokenizer.ts';
+
+/** The model_type values a Hugging Face config.json may name. */
+export const SUPPORTED_MODEL_TYPES = ['gpt2', ...LLAMA_TYPES] as const;
 
 /** The metadata format saveCheckpoint writes. */
 const CHECKPOINT_FORMAT = 'seal-webgpu/gpt2';
 
 export interface LoadedModel {
-  model: GPT2;
+  model: LanguageModel;
   tokenizer: Tokenizer;
   /** Which kind of file it was. */
   format: 'seal' | 'huggingface';
@@ -28,6 +36,19 @@ export interface LoadModelOptions extends LoadGpt2Options {
 }
 
 export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  // A Llama-family folder is the unit (shards, tokenizer). Only a folder is looked into: in a page
+  // every probe is a request.
+  const hf = (await isDirectory(path).catch(() => false)) ? await folderConfig(path) : null;
+  if (hf && hf.model_type !== 'gpt2') {
+    if (!(LLAMA_TYPES as readonly unknown[]).includes(hf.model_type)) {
+      throw new UserError(`${joinPath(path, 'config.json')}: model_type '${String(hf.model_type)}' is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+    }
+    // The tokenizer first: a bad tokenizer.json fails before any weight is read.
+    const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : await loadHfTokenizer(path);
+    if (typeof hf.vocab_size === 'number' && tok.vocabSize > hf.vocab_size) throw tooManyIds(tok, hf.vocab_size, path);
+    const model = await loadLlamaFolder(gpu, path, hf);
+    return { model, tokenizer: fitting(model, tok, path), format: 'huggingface' };
+  }
   const file = await modelFile(path);
   const header = await withSafetensors(file, async (f) => ({ metadata: f.metadata, shapes: [...f.tensors].map(([n, t]) => [n, t.shape] as const) }));
   const format = header.metadata.format;
@@ -59,6 +80,20 @@ export async function modelFile(path: string): Promise<string> {
   return dir ? joinPath(path, 'model.safetensors') : path;
 }
 
+/** A folder's config.json when it names a model_type (GPT-2 files may come without one). */
+async function folderConfig(dir: string): Promise<Record<string, unknown> | null> {
+  const file = joinPath(dir, 'config.json');
+  if (!(await exists(file))) return null;
+  const text = await readText(file);
+  let hf: Record<string, unknown>;
+  try {
+    hf = JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new UserError(`${file}: not valid JSON: ${(e as Error).message}`);
+  }
+  return hf.model_type === undefined ? null : hf;
+}
+
 /** Every tensor (as f32) must fit one storage binding; say which one does not, and what to do. */
 export function checkBindings(gpu: Pick<Gpu, 'limits' | 'summary'>, file: string, shapes: readonly (readonly [string, readonly number[]])[]): void {
   const max = gpu.limits.maxStorageBufferBindingSize;
@@ -81,10 +116,20 @@ function tokenizerForVocab(vocabSize: number, file: string): Tokenizer {
   throw new UserError(`${file}: a vocabulary of ${vocabSize} matches no tokenizer we know (gpt2: ${gpt2Tokenizer.vocabSize}, byte: ${byteTokenizer.vocabSize}); pass the tokenizer option`);
 }
 
-function fitting(model: GPT2, tok: Tokenizer, file: string): Tokenizer {
+function fitting(model: LanguageModel, tok: Tokenizer, file: string): Tokenizer {
   if (tok.vocabSize > model.config.vocabSize) {
     model.release();
-    throw new UserError(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
+    throw tooManyIds(tok, model.config.vocabSize, file);
   }
   return tok;
+}
+
+const tooManyIds = (tok: Tokenizer, vocabSize: number, file: string) =>
+  new UserError(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${vocabSize} (its embedding's rows): the tokenizer does not belong to this model`);
+
+/** The model as GPT-2, for what runs on GPT-2 alone (LoRA, the text variant); another family is a named error. */
+export function gpt2Only(model: LanguageModel, what: string): GPT2 {
+  if (model instanceof GPT2) return model;
+  model.release();
+  throw new UserError(`${what} runs on GPT-2 models only; this one is ${model.kind}`);
 }

@@ -3,6 +3,11 @@
 import { closestNames } from '../io/safetensors.ts';
 import { MaskError, maskBlock, type MaskBlock, type Range } from '../ops/edit.ts';
 
+/** Every MLP weight matrix of a model of this kind (gpt2, llama, qwen2): the default mask. */
+export function mlpMask(kind: string): string[] {
+  return kind === 'gpt2' ? ['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'] : ['model.layers.*.mlp.gate_proj.weight', 'model.layers.*.mlp.up_proj.weight', 'model.layers.*.mlp.down_proj.weight'];
+}
+
 export interface MaskSpec {
   tensors: string[];
   rows?: Range;

@@ -1,9 +1,9 @@
-// Optimising a GPT2's parameters on the GPU: per step zero grads, forward, backward, clip, AdamW
+// Optimising a model's parameters on the GPU: per step zero grads, forward, backward, clip, AdamW
 // (with the warm-up + cosine learning-rate schedule). The host reads back only the loss and the
 // gradient norm, once per step. Used by pretraining; "train" is kept for SEAL's `seal train`.
 import type { F32 } from '../gpu/tensor.ts';
 import { adamw, clipGradNorm, type AdamWConfig } from '../ops/optimizer.ts';
-import type { GPT2, ParamMap, Tokens } from './gpt2.ts';
+import type { LanguageModel, ParamMap, Tokens } from './lm.ts';
 
 export interface OptimizeConfig {
   lr: number;
@@ -24,7 +24,7 @@ export function learningRate(c: OptimizeConfig, step: number): number {
 }
 
 export class Optimizer {
-  readonly model: GPT2;
+  readonly model: LanguageModel;
   readonly config: OptimizeConfig;
   readonly grads: ParamMap;
   readonly m: ParamMap;
@@ -32,7 +32,7 @@ export class Optimizer {
   /** Steps taken so far. */
   step = 0;
 
-  constructor(model: GPT2, config: OptimizeConfig, state?: { m: ParamMap; v: ParamMap; step: number }) {
+  constructor(model: LanguageModel, config: OptimizeConfig, state?: { m: ParamMap; v: ParamMap; step: number }) {
     this.model = model;
     this.config = config;
     this.grads = model.zerosLike();

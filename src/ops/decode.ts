@@ -32,15 +32,15 @@ export function embedStep(gpu: Gpu, tokens: U32, pos: U32, wte: F32, wpe: F32): 
   return out;
 }
 
-/** out[i] = src[rows[i]] for src (N,C): e.g. each sequence's last position after a prefill. */
+/** out[i] = src[rows[i]] for src (N,C): e.g. each sequence's last position after a prefill; NaN rows where rows[i] ≥ N. */
 export function gatherRows(gpu: Gpu, src: F32, rows: U32): F32 {
   const op = 'gatherRows';
   expect(op, 'src', src, [-1, -1]);
   expect(op, 'rows', rows, [-1], 'u32');
-  const C = src.shape[1]!;
+  const [V, C] = src.shape as [number, number];
   const B = rows.size;
   const out = gpu.empty([B, C]);
-  gpu.dispatch(GATHER_ROWS, { params: { ...NONE, B, C }, tensors: [rows, src, out], workgroups: gpu.grid(B * C, WG) });
+  gpu.dispatch(GATHER_ROWS, { params: { ...NONE, B, C, V }, tensors: [rows, src, out], workgroups: gpu.grid(B * C, WG) });
   return out;
 }
 

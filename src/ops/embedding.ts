@@ -5,6 +5,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
+import { gatherRows } from './decode.ts';
 
 const WG = 64;
 const spec = (entry: string): KernelSpec => ({ shader: 'embedding.wgsl', entry, params: ['N:u32', 'T:u32', 'C:u32', 'V:u32'], constants: { WG } });
@@ -45,14 +46,37 @@ export function embeddingForward(gpu: Gpu, tokens: Tokens, wte: F32, wpe: F32): 
 export function embeddingBackward(gpu: Gpu, dout: F32, tokens: Tokens, dwte: F32, dwpe: F32): void {
   const op = 'embeddingBackward';
   const params = dims(op, tokens, dwte, dwpe);
-  const { B, T, C, N } = params;
+  const { B, T, C } = params;
   expect(op, 'dout', dout, [B, T, C]);
   noAlias(op, dwte, dout, dwpe);
   noAlias(op, dwpe, dout);
+  wteBackward(gpu, dout, tokens, dwte, params);
+  gpu.dispatch(WPE_BACKWARD, { params, tensors: [dout, dwpe], workgroups: gpu.grid(T * C, WG) });
+}
+
+function wteBackward(gpu: Gpu, dout: F32, tokens: Tokens, dwte: F32, params: { N: number; T: number; C: number; V: number }): void {
+  const { N, C } = params;
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
   const links = gpu.empty([N, 2], 'u32', 'embedding.links');
   gpu.dispatch(LINK, { params, tensors: [tokens, links], workgroups: gpu.grid(N, WG) });
   gpu.dispatch(WTE_BACKWARD, { params, tensors: [tokens, links, dout, dwte], workgroups: [Math.ceil(C / WG), Math.min(N, maxDim), Math.ceil(N / maxDim)] });
   links.release();
-  gpu.dispatch(WPE_BACKWARD, { params, tensors: [dout, dwpe], workgroups: gpu.grid(T * C, WG) });
+}
+
+/** Rows (B·T, C): out[b·T+t] = wte[tokens[b,t]], a token embedding with no position table (rotary models). */
+export function tokenEmbedding(gpu: Gpu, tokens: Tokens, wte: F32): F32 {
+  if (tokens.shape.length !== 2) throw new ShapeError(`tokenEmbedding: tokens must have shape [B×T], got ${tokens}`);
+  return gatherRows(gpu, wte, tokens.reshape([tokens.size]));
+}
+
+/** Accumulates tokenEmbedding's gradient (dout: B·T rows) into dwte (V,C). */
+export function tokenEmbeddingBackward(gpu: Gpu, dout: F32, tokens: Tokens, dwte: F32): void {
+  const op = 'tokenEmbeddingBackward';
+  if (tokens.shape.length !== 2) throw new ShapeError(`${op}: tokens must have shape [B×T], got ${tokens}`);
+  const [B, T] = tokens.shape as [number, number];
+  expect(op, 'dwte', dwte, [-1, -1]);
+  const [V, C] = dwte.shape as [number, number];
+  expect(op, 'dout', dout, [B * T, C]);
+  noAlias(op, dwte, dout);
+  wteBackward(gpu, dout, tokens, dwte, { N: B * T, T, C, V });
 }

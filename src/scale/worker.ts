@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { decodeJson, encodeJson, policyKey, PROTOCOL, queueConnection, queueName, runKey, type JobResult, type RunSpec, type ScoringJob, type VariantAJob } from './queue.ts';
 import { editSpace, QATask } from '../seal/task.ts';
 
@@ -37,7 +37,7 @@ class RunTasks {
     this.#spec = spec;
   }
 
-  async task(model: GPT2, tok: Tokenizer, p: number): Promise<QATask> {
+  async task(model: LanguageModel, tok: Tokenizer, p: number): Promise<QATask> {
     let t = this.#tasks.get(p);
     if (!t) {
       const passage = this.#spec.passages[p];
@@ -56,14 +56,14 @@ class RunTasks {
 
 export class ScoringWorker {
   readonly name: string;
-  readonly #model: GPT2;
+  readonly #model: LanguageModel;
   readonly #tok: Tokenizer;
   readonly #opts: WorkerOptions;
   readonly #redis: Redis;
   readonly #worker: Worker;
   #tasks: RunTasks | null = null;
 
-  constructor(model: GPT2, tok: Tokenizer, opts: WorkerOptions) {
+  constructor(model: LanguageModel, tok: Tokenizer, opts: WorkerOptions) {
     this.#model = model;
     this.#tok = tok;
     this.#opts = opts;

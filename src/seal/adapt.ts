@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { add } from '../ops/elementwise.ts';
 import { resolveConfig, type DirectionKind, type SealConfig } from './config.ts';
 import { directionRows, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
@@ -47,7 +47,7 @@ export function fixedStepRule(spec: DirectionSpec, kind: DirectionKind, size: nu
 }
 
 export class Adapter {
-  readonly model: GPT2;
+  readonly model: LanguageModel;
   readonly config: SealConfig;
   readonly writer: EditWriter;
   readonly #tok: Tokenizer;
@@ -56,7 +56,7 @@ export class Adapter {
   readonly #rule: CoefficientRule;
   readonly #generator: Generator | undefined;
 
-  constructor(model: GPT2, tok: Tokenizer, config: SealConfig, rule: CoefficientRule, generator?: Generator) {
+  constructor(model: LanguageModel, tok: Tokenizer, config: SealConfig, rule: CoefficientRule, generator?: Generator) {
     const { mask, layer, spec } = editSpace(model, config);
     this.model = model;
     this.config = config;
@@ -69,7 +69,7 @@ export class Adapter {
   }
 
   /** The trained generator a `seal train` run wrote (policy.safetensors, with its config inside). */
-  static async load(gpu: Gpu, model: GPT2, tok: Tokenizer, path: string): Promise<Adapter> {
+  static async load(gpu: Gpu, model: LanguageModel, tok: Tokenizer, path: string): Promise<Adapter> {
     const { arrays, metadata } = await Generator.read(path);
     if (!metadata.seal) throw new UserError(`${path}: has no SEAL config (not written by seal train)`);
     const config = resolveConfig(JSON.parse(metadata.seal) as Record<string, unknown>);
@@ -77,7 +77,7 @@ export class Adapter {
   }
 
   /** The generator's mean coefficients; a fresh (untrained) one from config.seed without `arrays`. */
-  static withGenerator(model: GPT2, tok: Tokenizer, config: SealConfig, arrays?: Map<string, Float32Array>): Adapter {
+  static withGenerator(model: LanguageModel, tok: Tokenizer, config: SealConfig, arrays?: Map<string, Float32Array>): Adapter {
     const { mask, spec } = editSpace(model, config);
     const actionDim = mask.entries.length * directionRows(spec);
     const generator = Generator.create(model.gpu, Generator.policyConfig(config, model.config.nEmbd, actionDim), config.seed, arrays);
@@ -90,7 +90,7 @@ export class Adapter {
   }
 
   /** A fixed step (fixedStepRule) as an adapter. */
-  static fixedStep(model: GPT2, tok: Tokenizer, config: SealConfig, kind: DirectionKind, size: number): Adapter {
+  static fixedStep(model: LanguageModel, tok: Tokenizer, config: SealConfig, kind: DirectionKind, size: number): Adapter {
     const rule = fixedStepRule(editSpace(model, config).spec, kind, size);
     return new Adapter(model, tok, config, async (f) => rule(f));
   }
@@ -157,7 +157,7 @@ export async function tryPassage(adapter: Adapter, tok: Tokenizer, p: Passage, m
 }
 
 /** The edit alone: θ' − θ for each edited tensor (an Adaptation's overrides), under the tensor's own name. */
-export async function editDeltas(model: GPT2, overrides: ReadonlyMap<string, F32>): Promise<Map<string, TensorToWrite>> {
+export async function editDeltas(model: LanguageModel, overrides: ReadonlyMap<string, F32>): Promise<Map<string, TensorToWrite>> {
   const gpu = model.gpu;
   const names = [...overrides.keys()];
   const deltas = names.map((n) => add(gpu, overrides.get(n)!, model.params.get(n)!, -1));
@@ -172,7 +172,7 @@ const EDIT_FORMAT = 'seal-webgpu/edit';
 export const EDIT_VERSION = 1;
 
 /** Writes editDeltas as safetensors (metadata format 'seal-webgpu/edit'), atomically. */
-export async function writeEdit(path: string, model: GPT2, overrides: ReadonlyMap<string, F32>): Promise<void> {
+export async function writeEdit(path: string, model: LanguageModel, overrides: ReadonlyMap<string, F32>): Promise<void> {
   await writeSafetensors(path, await editDeltas(model, overrides), { format: EDIT_FORMAT, version: String(EDIT_VERSION) });
 }
 

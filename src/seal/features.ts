@@ -8,7 +8,7 @@
 //    lookahead, the same from the gradient after a probe step (DirectionSpec).
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2, ParamMap, Pass } from '../model/gpt2.ts';
+import type { LanguageModel, ParamMap, ModelPass } from '../model/lm.ts';
 import type { Mask } from '../model/mask.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { applyEdits, editBackward } from '../ops/edit.ts';
@@ -65,7 +65,7 @@ export interface DirectionSpec {
 export const directionRows = (s: DirectionSpec): number => s.kinds.length * (s.lookahead > 0 ? 2 : 1);
 
 /** Per masked tensor, its gradient in `grads` gathered at the mask block, packed ([size] each, fresh). */
-export function gatherAtMask(model: GPT2, grads: ParamMap, mask: Mask): F32[] {
+export function gatherAtMask(model: LanguageModel, grads: ParamMap, mask: Mask): F32[] {
   const gpu = model.gpu;
   // The backward of a dense edit gathers dW at the mask; `layout` only sizes that edit's action, so
   // it is the entry's own size (one of the largest entry's size failed for masks of unequal tensors).
@@ -79,7 +79,7 @@ export function gatherAtMask(model: GPT2, grads: ParamMap, mask: Mask): F32[] {
 }
 
 /** Backward of `pass`, the gradient gathered at each masked tensor, read to the host. */
-async function maskGradients(model: GPT2, pass: Pass, mask: Mask): Promise<Float32Array[]> {
+async function maskGradients(model: LanguageModel, pass: ModelPass, mask: Mask): Promise<Float32Array[]> {
   const gpu = model.gpu;
   // Only the masked tensors' gradients: the backward stops below the lowest of them.
   const grads = new Map(mask.entries.map((e) => [e.name, gpu.zeros(e.shape)]));
@@ -91,7 +91,7 @@ async function maskGradients(model: GPT2, pass: Pass, mask: Mask): Promise<Float
 }
 
 /** The weights after a step of `size` along the whole mask's unit sign direction −sign(G)/‖sign G‖. */
-function probeWeights(model: GPT2, mask: Mask, grads: readonly Float32Array[], size: number): Map<string, F32> {
+function probeWeights(model: LanguageModel, mask: Mask, grads: readonly Float32Array[], size: number): Map<string, F32> {
   const gpu = model.gpu;
   const signs = grads.map((g) => g.map((v) => -Math.sign(v)));
   const nnz = signs.reduce((n, s) => n + s.reduce((c, v) => c + v * v, 0), 0);
@@ -106,7 +106,7 @@ function probeWeights(model: GPT2, mask: Mask, grads: readonly Float32Array[], s
   );
 }
 
-export async function passageFeatures(model: GPT2, tok: Tokenizer, text: string, layer: number, mask?: Mask, spec: DirectionSpec = { kinds: ['grad'], lookahead: 0 }): Promise<PassageFeatures> {
+export async function passageFeatures(model: LanguageModel, tok: Tokenizer, text: string, layer: number, mask?: Mask, spec: DirectionSpec = { kinds: ['grad'], lookahead: 0 }): Promise<PassageFeatures> {
   const gpu = model.gpu;
   const { nLayer, nEmbd: C, nCtx } = model.config;
   if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) throw new RangeError(`feature layer ${layer} is not a layer of this model (0..${nLayer - 1})`);

@@ -7,7 +7,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2, ParamMap, Prefix } from '../model/gpt2.ts';
+import type { LanguageModel, ParamMap, Prefix } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import type { Passage } from '../tasks/squad.ts';
@@ -50,11 +50,11 @@ function roleOf(id: string): 'scored' | 'measured' {
 }
 
 export class QAScorer {
-  readonly #model: GPT2;
+  readonly #model: LanguageModel;
   readonly #encoded: EncodedPassage[];
 
   /** `editable`: every tensor an edit may override or differentiate (SEAL's mask). */
-  constructor(model: GPT2, tok: Tokenizer, passages: readonly Passage[], editable: Iterable<string>) {
+  constructor(model: LanguageModel, tok: Tokenizer, passages: readonly Passage[], editable: Iterable<string>) {
     this.#model = model;
     const gpu = model.gpu;
     const at = model.prefixPoint(editable);

@@ -5,7 +5,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { exists, joinPath, makeDirectory, readText } from '../io/files.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { loadModel } from '../model/load.ts';
 import { loadSquad } from '../tasks/squad.ts';
 import { resolveConfig, type SealConfig } from './config.ts';
@@ -120,7 +120,7 @@ export interface TrainOptions {
 export interface TrainedRun {
   trainer: SealTrainer;
   /** The frozen base model the generator edits, and its tokenizer. */
-  model: GPT2;
+  model: LanguageModel;
   tokenizer: Tokenizer;
   /** The config the run used (a resumed run's saved one). */
   config: SealConfig;

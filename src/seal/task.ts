@@ -4,7 +4,7 @@
 // knowledge task on a frozen GPT-2; tests plug in small synthetic tasks.
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2, ParamMap } from '../model/gpt2.ts';
+import type { LanguageModel, ParamMap } from '../model/lm.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
 import { applyEdits, type DenseEdit } from '../ops/edit.ts';
 import { dotRows } from '../ops/reduce.ts';
@@ -14,7 +14,7 @@ import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type 
 import { QAScorer, type PassageScore } from './reward.ts';
 
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
-export function editSpace(model: GPT2, config: Pick<SealConfig, 'mask' | 'featureLayer' | 'directions' | 'lookahead'>): { mask: Mask; layer: number; spec: DirectionSpec } {
+export function editSpace(model: LanguageModel, config: Pick<SealConfig, 'mask' | 'featureLayer' | 'directions' | 'lookahead'>): { mask: Mask; layer: number; spec: DirectionSpec } {
   const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
   const layer = config.featureLayer < 0 ? model.config.nLayer + config.featureLayer : config.featureLayer;
   return { mask, layer, spec: { kinds: config.directions, lookahead: config.lookahead } };
@@ -62,14 +62,14 @@ export interface EditTask {
  * by each edit (GPU order: work encoded after apply sees that edit).
  */
 export class EditWriter {
-  readonly model: GPT2;
+  readonly model: LanguageModel;
   readonly mask: Mask;
   /** Directions per masked tensor. */
   readonly rows: number;
   /** The edited tensors by name: pass as overrides. */
   readonly overrides = new Map<string, F32>();
 
-  constructor(model: GPT2, mask: Mask, spec: DirectionSpec) {
+  constructor(model: LanguageModel, mask: Mask, spec: DirectionSpec) {
     this.model = model;
     this.mask = mask;
     this.rows = directionRows(spec);
@@ -112,7 +112,7 @@ export class EditWriter {
  * questions with no passage in context.
  */
 export class QATask implements EditTask {
-  readonly model: GPT2;
+  readonly model: LanguageModel;
   readonly mask: Mask;
   readonly features: PassageFeatures[];
   readonly base: PassageScore[];
@@ -120,7 +120,7 @@ export class QATask implements EditTask {
   readonly #scorer: QAScorer;
   #grads: ParamMap | null = null;
 
-  private constructor(model: GPT2, mask: Mask, spec: DirectionSpec, features: PassageFeatures[], scorer: QAScorer, base: PassageScore[]) {
+  private constructor(model: LanguageModel, mask: Mask, spec: DirectionSpec, features: PassageFeatures[], scorer: QAScorer, base: PassageScore[]) {
     this.model = model;
     this.mask = mask;
     this.features = features;
@@ -135,7 +135,7 @@ export class QATask implements EditTask {
   }
 
   static async create(
-    model: GPT2,
+    model: LanguageModel,
     tok: Tokenizer,
     passages: readonly Passage[],
     mask: Mask,

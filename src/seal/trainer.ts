@@ -9,7 +9,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { add, axpy } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
@@ -118,7 +118,7 @@ export class SealTrainer {
    * once, and builds (or, with `resume`, restores) the generator.
    */
   static async create(
-    model: GPT2,
+    model: LanguageModel,
     tok: Tokenizer,
     config: SealConfig,
     data: SealData,

@@ -6,7 +6,7 @@
 // The base model's parameters are only ever read: edits live in scratch copies (overrides).
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import type { MaskEntry } from '../model/mask.ts';
 import { applyEdits, type DenseEdit, type MaskBlock } from '../ops/edit.ts';
 import { globalNorm } from '../ops/optimizer.ts';
@@ -66,9 +66,9 @@ export class MaskedDelta {
   readonly deltas: F32[];
   // One mask array per entry, kept so applyEdits checks each mask once (it caches by identity).
   readonly #masks: (readonly MaskBlock[])[];
-  readonly #model: GPT2;
+  readonly #model: LanguageModel;
 
-  constructor(model: GPT2, entries: readonly MaskEntry[], deltas?: F32[]) {
+  constructor(model: LanguageModel, entries: readonly MaskEntry[], deltas?: F32[]) {
     this.#model = model;
     this.entries = entries;
     this.deltas = deltas ?? entries.map((e) => model.gpu.zeros([e.size], 'f32', `${e.name}.delta`));
@@ -112,7 +112,7 @@ export function passageSeed(seed: number, passageId: string): number {
 export type NormFor = number | ((passage: Passage) => number);
 
 /** A Gaussian direction on the mask scaled to the given norm, drawn from (seed, passage id). */
-export function randomEditMethod(model: GPT2, entries: readonly MaskEntry[], norm: NormFor): Method {
+export function randomEditMethod(model: LanguageModel, entries: readonly MaskEntry[], norm: NormFor): Method {
   if (entries.length === 0) throw new RangeError('random edit: the mask has no tensors');
   return {
     name: 'random',
@@ -257,7 +257,7 @@ function checkInputs(passages: readonly Passage[], methods: readonly Method[], s
   if (seeds.length === 0 || !seeds.every((s) => Number.isInteger(s) && s >= 0)) throw new RangeError(`evaluate: seeds must be non-negative integers, got [${seeds}]`);
 }
 
-async function run(model: GPT2, tok: Tokenizer, passage: Passage, method: Method, seed: number, o: EvalOptions): Promise<RunRecord> {
+async function run(model: LanguageModel, tok: Tokenizer, passage: Passage, method: Method, seed: number, o: EvalOptions): Promise<RunRecord> {
   const t0 = performance.now();
   const adapted = await method.adapt(passage, seed);
   const ms = performance.now() - t0;
@@ -291,7 +291,7 @@ function summarise(method: Method, seeds: number[], runs: RunRecord[]): MethodSu
 }
 
 /** Evaluates every method on every passage (passages outer, methods in the order given). */
-export async function evaluate(model: GPT2, tok: Tokenizer, passages: readonly Passage[], methods: readonly Method[], o: EvalOptions): Promise<EvalResult> {
+export async function evaluate(model: LanguageModel, tok: Tokenizer, passages: readonly Passage[], methods: readonly Method[], o: EvalOptions): Promise<EvalResult> {
   const seeds = [...(o.seeds ?? [1])];
   checkInputs(passages, methods, seeds);
   const seedsOf = (m: Method) => (m.seeded ? seeds : seeds.slice(0, 1));

@@ -6,7 +6,7 @@
 // base), the base is only read, and ‖δ‖ is the edit norm.
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import { editBackward } from '../ops/edit.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
@@ -26,7 +26,7 @@ export interface FinetuneOptions {
 export const DEFAULT_FINETUNE: FinetuneOptions = { steps: 10, lr: 1e-3, weightDecay: 0, gradClip: 1 };
 
 /** The parameters a scope trains: the SEAL mask as given, or every tensor of the model, whole. */
-export function scopeMask(model: GPT2, scope: Mask | 'full'): Mask {
+export function scopeMask(model: LanguageModel, scope: Mask | 'full'): Mask {
   return scope === 'full' ? resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['**'] }) : scope;
 }
 
@@ -47,7 +47,7 @@ export type StepVisitor = (step: number, overrides: ReadonlyMap<string, F32>) =>
  * caller's to release. `onStep` lets a sweep score every step count on the way to the largest.
  */
 export async function finetunePassage(
-  model: GPT2,
+  model: LanguageModel,
   tok: Tokenizer,
   text: string,
   mask: Mask,
@@ -94,7 +94,7 @@ export async function finetunePassage(
  * Finetuning as an adaptation method: `scope` is the SEAL mask ('finetune-mask') or 'full'
  * ('finetune-full'). Deterministic: every step is one full batch of the passage.
  */
-export function finetuneMethod(model: GPT2, tok: Tokenizer, scope: Mask | 'full', options: Partial<FinetuneOptions> = {}): Method {
+export function finetuneMethod(model: LanguageModel, tok: Tokenizer, scope: Mask | 'full', options: Partial<FinetuneOptions> = {}): Method {
   const o = { ...DEFAULT_FINETUNE, ...options };
   checkOptions(o);
   const mask = scopeMask(model, scope);

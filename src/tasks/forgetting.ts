@@ -5,7 +5,7 @@
 import { readText } from '../io/files.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2, Prefix } from '../model/gpt2.ts';
+import { logitRows, type LanguageModel, type Prefix } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import { UserError } from '../util/errors.ts';
@@ -26,13 +26,15 @@ export async function loadGeneralText(path: string, n: number, seed = 1): Promis
   return sampleLines(lines, Math.min(n, lines.length), seed);
 }
 
-/** Mean next-token NLL of each line, in batches of `batch` lines (the logits are batch×T×V). */
-export async function generalNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>, batch = 16): Promise<Float64Array> {
+/** Mean next-token NLL of each line, in batches of `batch` lines (fewer where their logits would not fit one binding). */
+export async function generalNll(model: LanguageModel, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>, batch = 16): Promise<Float64Array> {
   const out = new Float64Array(lines.length);
-  for (let start = 0; start < lines.length; start += batch) {
-    const chunk = encodeChunk(model, tok, lines.slice(start, start + batch), [...lines.keys()].slice(start, start + batch));
+  let k = 0;
+  for (const chunk of encodeChunks(model, tok, lines, [...lines.keys()], batch)) {
     try {
-      out.set(await chunkNll(model, chunk, overrides), start);
+      const nll = await chunkNll(model, chunk, overrides);
+      out.set(nll, k);
+      k += nll.length;
     } finally {
       releaseChunk(chunk);
     }
@@ -53,7 +55,7 @@ interface Chunk {
 }
 
 /** `at[i]`: line i's number in the caller's list (for the error). */
-function encodeChunk(model: GPT2, tok: Tokenizer, lines: readonly string[], at: readonly number[]): Chunk {
+function encodeChunk(model: LanguageModel, tok: Tokenizer, lines: readonly string[], at: readonly number[]): Chunk {
   const gpu = model.gpu;
   const nCtx = model.config.nCtx;
   const seqs = lines.map((l, i) => {
@@ -73,12 +75,27 @@ function encodeChunk(model: GPT2, tok: Tokenizer, lines: readonly string[], at: 
   return { tokens: gpu.tensor(tokens, [B, T]), targets: gpu.tensor(targets, [B, T]), rows: rowIndex(gpu, rows, B * T), lengths: seqs.map((s) => s.length - 1), T, prefixes: new Map() };
 }
 
+/** Lines in chunks of at most `batch`, halved until a chunk's logits (rows × V, f32) fit one storage binding. */
+function encodeChunks(model: LanguageModel, tok: Tokenizer, lines: readonly string[], at: readonly number[], batch: number): Chunk[] {
+  const out: Chunk[] = [];
+  const add = (ls: readonly string[], ids: readonly number[]) => {
+    const c = encodeChunk(model, tok, ls, ids);
+    if (c.rows.idx.size <= logitRows(model) || ls.length === 1) return void out.push(c);
+    releaseChunk(c);
+    const h = ls.length >> 1;
+    add(ls.slice(0, h), ids.slice(0, h));
+    add(ls.slice(h), ids.slice(h));
+  };
+  for (let start = 0; start < lines.length; start += batch) add(lines.slice(start, start + batch), at.slice(start, start + batch));
+  return out;
+}
+
 function releaseChunk(c: Chunk): void {
   for (const t of [c.tokens, c.targets, c.rows.idx, ...[...c.prefixes.values()].map((p) => p.x)]) t.release();
 }
 
 /** Per-line mean NLL of a chunk under `overrides`; with `shared`, from the base's residual stream below the lowest override (kept in the chunk). */
-async function chunkNll(model: GPT2, c: Chunk, overrides?: ReadonlyMap<string, F32>, shared = false): Promise<Float64Array> {
+async function chunkNll(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, F32>, shared = false): Promise<Float64Array> {
   const at = shared && overrides ? model.prefixPoint(overrides.keys()) : null;
   const key = at && `${at.layer}:${at.mlp}`;
   if (at && !c.prefixes.has(key!)) c.prefixes.set(key!, model.prefix(c.tokens, at));
@@ -101,12 +118,12 @@ async function chunkNll(model: GPT2, c: Chunk, overrides?: ReadonlyMap<string, F
 export class ForgettingProbe {
   readonly lines: readonly string[];
   readonly baseNll: number;
-  readonly #model: GPT2;
+  readonly #model: LanguageModel;
   readonly #chunks: Chunk[];
   /** The lines by token count, longest first: chunks of similar lengths carry little padding. */
   readonly #order: number[];
 
-  private constructor(model: GPT2, lines: readonly string[], chunks: Chunk[], order: number[], baseNll: number) {
+  private constructor(model: LanguageModel, lines: readonly string[], chunks: Chunk[], order: number[], baseNll: number) {
     this.#model = model;
     this.lines = lines;
     this.#chunks = chunks;
@@ -114,15 +131,11 @@ export class ForgettingProbe {
     this.baseNll = baseNll;
   }
 
-  static async create(model: GPT2, tok: Tokenizer, lines: readonly string[], batch = 16): Promise<ForgettingProbe> {
+  static async create(model: LanguageModel, tok: Tokenizer, lines: readonly string[], batch = 16): Promise<ForgettingProbe> {
     if (lines.length === 0) throw new RangeError('forgetting: no general-text lines to measure on');
     const length = lines.map((l) => tok.encode(l).length);
     const order = [...lines.keys()].sort((a, b) => length[b]! - length[a]! || a - b);
-    const chunks: Chunk[] = [];
-    for (let start = 0; start < lines.length; start += batch) {
-      const at = order.slice(start, start + batch);
-      chunks.push(encodeChunk(model, tok, at.map((i) => lines[i]!), at));
-    }
+    const chunks = encodeChunks(model, tok, order.map((i) => lines[i]!), order, batch);
     const probe = new ForgettingProbe(model, lines, chunks, order, 0);
     const base = mean(await probe.#nll());
     return new ForgettingProbe(model, lines, chunks, order, base);

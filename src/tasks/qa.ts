@@ -2,7 +2,7 @@
 // of the answer tokens given the question prompt. Rewards (SEAL) and evaluation both use this.
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import { logitRows, type LanguageModel } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { rowIndex } from '../ops/rows.ts';
 import { generate } from '../model/generate.ts';
@@ -53,7 +53,7 @@ export function encodeQA(tok: Tokenizer, items: readonly QAItem[], nCtx: number,
  * or with text (e.g. the passage) placed before each question.
  */
 export async function answerNll(
-  model: GPT2,
+  model: LanguageModel,
   tok: Tokenizer,
   items: readonly QAItem[],
   opts: { overrides?: ReadonlyMap<string, F32>; context?: string } = {},
@@ -61,6 +61,7 @@ export async function answerNll(
   if (items.length === 0) return new Float64Array(0);
   const gpu = model.gpu;
   const e = encodeQA(tok, items, model.config.nCtx, opts.context);
+  if (e.B * e.T > logitRows(model)) return inHalves(items, (part) => answerNll(model, tok, part, opts));
   const tokens = gpu.tensor(e.tokens, [e.B, e.T]);
   const targets = gpu.tensor(e.targets, [e.B, e.T]);
   // The model's top runs only at the answer positions (the ones with a loss), in order.
@@ -77,6 +78,20 @@ export async function answerNll(
     pass.release();
     for (const t of [tokens, targets, index.idx]) t.release();
   }
+}
+
+/**
+ * f over the two halves of items, joined: for a batch whose logits would not fit one storage
+ * binding (a large vocabulary). One item that does not fit is an error.
+ */
+export async function inHalves<T>(items: readonly T[], f: (part: readonly T[]) => Promise<Float64Array>): Promise<Float64Array> {
+  if (items.length < 2) throw new RangeError("one sequence's logits do not fit one storage binding of this adapter: shorten it");
+  const h = Math.ceil(items.length / 2);
+  const [a, b] = [await f(items.slice(0, h)), await f(items.slice(h))];
+  const out = new Float64Array(items.length);
+  out.set(a);
+  out.set(b, h);
+  return out;
 }
 
 /** SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces. */
@@ -104,7 +119,7 @@ export function mean(xs: ArrayLike<number>): number {
  * A prompt too long for the context loses its start, as in encodeQA.
  */
 export async function greedyAnswers(
-  model: GPT2,
+  model: LanguageModel,
   tok: Tokenizer,
   questions: readonly string[],
   opts: { overrides?: ReadonlyMap<string, F32>; context?: string; maxNew?: number } = {},

@@ -3,7 +3,7 @@
 // answer NLL of a passage's questions with no passage in context, averaged over passages. Results
 // are plain numbers and arrays, written as JSON next to evaluation results.
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { GPT2 } from '../model/gpt2.ts';
+import type { LanguageModel } from '../model/lm.ts';
 import type { Mask } from '../model/mask.ts';
 import { DEFAULT_FINETUNE, finetunePassage, scopeMask } from './finetune.ts';
 import { answerNll, mean } from './qa.ts';
@@ -64,7 +64,7 @@ function checkGrid({ lr, steps }: FinetuneGrid): void {
  * batch, no randomness). `onProgress(done, total)` counts those runs.
  */
 export async function tuneFinetune(
-  model: GPT2,
+  model: LanguageModel,
   tok: Tokenizer,
   passages: readonly Passage[],
   scope: Mask | 'full',

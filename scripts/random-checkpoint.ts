@@ -1,0 +1,50 @@
+// A random Llama-family checkpoint in Hugging Face's folder layout, at a named shape or any other:
+//   node --import tsx scripts/random-checkpoint.ts --shape smollm2-135m --out runs/smollm2
+//   node --import tsx scripts/random-checkpoint.ts --out runs/tiny --vocab 512 --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --shards 2
+// Loads with `seal eval --model <out>` like a downloaded model (its tokenizer is a byte-level BPE).
+import { Command, Option } from 'commander';
+import { SMOLLM2_135M, writeRandomLlama } from '../src/model/hf-write.ts';
+import { LLAMA_TYPES, type LlamaConfig } from '../src/model/llama-config.ts';
+
+const SHAPES: Record<string, LlamaConfig> = { 'smollm2-135m': SMOLLM2_135M };
+const int = (v: string) => Number.parseInt(v, 10);
+
+const o = new Command()
+  .requiredOption('--out <dir>', 'folder to write')
+  .addOption(new Option('--shape <name>', 'a named shape').choices(Object.keys(SHAPES)))
+  .addOption(new Option('--model-type <type>', 'config.json model_type').choices(LLAMA_TYPES))
+  .option('--vocab <n>', 'vocab_size', int)
+  .option('--hidden <n>', 'hidden_size', int)
+  .option('--layers <n>', 'num_hidden_layers', int)
+  .option('--heads <n>', 'num_attention_heads', int)
+  .option('--kv-heads <n>', 'num_key_value_heads', int)
+  .option('--intermediate <n>', 'intermediate_size', int)
+  .option('--ctx <n>', 'max_position_embeddings', int)
+  .option('--rope-theta <x>', 'rope_theta', Number)
+  .option('--untied', 'a separate lm_head.weight')
+  .option('--shards <n>', 'shard files (with model.safetensors.index.json)', int, 1)
+  .option('--seed <n>', 'random seed', int, 1)
+  .parse()
+  .opts();
+
+const base = SHAPES[o.shape ?? 'smollm2-135m']!;
+const heads = o.heads ?? base.nHead;
+const hidden = o.hidden ?? base.nEmbd;
+const config: LlamaConfig = {
+  ...base,
+  modelType: o.modelType ?? base.modelType,
+  vocabSize: o.vocab ?? base.vocabSize,
+  nEmbd: hidden,
+  nLayer: o.layers ?? base.nLayer,
+  nHead: heads,
+  nKvHead: o.kvHeads ?? (o.heads ? heads : base.nKvHead),
+  headDim: o.hidden || o.heads ? hidden / heads : base.headDim,
+  intermediate: o.intermediate ?? base.intermediate,
+  nCtx: o.ctx ?? base.nCtx,
+  ropeTheta: o.ropeTheta ?? base.ropeTheta,
+  tied: o.untied ? false : base.tied,
+  qkvBias: (o.modelType ?? base.modelType) === 'qwen2',
+};
+const t0 = performance.now();
+await writeRandomLlama(o.out, config, { seed: o.seed, shards: o.shards });
+console.log(`wrote a random ${config.modelType} checkpoint (${config.nLayer} layers, hidden ${config.nEmbd}, vocab ${config.vocabSize}) to ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

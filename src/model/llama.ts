@@ -1,0 +1,378 @@
+// Llama-family models on the GPU (Llama, SmolLM2, Qwen2): RMSNorm, rotary embeddings, grouped-query
+// attention, SwiGLU MLP, tied or untied head, q/k/v biases where the config has them. Forward,
+// backward and KV-cache decoding through the kernel library, behind the LanguageModel interface.
+// Attention reuses GPT-2's fused kernels: q, k, v are rotated (ops/rope.ts), then packed into the
+// (N, 3·NH·HD) layout with each kv head repeated for its group (ops/gqa.ts).
+import type { Gpu } from '../gpu/gpu.ts';
+import type { F32, Tensor } from '../gpu/tensor.ts';
+import { attentionBackward, attentionForward } from '../ops/attention.ts';
+import { crossEntropyBackward } from '../ops/crossentropy.ts';
+import { decodeAttention, gatherRows, kvFill } from '../ops/decode.ts';
+import { add } from '../ops/elementwise.ts';
+import { tokenEmbedding, tokenEmbeddingBackward } from '../ops/embedding.ts';
+import { gqaPack, gqaUnpack, type Heads } from '../ops/gqa.ts';
+import { linear, linearBackward } from '../ops/linear.ts';
+import { matmul } from '../ops/matmul.ts';
+import { rmsnormBackward, rmsnormForward, type RmsNormOut } from '../ops/rmsnorm.ts';
+import { ropeBackward, ropeForward, type RopeTables } from '../ops/rope.ts';
+import { gatherRows as gatherAt, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
+import { swiglu, swigluBackward } from '../ops/swiglu.ts';
+import { Rng } from '../util/random.ts';
+import { padded, readAndRelease } from './generate.ts';
+import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from './llama-config.ts';
+import { paramZeros, passDims, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
+
+type Weights = (name: string) => F32;
+type U32 = Tensor<'u32'>;
+
+export class Llama implements LanguageModel {
+  readonly gpu: Gpu;
+  readonly config: LlamaConfig;
+  readonly params: ParamMap;
+  /** cos/sin of every position's rotary angles (nCtx × HD/2), built once in f64. */
+  readonly rope: RopeTables;
+
+  get kind(): string {
+    return this.config.modelType;
+  }
+
+  constructor(gpu: Gpu, config: LlamaConfig, params: ParamMap) {
+    this.gpu = gpu;
+    this.config = validateLlama(config);
+    for (const s of llamaParamSpecs(config)) {
+      const t = params.get(s.name);
+      if (!t) throw new RangeError(`Llama: missing parameter ${s.name}`);
+      if (t.shape.join() !== s.shape.join()) throw new RangeError(`Llama: ${s.name} has shape [${t.shape}], config needs [${s.shape}]`);
+    }
+    this.params = params;
+    this.rope = ropeTables(gpu, config);
+  }
+
+  /** A fresh model: N(0, 0.02) weights, residual projections scaled by 1/√(2L), norms at 1. */
+  static init(gpu: Gpu, config: LlamaConfig, seed: number): Llama {
+    validateLlama(config);
+    const rng = new Rng(seed);
+    const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
+    const params: ParamMap = new Map();
+    try {
+      for (const s of llamaParamSpecs(config)) {
+        const n = s.shape.reduce((a, b) => a * b, 1);
+        const data = s.init === 'ones' ? new Float32Array(n).fill(1) : s.init === 'zeros' ? new Float32Array(n) : rng.normalArray(n, s.init === 'residual' ? residualStd : 0.02);
+        params.set(s.name, gpu.tensor(data, s.shape, 'f32', s.name));
+      }
+      return new Llama(gpu, config, params);
+    } catch (e) {
+      for (const t of params.values()) t.release();
+      throw e;
+    }
+  }
+
+  /** `opts.rows` is honoured (the head and loss at those rows); a shared prefix and LoRA adapters are GPT-2's alone. */
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts: PassOptions = {}): LlamaPass {
+    if (opts.prefix || opts.adapters?.size) throw new RangeError(`Llama.forward: ${opts.prefix ? 'a shared prefix' : 'LoRA adapters'} are not supported on ${this.kind} models`);
+    return new LlamaPass(this, tokens, targets, overrides, opts.rows);
+  }
+
+  /** Passes always start at the embedding (no shared prefix yet). */
+  prefixPoint(): PrefixPoint | null {
+    return null;
+  }
+
+  prefix(): Prefix {
+    throw new RangeError(`Llama.prefix: a shared prefix is not supported on ${this.kind} models`);
+  }
+
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder {
+    return new LlamaKvCache(this, prompts, maxNew, overrides);
+  }
+
+  zerosLike(): ParamMap {
+    return paramZeros(this.gpu, this.params);
+  }
+
+  toArrays(): Promise<Map<string, Float32Array>> {
+    return readParams(this.gpu, this.params);
+  }
+
+  release(): void {
+    for (const t of this.params.values()) t.release();
+    this.rope.cos.release();
+    this.rope.sin.release();
+  }
+}
+
+function ropeTables(gpu: Gpu, c: LlamaConfig): RopeTables {
+  const inv = ropeInvFreq(c);
+  const half = inv.length;
+  const cos = new Float32Array(c.nCtx * half);
+  const sin = new Float32Array(c.nCtx * half);
+  for (let t = 0; t < c.nCtx; t++) {
+    for (let i = 0; i < half; i++) {
+      cos[t * half + i] = Math.cos(t * inv[i]!);
+      sin[t * half + i] = Math.sin(t * inv[i]!);
+    }
+  }
+  return { cos: gpu.tensor(cos, [c.nCtx, half], 'f32', 'rope.cos'), sin: gpu.tensor(sin, [c.nCtx, half], 'f32', 'rope.sin') };
+}
+
+const headsOf = (c: LlamaConfig): Heads => ({ NH: c.nHead, KVH: c.nKvHead, HD: c.headDim });
+const lmHeadName = (c: LlamaConfig) => (c.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
+
+/** One block's activations (rows N = B·T); the decoder drops them, a pass keeps them for backward. */
+interface BlockActs {
+  x: F32;
+  ln1: RmsNormOut;
+  qkv: F32;
+  att: F32 | null;
+  attOut: F32;
+  x2: F32;
+  ln2: RmsNormOut;
+  gate: F32;
+  up: F32;
+  act: F32;
+  x3: F32;
+}
+
+const blockTensors = (a: BlockActs): F32[] => [a.ln1.out, a.ln1.rstd, a.qkv, ...(a.att ? [a.att] : []), a.attOut, a.x2, a.ln2.out, a.ln2.rstd, a.gate, a.up, a.act];
+
+/**
+ * One transformer block on rows x (N,C) at positions pos (N). `attend` maps the packed, rotated
+ * qkv (N, 3·NH·HD) to the attention output (N rows of NH·HD, any shape) and, for a training pass, the probabilities.
+ */
+function block(gpu: Gpu, c: LlamaConfig, rope: RopeTables, w: Weights, l: number, x: F32, pos: U32, attend: (qkv: F32) => { out: F32; att: F32 | null }): BlockActs {
+  const p = (s: string) => w(`model.layers.${l}.${s}`);
+  const bias = (s: string) => (c.qkvBias ? p(`self_attn.${s}.bias`) : undefined);
+  const ln1 = rmsnormForward(gpu, x, p('input_layernorm.weight'), c.rmsEps);
+  const q = linear(gpu, ln1.out, p('self_attn.q_proj.weight'), bias('q_proj'));
+  const k = linear(gpu, ln1.out, p('self_attn.k_proj.weight'), bias('k_proj'));
+  const v = linear(gpu, ln1.out, p('self_attn.v_proj.weight'), bias('v_proj'));
+  ropeForward(gpu, q, pos, rope, c.headDim);
+  ropeForward(gpu, k, pos, rope, c.headDim);
+  const qkv = gqaPack(gpu, q, k, v, headsOf(c));
+  for (const t of [q, k, v]) t.release();
+  const { out: attOut, att } = attend(qkv);
+  const o = linear(gpu, attOut.reshape([x.shape[0]!, c.nHead * c.headDim]), p('self_attn.o_proj.weight'));
+  const x2 = add(gpu, x, o);
+  o.release();
+  const ln2 = rmsnormForward(gpu, x2, p('post_attention_layernorm.weight'), c.rmsEps);
+  const gate = linear(gpu, ln2.out, p('mlp.gate_proj.weight'));
+  const up = linear(gpu, ln2.out, p('mlp.up_proj.weight'));
+  const act = swiglu(gpu, gate, up);
+  const down = linear(gpu, act, p('mlp.down_proj.weight'));
+  const x3 = add(gpu, x2, down);
+  down.release();
+  return { x, ln1, qkv, att, attOut, x2, ln2, gate, up, act, x3 };
+}
+
+/** Logits (N,V) of rows x (N,C), with the final norm's output kept for backward. */
+function head(gpu: Gpu, c: LlamaConfig, w: Weights, x: F32): { norm: RmsNormOut; logits: F32 } {
+  const norm = rmsnormForward(gpu, x, w('model.norm.weight'), c.rmsEps);
+  return { norm, logits: matmul(gpu, norm.out, w(lmHeadName(c)), { transB: true }) };
+}
+
+/** Positions 0..T-1 of each of B sequences, flattened. */
+function trainPositions(gpu: Gpu, B: number, T: number): U32 {
+  return gpu.tensor(Uint32Array.from({ length: B * T }, (_, i) => i % T));
+}
+
+export class LlamaPass implements ModelPass {
+  readonly B: number;
+  readonly T: number;
+  readonly logits: F32;
+  readonly loss: F32 | null;
+  readonly hidden: F32[] = [];
+  readonly #model: Llama;
+  readonly #w: Weights;
+  readonly #tokens: Tokens;
+  readonly #targets: Tokens | undefined;
+  readonly #pos: U32;
+  readonly #layers: BlockActs[] = [];
+  readonly #final: { x: F32; norm: RmsNormOut };
+  /** With rows: the head and the loss run at these positions alone (logits [1, n, V]). */
+  readonly #rows: RowIndex | undefined;
+  readonly #ceTargets: Tokens | undefined;
+  readonly #ce: PassLoss | null = null;
+  #owned: Tensor[] = [];
+
+  constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, rows?: RowIndex) {
+    const { gpu, config: c } = model;
+    const [B, T] = passDims('Llama', tokens, targets, c.nCtx);
+    this.B = B;
+    this.T = T;
+    this.#model = model;
+    this.#tokens = tokens;
+    this.#targets = targets;
+    this.#w = weightsOf(model, overrides);
+    const w = this.#w;
+    const N = B * T;
+    const QC = c.nHead * c.headDim;
+    this.#pos = trainPositions(gpu, B, T);
+    this.#owned.push(this.#pos);
+
+    let x = tokenEmbedding(gpu, tokens, w('model.embed_tokens.weight'));
+    this.#owned.push(x);
+    for (let l = 0; l < c.nLayer; l++) {
+      const a = block(gpu, c, model.rope, w, l, x, this.#pos, (qkv) => {
+        const r = attentionForward(gpu, qkv.reshape([B, T, 3 * QC]), c.nHead);
+        return { out: r.out, att: r.att };
+      });
+      this.#owned.push(...blockTensors(a), a.x3);
+      this.#layers.push(a);
+      this.hidden.push(a.x3.reshape([B, T, c.nEmbd]));
+      x = a.x3;
+    }
+    if (rows && rows.of !== N) throw new RangeError(`Llama.forward: the row index is over ${rows.of} positions, not the ${N} of ${tokens}`);
+    this.#rows = rows;
+    const own = <X extends Tensor>(t: X): X => (this.#owned.push(t), t);
+    if (rows) x = own(gatherAt(gpu, x, rows));
+    const h = head(gpu, c, w, x);
+    this.#final = { x, norm: h.norm };
+    this.#owned.push(h.norm.out, h.norm.rstd, h.logits);
+    const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
+    this.logits = h.logits.reshape([lb, lt, c.vocabSize]);
+    this.#ceTargets = targets && rows ? own(gatherAt(gpu, targets.reshape([N]), rows)).reshape([1, lt]) : targets;
+    if (this.#ceTargets) {
+      this.#ce = passLoss(gpu, this.logits, this.#ceTargets);
+      this.loss = this.#ce.mean;
+      this.#owned.push(this.#ce.losses, this.#ce.lse, this.#ce.dlosses, this.#ce.mean);
+    } else this.loss = null;
+  }
+
+  get losses(): F32 | null {
+    return this.#ce?.losses ?? null;
+  }
+
+  backward(grads: ParamMap, dlosses?: F32): void {
+    if (!this.#ce || !this.#targets) throw new Error('LlamaPass.backward: the forward had no targets');
+    const { gpu, config: c, rope } = this.#model;
+    const { B, T } = this;
+    const N = B * T;
+    const QC = c.nHead * c.headDim;
+    const w = this.#w;
+    const tmp: Tensor[] = [];
+    const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
+    // A parameter not in grads gets its gradient in a scratch buffer, dropped (no early stop yet).
+    const g = (name: string) => grads.get(name) ?? t(gpu.zeros(w(name).shape));
+
+    const n = this.#rows ? this.#rows.idx.size : N;
+    const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#ceTargets!, this.#ce.lse, dlosses ?? this.#ce.dlosses)).reshape([n, c.vocabSize]);
+    const lm = lmHeadName(c);
+    const dnorm = t(linearBackward(gpu, this.#final.norm.out, w(lm), dlogits, { dw: g(lm) }));
+    const dx = t(gpu.zeros([N, c.nEmbd]));
+    const dxTop = this.#rows ? t(gpu.zeros([n, c.nEmbd])) : dx;
+    rmsnormBackward(gpu, dnorm, this.#final.x, w('model.norm.weight'), this.#final.norm.rstd, { dinp: dxTop, dweight: g('model.norm.weight') });
+    if (this.#rows) scatterRowsAdd(gpu, dxTop, this.#rows, dx);
+    for (let l = c.nLayer - 1; l >= 0; l--) {
+      const a = this.#layers[l]!;
+      const name = (s: string) => `model.layers.${l}.${s}`;
+      const lin = (x: F32, proj: string, dy: F32, opts: { bias?: boolean; dx?: F32 } = {}) =>
+        linearBackward(gpu, x, w(name(`${proj}.weight`)), dy, { dw: g(name(`${proj}.weight`)), dbias: opts.bias ? g(name(`${proj}.bias`)) : undefined, dx: opts.dx });
+      // x3 = x2 + down(swiglu(gate(ln2), up(ln2))).
+      const dact = t(lin(a.act, 'mlp.down_proj', dx));
+      const { dgate, dup } = swigluBackward(gpu, a.gate, a.up, dact);
+      t(dgate);
+      t(dup);
+      const dln2 = t(lin(a.ln2.out, 'mlp.gate_proj', dgate));
+      lin(a.ln2.out, 'mlp.up_proj', dup, { dx: dln2 });
+      rmsnormBackward(gpu, dln2, a.x2, w(name('post_attention_layernorm.weight')), a.ln2.rstd, { dinp: dx, dweight: g(name('post_attention_layernorm.weight')) });
+      // x2 = x + o(attention(pack(rope(q), rope(k), v))).
+      const datt = t(lin(a.attOut.reshape([N, QC]), 'self_attn.o_proj', dx));
+      const dqkv = t(attentionBackward(gpu, datt.reshape([B, T, QC]), a.qkv.reshape([B, T, 3 * QC]), a.att!, c.nHead)).reshape([N, 3 * QC]);
+      const { dq, dk, dv } = gqaUnpack(gpu, dqkv, headsOf(c));
+      for (const d of [dq, dk, dv]) t(d);
+      ropeBackward(gpu, dq, this.#pos, rope, c.headDim);
+      ropeBackward(gpu, dk, this.#pos, rope, c.headDim);
+      const bias = c.qkvBias;
+      const dln1 = t(lin(a.ln1.out, 'self_attn.q_proj', dq, { bias }));
+      lin(a.ln1.out, 'self_attn.k_proj', dk, { bias, dx: dln1 });
+      lin(a.ln1.out, 'self_attn.v_proj', dv, { bias, dx: dln1 });
+      rmsnormBackward(gpu, dln1, a.x, w(name('input_layernorm.weight')), a.ln1.rstd, { dinp: dx, dweight: g(name('input_layernorm.weight')) });
+    }
+    tokenEmbeddingBackward(gpu, dx, this.#tokens, g('model.embed_tokens.weight'));
+    for (const x of tmp) x.release();
+  }
+
+  release(): void {
+    for (const t of this.#owned) t.release();
+    this.#owned = [];
+  }
+}
+
+/** Generation with a cache of every layer's rotated k and v, each kv head stored per query head (B, Tcap, 2·NH·HD). */
+class LlamaKvCache implements Decoder {
+  readonly #model: Llama;
+  readonly #w: Weights;
+  readonly #prompts: readonly (readonly number[])[];
+  readonly #kv: F32[] = [];
+  readonly #next: number[];
+
+  constructor(model: Llama, prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>) {
+    const { gpu, config: c } = model;
+    const Tcap = Math.max(...prompts.map((p) => p.length)) + maxNew;
+    this.#model = model;
+    this.#w = weightsOf(model, overrides);
+    this.#prompts = prompts;
+    this.#next = prompts.map((p) => p.length);
+    try {
+      for (let l = 0; l < c.nLayer; l++) this.#kv.push(gpu.zeros([prompts.length, Tcap, 2 * c.nHead * c.headDim], 'f32', `kv cache layer ${l}`));
+    } catch (e) {
+      for (const t of this.#kv) t.release();
+      throw e;
+    }
+  }
+
+  /** Runs rows x through every block (the residual stream is replaced layer by layer), then the head at `rows`. */
+  #run(x: F32, pos: U32, attend: (l: number, qkv: F32) => F32, rows?: U32): F32 {
+    const { gpu, config: c, rope } = this.#model;
+    for (let l = 0; l < c.nLayer; l++) {
+      const a = block(gpu, c, rope, this.#w, l, x, pos, (qkv) => ({ out: attend(l, qkv), att: null }));
+      for (const t of blockTensors(a)) t.release();
+      x.release();
+      x = a.x3;
+    }
+    const last = rows ? gatherRows(gpu, x, rows) : x;
+    const h = head(gpu, c, this.#w, last);
+    for (const t of new Set([x, last, h.norm.out, h.norm.rstd])) t.release();
+    return h.logits;
+  }
+
+  async prefill(): Promise<Float32Array> {
+    const { gpu, config: c } = this.#model;
+    const B = this.#prompts.length;
+    const QC = c.nHead * c.headDim;
+    const { T, tokens, last } = padded(gpu, this.#prompts, c.vocabSize);
+    const pos = trainPositions(gpu, B, T);
+    const x = tokenEmbedding(gpu, tokens, this.#w('model.embed_tokens.weight'));
+    const logits = this.#run(
+      x,
+      pos,
+      (l, qkv) => {
+        const q3 = qkv.reshape([B, T, 3 * QC]);
+        kvFill(gpu, q3, this.#kv[l]!);
+        const r = attentionForward(gpu, q3, c.nHead);
+        r.att.release();
+        return r.out;
+      },
+      last,
+    );
+    return readAndRelease(gpu, logits, tokens, last, pos);
+  }
+
+  async step(tokens: Uint32Array, active: readonly boolean[]): Promise<Float32Array> {
+    const { gpu, config: c } = this.#model;
+    const bad = tokens.findIndex((id) => id >= c.vocabSize);
+    if (bad >= 0) throw new RangeError(`generate: token id ${tokens[bad]} of sequence ${bad} is out of range for a vocabulary of ${c.vocabSize}`);
+    const posArr = Uint32Array.from(this.#next);
+    active.forEach((a, b) => a && this.#next[b]!++);
+    const ids = gpu.tensor(tokens);
+    const pos = gpu.tensor(posArr);
+    const T = Math.max(...posArr) + 1;
+    const x = gatherRows(gpu, this.#w('model.embed_tokens.weight'), ids);
+    const logits = this.#run(x, pos, (l, qkv) => decodeAttention(gpu, qkv, this.#kv[l]!, pos, T, c.nHead));
+    return readAndRelease(gpu, logits, ids, pos);
+  }
+
+  release(): void {
+    for (const t of this.#kv) t.release();
+  }
+}

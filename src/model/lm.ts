@@ -1,0 +1,152 @@
+// The language-model interface tasks/ and seal/ work through: GPT-2 (gpt2.ts) and the Llama family
+// (llama.ts) both implement it. Parameters are GPU tensors under Hugging Face's names, a forward
+// returns a Pass that owns its activations, and its backward accumulates every parameter's gradient
+// (the gradient convention, docs/ARCHITECTURE.md). Generation goes through a Decoder the model makes.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { F32, Tensor } from '../gpu/tensor.ts';
+import { crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
+import type { LoraFactors } from '../ops/lora.ts';
+import type { RowIndex } from '../ops/rows.ts';
+
+export type Tokens = Tensor<'u32'>;
+export type ParamMap = Map<string, F32>;
+/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`); model/lora.ts makes them. */
+export type Adapters = ReadonlyMap<string, LoraFactors>;
+/** Their gradients, by the same names. */
+export type AdapterGrads = ReadonlyMap<string, { da: F32; db: F32 }>;
+
+export interface PassOptions {
+  /** Start from this shared prefix of the same tokens instead of the embedding. */
+  prefix?: Prefix;
+  /**
+   * Only these positions (of the B·T) carry a loss: the last block's attention still reads every
+   * position, but from its output projection on, the pass runs on these rows alone. logits are then
+   * [1, n, V] and losses [1, n] in the index's order; backward's dlosses is [1, n].
+   */
+  rows?: RowIndex;
+  /** LoRA adapters: y += s·(x·A)·B on the linears they name. */
+  adapters?: Adapters;
+}
+
+/** A point in the residual stream: before block `layer`'s ln_1, or (mlp) before its ln_2. */
+export interface PrefixPoint {
+  layer: number;
+  mlp: boolean;
+}
+
+/** The residual stream of some tokens at a point, under the base weights (LanguageModel.prefix). */
+export interface Prefix {
+  at: PrefixPoint;
+  tokens: Tokens;
+  x: F32;
+}
+
+
+/** What every architecture's config says, under one set of names. */
+export interface ModelDims {
+  vocabSize: number;
+  /** Context length (positions). */
+  nCtx: number;
+  nLayer: number;
+  /** Width of the residual stream. */
+  nEmbd: number;
+}
+
+export interface ModelPass {
+  readonly B: number;
+  readonly T: number;
+  /** Logits (B,T,V). */
+  readonly logits: F32;
+  /** Mean loss over targeted positions ([1]); only with targets. */
+  readonly loss: F32 | null;
+  /** Residual stream after each block (B,T,C): the hidden states for context features. */
+  readonly hidden: readonly F32[];
+  /** Per-position losses (B,T), 0 where ignored; only with targets. */
+  readonly losses: F32 | null;
+  /**
+   * Accumulates d(loss)/d(param) into `grads` for the parameters it holds (a map like zerosLike(),
+   * or part of one; a parameter not in it gets no gradient). `dlosses` (B,T) weighs each position's
+   * loss instead of the mean's 1/count: the gradient of Σ dlosses·losses.
+   */
+  backward(grads: ParamMap, dlosses?: F32): void;
+  release(): void;
+}
+
+/** Incremental decoding with a KV cache (generate.ts drives it). */
+export interface Decoder {
+  /** Logits (B×V, row-major) at each prompt's last position. */
+  prefill(): Promise<Float32Array>;
+  /** Feeds one token per active sequence; logits at each sequence's newest position. */
+  step(tokens: Uint32Array, active: readonly boolean[]): Promise<Float32Array>;
+  release(): void;
+}
+
+export interface LanguageModel {
+  /** The architecture, as Hugging Face's config.json names it. */
+  readonly kind: string;
+  readonly gpu: Gpu;
+  readonly config: ModelDims;
+  readonly params: ParamMap;
+  /**
+   * Runs the model on tokens (B,T). With targets (B,T; IGNORE_INDEX where no loss), the pass holds
+   * the mean cross-entropy in `loss` and can run backward. `overrides` swap in edited copies of some
+   * tensors for this pass without touching the model's own.
+   */
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts?: PassOptions): ModelPass;
+  /** Where a pass may start when only these tensors are overridden or differentiated (null: at the embedding). */
+  prefixPoint(names: Iterable<string>): PrefixPoint | null;
+  /** The residual stream of `tokens` under the model's own weights up to `at`, shared by passes that start there. */
+  prefix(tokens: Tokens, at: PrefixPoint): Prefix;
+  /** A KV-cache decoder over right-padded prompts, room for maxNew more tokens each. */
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder;
+  /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
+  zerosLike(): ParamMap;
+  toArrays(): Promise<Map<string, Float32Array>>;
+  release(): void;
+}
+
+/** The weight a pass uses: an override where there is one, else the model's own. */
+export const weightsOf =
+  (model: Pick<LanguageModel, 'params'>, overrides?: ReadonlyMap<string, F32>) =>
+  (name: string): F32 =>
+    overrides?.get(name) ?? model.params.get(name)!;
+
+/** The most positions one pass can score: its logits (rows × V, f32) must fit one storage binding. */
+export function logitRows(model: Pick<LanguageModel, 'gpu' | 'config'>): number {
+  return Math.floor(model.gpu.limits.maxStorageBufferBindingSize / (4 * model.config.vocabSize));
+}
+
+/** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
+export function paramZeros(gpu: Gpu, params: ParamMap): ParamMap {
+  return new Map([...params].map(([k, t]) => [k, gpu.zeros(t.shape, 'f32', `${k}.grad`)]));
+}
+
+/** Every parameter read back, by name. */
+export async function readParams(gpu: Gpu, params: ParamMap): Promise<Map<string, Float32Array>> {
+  const names = [...params.keys()];
+  const data = await gpu.readMany(names.map((n) => params.get(n)!));
+  return new Map(names.map((n, i) => [n, data[i] as Float32Array]));
+}
+
+/** A pass's loss: per-position cross-entropy, its mean over targeted positions, and what backward needs. */
+export interface PassLoss {
+  losses: F32;
+  lse: F32;
+  /** d(mean)/d(losses): 1/count where targeted. */
+  dlosses: F32;
+  mean: F32;
+}
+
+export function passLoss(gpu: Gpu, logits: F32, targets: Tokens): PassLoss {
+  const ce = crossEntropyForward(gpu, logits, targets);
+  return { ...ce, ...crossEntropyMean(gpu, ce.losses, targets) };
+}
+
+/** B and T of a forward's tokens (B,T), checked against the context and the targets' shape. */
+export function passDims(who: string, tokens: Tokens, targets: Tokens | undefined, nCtx: number): [number, number] {
+  if (tokens.shape.length !== 2) throw new RangeError(`${who}.forward: tokens must be [B×T], got ${tokens}`);
+  const [B, T] = tokens.shape as [number, number];
+  if (T > nCtx) throw new RangeError(`${who}.forward: T = ${T} is longer than the context (${nCtx})`);
+  if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`${who}.forward: targets ${targets} must match tokens ${tokens}`);
+  return [B, T];
+}
