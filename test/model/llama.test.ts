@@ -9,6 +9,7 @@ import { Llama } from '../../src/model/llama.ts';
 import { SMOLLM2_135M } from '../../src/model/hf-write.ts';
 import { llamaFromHf, llamaParamSpecs, llamaToHf, ropeInvFreq, type LlamaConfig } from '../../src/model/llama-config.ts';
 import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
+import { rowIndex } from '../../src/ops/rows.ts';
 import * as ref from '../../src/reference/llama.ts';
 import { close, gpu, releaseGpu, rng } from '../helpers.ts';
 
@@ -134,6 +135,32 @@ test('config.json: SmolLM2 round trip, Qwen2 defaults, rope scaling and named er
   assert.throws(() => llamaFromHf({ ...base, num_key_value_heads: 4 }, 'c.json'), /c\.json: .*num_key_value_heads \(4\) must divide num_attention_heads \(9\)/);
   assert.throws(() => llamaFromHf({ ...base, hidden_act: 'gelu' }, 'c.json'), /hidden_act 'gelu' is not supported/);
   assert.throws(() => llamaFromHf({ ...base, hidden_size: undefined }, 'c.json'), /'hidden_size' is missing/);
+});
+
+
+test('a pass at some rows gives the full pass\'s losses there, and the same gradients for a partial gradient map', async () => {
+  const [B, T] = [2, 6];
+  const { g, model, tokens, targets, tgts } = await setup(base, 11, B, T);
+  const rows = [...tgts.keys()].filter((i) => tgts[i] !== IGNORE_INDEX);
+  const idx = rowIndex(g, rows, B * T);
+  const wanted = 'model.layers.1.mlp.down_proj.weight';
+  const full = model.forward(tokens, targets);
+  const part = model.forward(tokens, targets, undefined, { rows: idx });
+  // Σ losses at the rows, the same objective for both passes.
+  const ones = (n: number) => g.tensor(new Float32Array(n).fill(1), [1, n]);
+  const dFull = g.tensor(Float32Array.from(tgts, (t) => (t === IGNORE_INDEX ? 0 : 1)), [B, T]);
+  const dPart = ones(rows.length);
+  const gFull = new Map([[wanted, g.zeros(model.params.get(wanted)!.shape)]]);
+  const gPart = new Map([[wanted, g.zeros(model.params.get(wanted)!.shape)]]);
+  full.backward(gFull, dFull);
+  part.backward(gPart, dPart);
+  const [lf, lp, wf, wp] = (await g.readMany([full.losses!, part.losses!, gFull.get(wanted)!, gPart.get(wanted)!])) as Float32Array[];
+  close(Float32Array.from(rows, (i) => lf![i]!), lp!, 1e-6);
+  close(wp!, wf!, 1e-5);
+  assert.throws(() => model.forward(tokens, targets, undefined, { prefix: { at: { layer: 1, mlp: false }, tokens, x: dPart } }), /shared prefix/);
+  for (const t of [full, part]) t.release();
+  for (const t of [dFull, dPart, idx.idx, gFull.get(wanted)!, gPart.get(wanted)!, tokens, targets]) t.release();
+  model.release();
 });
 
 test.run();
