@@ -3,7 +3,7 @@
 // to the passage's questions, asked without the passage, get more likely.
 //   node examples/finetune.mjs [steps] [out.safetensors]
 import { dawnGpu } from 'seal-webgpu';
-import { bundled, loadModel, Optimizer, passageBatch, saveCheckpoint } from 'seal-webgpu/model';
+import { bundled, gpt2Only, loadModel, Optimizer, passageBatch, saveCheckpoint } from 'seal-webgpu/model';
 import { answerNll, greedyAnswers, loadSquad } from 'seal-webgpu/seal';
 
 const steps = Number(process.argv[2] ?? 8);
@@ -11,7 +11,9 @@ const out = process.argv[3];
 
 const gpu = await dawnGpu(); // SEAL_BACKEND, SEAL_ADAPTER, … choose the adapter
 try {
-  const { model, tokenizer } = await loadModel(gpu, bundled('base.safetensors'));
+  const loaded = await loadModel(gpu, bundled('base.safetensors'));
+  // Checkpoints are written in GPT-2's layout.
+  const [model, tokenizer] = [gpt2Only(loaded.model, 'examples/finetune.mjs'), loaded.tokenizer];
   const [passage] = await loadSquad(bundled('knowledge/held-out.json'));
   const qa = passage.questions.map((q) => ({ question: q.question, answer: q.answers[0] }));
   const meanNll = async () => (await answerNll(model, tokenizer, qa)).reduce((s, x) => s + x, 0) / qa.length;

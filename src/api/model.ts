@@ -4,7 +4,9 @@
 // tensor mask on a text), generate (KV cache), and save checkpoints.
 export { GPT2, Pass, type ParamMap, type Tokens } from '../model/gpt2.ts';
 export { GPT2_SMALL, paramCount, type GPT2Config } from '../model/config.ts';
-export { loadModel, type LoadedModel, type LoadModelOptions } from '../model/load.ts';
+export { gpt2Only, loadModel, type LoadedModel, type LoadModelOptions } from '../model/load.ts';
+export { Llama } from '../model/llama.ts';
+export type { Decoder, LanguageModel, ModelPass } from '../model/lm.ts';
 export { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../model/checkpoint.ts';
 export { DEFAULT_OPTIMIZE, learningRate, Optimizer, type OptimizeConfig } from '../model/optimize.ts';
 export { generate, generateTokens, type GenerateOptions, type Generation, type SamplingOptions } from '../model/generate.ts';
