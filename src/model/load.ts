@@ -1,16 +1,17 @@
 // Loading any model file we know, with its tokenizer: our checkpoints (safetensors whose metadata
 // format is 'seal-webgpu/gpt2') and Hugging Face GPT-2 model.safetensors files. A directory means
-// the model.safetensors inside it. Every tensor must fit one storage binding of the adapter; that
-// is checked from the header, before gigabytes are read, with a message naming the tensor.
+// the model.safetensors inside it. The model must fit the adapter's memory (model/memory.ts): that
+// is checked before anything is put on the GPU, with a message naming needed and available bytes.
 import type { Gpu } from '../gpu/gpu.ts';
-import { fmtShape, numel } from '../gpu/tensor.ts';
 import { loadGpt2Weights, ourName, type LoadGpt2Options } from './hf-import.ts';
 import { isDirectory, joinPath } from '../io/files.ts';
 import { withSafetensors } from '../io/safetensors.ts';
 import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
 import { UserError } from '../util/errors.ts';
 import { loadCheckpoint } from './checkpoint.ts';
-import { GPT2 } from './gpt2.ts';
+import { GPT2, type WeightDtype } from './gpt2.ts';
+import { checkFits, INFERENCE, type ModelUse } from './memory.ts';
+import { validateConfig, type GPT2Config } from './config.ts';
 
 /** The metadata format saveCheckpoint writes. */
 const CHECKPOINT_FORMAT = 'seal-webgpu/gpt2';
@@ -25,6 +26,10 @@ export interface LoadedModel {
 export interface LoadModelOptions extends LoadGpt2Options {
   /** Tokenizer name, overriding the checkpoint's (or, for an HF file, the one its vocabulary implies). */
   tokenizer?: string;
+  /** What the command will do with the model, for the memory check (default: inference). */
+  use?: ModelUse;
+  /** How the weight matrices are stored on the GPU (default: the Gpu's weightDtype, from --dtype). */
+  dtype?: WeightDtype;
 }
 
 export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
@@ -39,15 +44,17 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
         `nor a Hugging Face GPT-2 model.safetensors (no wte.weight; tensors: ${header.shapes.slice(0, 4).map(([n]) => n).join(', ') || 'none'}${header.shapes.length > 4 ? ', …' : ''})`,
     );
   }
-  // Only what becomes a GPU tensor: not HF's mask buffers or its tied LM head.
-  checkBindings(gpu, file, isSeal ? header.shapes : header.shapes.filter(([n]) => ourName(n) !== null));
+  const dtype = opts.dtype ?? gpu.weightDtype;
+  const fits = (config: GPT2Config) => checkFits(gpu, file, config, opts.use ?? INFERENCE, dtype);
   if (isSeal) {
-    const { model, tokenizer } = await loadCheckpoint(gpu, file);
+    fits(sealConfig(header.metadata.config, file));
+    const { model, tokenizer } = await loadCheckpoint(gpu, file, { dtype });
     return { model, tokenizer: fitting(model, tokenizerFromName(opts.tokenizer ?? tokenizer), file), format: 'seal' };
   }
   const { config, tensors } = await loadGpt2Weights(file, opts);
+  fits(config);
   const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : tokenizerForVocab(config.vocabSize, file);
-  const model = GPT2.fromArrays(gpu, config, new Map([...tensors].map(([n, t]) => [n, t.data])));
+  const model = GPT2.fromArrays(gpu, config, new Map([...tensors].map(([n, t]) => [n, t.data])), dtype);
   return { model, tokenizer: fitting(model, tok, file), format: 'huggingface' };
 }
 
@@ -58,18 +65,11 @@ async function modelFile(path: string): Promise<string> {
   return dir ? joinPath(path, 'model.safetensors') : path;
 }
 
-/** Every tensor (as f32) must fit one storage binding; say which one does not, and what to do. */
-export function checkBindings(gpu: Pick<Gpu, 'limits' | 'summary'>, file: string, shapes: readonly (readonly [string, readonly number[]])[]): void {
-  const max = gpu.limits.maxStorageBufferBindingSize;
-  for (const [name, shape] of shapes) {
-    const bytes = numel(shape) * 4;
-    if (bytes > max) {
-      const adapter = gpu.summary.description || gpu.summary.device || 'this adapter';
-      throw new UserError(
-        `${file}: tensor '${name}' ${fmtShape(shape)} needs ${bytes} bytes as f32, over the adapter's maxStorageBufferBindingSize of ${max} bytes (${adapter}); ` +
-          `load this model on a GPU adapter with larger storage bindings (see seal doctor; choose one with SEAL_ADAPTER / SEAL_BACKEND), or use a smaller model`,
-      );
-    }
+function sealConfig(text: string | undefined, file: string): GPT2Config {
+  try {
+    return validateConfig(JSON.parse(text ?? '') as GPT2Config);
+  } catch (e) {
+    throw new UserError(`${file}: metadata 'config': ${(e as Error).message}`);
   }
 }
 

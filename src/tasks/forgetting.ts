@@ -3,7 +3,7 @@
 // end-of-text, as documents start in pretraining); forgetting is the edited model's mean minus the
 // base model's, over a fixed sample of lines.
 import { readText } from '../io/files.ts';
-import type { F32 } from '../gpu/tensor.ts';
+import type { Weight } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { GPT2 } from '../model/gpt2.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
@@ -26,7 +26,7 @@ export async function loadGeneralText(path: string, n: number, seed = 1): Promis
 }
 
 /** Mean next-token NLL of each line, in batches of `batch` lines (the logits are batch×T×V). */
-export async function generalNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>, batch = 16): Promise<Float64Array> {
+export async function generalNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, Weight>, batch = 16): Promise<Float64Array> {
   const out = new Float64Array(lines.length);
   for (let start = 0; start < lines.length; start += batch) {
     const chunk = lines.slice(start, start + batch);
@@ -36,7 +36,7 @@ export async function generalNll(model: GPT2, tok: Tokenizer, lines: readonly st
   return out;
 }
 
-async function chunkNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>): Promise<Float64Array> {
+async function chunkNll(model: GPT2, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, Weight>): Promise<Float64Array> {
   const gpu = model.gpu;
   const nCtx = model.config.nCtx;
   const seqs = lines.map((l, i) => {
@@ -85,7 +85,7 @@ export class ForgettingProbe {
   }
 
   /** Mean general-text NLL under the edit minus the base's (0 without overrides: nothing changed). */
-  async measure(overrides?: ReadonlyMap<string, F32>): Promise<number> {
+  async measure(overrides?: ReadonlyMap<string, Weight>): Promise<number> {
     if (!overrides || overrides.size === 0) return 0;
     return mean(await generalNll(this.#model, this.#tok, this.lines, overrides)) - this.baseNll;
   }
