@@ -1,138 +1,135 @@
-// Model-level benchmarks: tokens per second of a forward, a training step's forward + backward,
-// and generation with and without the KV cache, for the tiny config and for GPT-2 small's shape
-// (or, where the adapter's storage bindings cannot hold GPT-2's embedding, its layers with a
-// smaller vocabulary, said so in the output). Peer in the same run: the plain-JavaScript f64
-// reference forward (src/reference/gpt2.ts) on the tiny config.
+// Model-level benchmarks on a named shape (src/model/shapes.ts): tokens per second of a forward, a
+// training step (forward, backward, clipping, AdamW) and generation with the KV cache, and the peak
+// GPU bytes of each, for every weight dtype the adapter has (f32; f16 with shader-f16). A shape's
+// family says which model builds it: another family plugs in by adding its entry to FAMILIES.
+// Peer in the same run: the plain-JavaScript f64 reference forward (src/reference/gpt2.ts) on the
+// tiny shape. With gpt2-small, the stand-in the earlier bench used (GPT-2 small's layers with a
+// 16384-token vocabulary, all that fit one binding before tensors were split) runs too, as a ratio.
 //
-// Run: node --import tsx bench/model.ts [--json] [--quick]
+// Rows follow the bench schema { name, kind, shape, ms, gflops, adapter }, plus tokensPerS,
+// peakGpuBytes and dtype.
+//
+// Run: node --import tsx bench/model.ts [shape] [--json] [--quick]
 import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { dawnGpu } from '../src/io/dawn.ts';
 import { tuningFromEnv } from '../src/io/tuning-cache.ts';
-import { GPT2_SMALL, paramCount, type GPT2Config } from '../src/model/config.ts';
-import type { BenchRow } from './index.ts';
+import type { BenchRow } from '../src/gpu/kernel-bench.ts';
+import { paramCount, type GPT2Config } from '../src/model/config.ts';
 import { generateTokens } from '../src/model/generate.ts';
-import { GPT2 } from '../src/model/gpt2.ts';
+import { GPT2, type WeightDtype } from '../src/model/gpt2.ts';
+import { DEFAULT_OPTIMIZE, Optimizer } from '../src/model/optimize.ts';
+import { MODEL_SHAPES, modelShape, type ModelShape } from '../src/model/shapes.ts';
 import { autotuneMatmul } from '../src/ops/matmul.ts';
 import * as ref from '../src/reference/gpt2.ts';
 import { Rng } from '../src/util/random.ts';
 
-const TINY: GPT2Config = { vocabSize: 257, nCtx: 128, nLayer: 2, nHead: 4, nEmbd: 128 };
-/** GPT-2 small's layers with a vocabulary whose embedding fits a 128 MiB binding (lavapipe's). */
-const SMALL_LAYERS: GPT2Config = { ...GPT2_SMALL, vocabSize: 16384 };
-
-/** bench/index.ts's row schema, plus tokens/s; `name` is model and case, `shape` the model's config. */
-interface Row extends Omit<BenchRow, 'ceilingFraction' | 'vsTfjs'> {
-  model: string;
-  case: string;
-  /** Tokens processed (forward, training) or generated (generation) per second. */
+/** The bench schema's row (gflops: model FLOPs per second / 1e9, 2 per parameter per token forward, 6 for a training step), plus tokens/s, peak bytes and dtype. */
+export interface ModelRow extends Pick<BenchRow, 'name' | 'kind' | 'shape' | 'ms' | 'adapter'> {
+  gflops: number;
   tokensPerS: number;
+  /** Most bytes of GPU buffers held during the case (the model's weights included). */
+  peakGpuBytes: number;
+  dtype: WeightDtype;
+  note?: string;
 }
 
-/**
- * Useful FLOPs per token of a forward at context length T, the usual estimate: 2 per parameter
- * (the tied head included, the embedding lookup not free of it) plus 4·L·T·C for attention;
- * ×3 with the backward. Generation counts one such forward per new token, cache or not.
- */
-const flopsPerToken = (c: GPT2Config, T: number, train: boolean) => (2 * paramCount(c) + 4 * c.nLayer * T * c.nEmbd) * (train ? 3 : 1);
+/** How each family makes a random model of a shape. */
+const FAMILIES: Record<ModelShape['family'], (gpu: Gpu, config: GPT2Config, dtype: WeightDtype) => GPT2> = {
+  gpt2: (gpu, config, dtype) => GPT2.init(gpu, config, 1, dtype),
+};
 
-interface Shapes {
+interface Sizes {
   /** Sequences × positions of a forward / training step. */
   B: number;
   T: number;
-  /** Prompt length and new tokens of a generation, for each batch size. */
   prompt: number;
   maxNew: number;
-  genBatches: number[];
 }
 
-export async function modelBench(opts: { json: boolean; quick?: boolean }): Promise<void> {
+export async function modelBench(opts: { json: boolean; quick?: boolean; shape?: string }): Promise<ModelRow[]> {
+  const names = opts.shape ? [opts.shape] : ['gpt2-tiny'];
+  const shapes = names.map((n) => [n, modelShape(n)] as const);
   const gpu = await dawnGpu();
   const adapter = `${gpu.summary.description || gpu.summary.device} [${gpu.summary.backend}]`;
+  const rows: ModelRow[] = [];
   const say = (s: string) => {
     if (!opts.json) console.log(s);
   };
-  const emit = (r: Row) => {
+  const emit = (r: ModelRow) => {
+    rows.push(r);
     if (opts.json) console.log(JSON.stringify(r));
-    else say(`  ${r.case.padEnd(36)} ${r.tokensPerS.toFixed(1).padStart(10)} tok/s  ${r.ms.toFixed(1).padStart(10)} ms/call${r.note ? `  (${r.note})` : ''}`);
+    else say(`  ${r.name.padEnd(44)} ${r.tokensPerS.toFixed(1).padStart(9)} tok/s ${r.ms.toFixed(1).padStart(10)} ms ${(r.peakGpuBytes / 2 ** 20).toFixed(0).padStart(6)} MiB peak${r.note ? `  (${r.note})` : ''}`);
   };
   try {
     const tuning = await autotuneMatmul(gpu, tuningFromEnv(gpu.summary));
     say(`adapter: ${adapter}`);
     say(`matmul choice per shape class: ${Object.entries(tuning).map(([c, t]) => `${c}=${t.choice} (${t.source})`).join(', ')}`);
     const quick = opts.quick ?? false;
-    const tiny: Shapes = { B: 4, T: 64, prompt: 16, maxNew: quick ? 16 : 32, genBatches: [1, 4] };
-    const small: Shapes = { B: 1, T: quick ? 32 : 64, prompt: 16, maxNew: quick ? 8 : 16, genBatches: [1] };
-
-    say(`\ntiny ${describe(TINY)}`);
-    for (const r of await modelCases(gpu, 'tiny', TINY, tiny, quick)) emit({ ...r, adapter });
-    const refT = quick ? 8 : 16;
-    const ref = await referenceForward(TINY, refT);
-    const refCase = `plain JS f64 reference forward 1×${refT}`;
-    emit({ name: `tiny ${refCase}`, kind: 'peer', shape: describe(TINY), model: 'tiny', case: refCase, ...ref, gflops: (ref.tokensPerS * flopsPerToken(TINY, refT, false)) / 1e9, adapter });
-
-    const tooBig = bindingProblem(gpu, GPT2_SMALL, small);
-    const smallConfig = tooBig ? SMALL_LAYERS : GPT2_SMALL;
-    const name = tooBig ? `gpt2-small layers, vocab ${SMALL_LAYERS.vocabSize}` : 'gpt2-small';
-    if (tooBig) {
-      say(`\ngpt2-small ${describe(GPT2_SMALL)}: skipped, ${tooBig}`);
-      if (opts.json) console.log(JSON.stringify({ model: 'gpt2-small', skipped: tooBig, adapter }));
+    const dtypes: WeightDtype[] = process.env.SEAL_DTYPE ? [gpu.weightDtype] : ['f32', ...(gpu.features.has('shader-f16') ? (['f16'] as const) : [])];
+    for (const [name, shape] of shapes) {
+      const sizes: Sizes = { B: 1, T: quick ? shape.seq / 2 : shape.seq, prompt: 16, maxNew: quick ? 8 : 16 };
+      say(`\n${name} ${describe(shape.config)}`);
+      for (const dtype of dtypes) {
+        for (const r of await modelCases(gpu, name, shape, sizes, dtype, quick)) emit({ ...r, adapter });
+      }
+      if (name === 'gpt2-small') {
+        // The earlier stand-in, in the same run: forward only.
+        const stand: ModelShape = { ...shape, config: { ...shape.config, vocabSize: 16384 } };
+        for (const r of await modelCases(gpu, `${name} layers, vocab 16384`, stand, sizes, 'f32', quick, ['forward'])) emit({ ...r, adapter });
+      }
+      if (shape.config.vocabSize <= 1024) {
+        const T = quick ? 8 : 16;
+        const peer = await referenceForward(shape.config, T);
+        emit({ name: `${name} plain JS f64 reference forward 1×${T}`, kind: 'peer', shape: name, ...peer, gflops: gflops(shape.config, T, peer.ms, 2), adapter: 'CPU (JS)', peakGpuBytes: 0, dtype: 'f32' });
+      }
     }
-    say(`\n${name} ${describe(smallConfig)}`);
-    for (const r of await modelCases(gpu, name, smallConfig, small, quick)) emit({ ...r, adapter });
   } finally {
     gpu.destroy();
   }
+  return rows;
 }
 
-const describe = (c: GPT2Config) => `(V=${c.vocabSize}, ctx=${c.nCtx}, L=${c.nLayer}, H=${c.nHead}, C=${c.nEmbd})`;
+const describe = (c: GPT2Config) => `(V=${c.vocabSize}, ctx=${c.nCtx}, L=${c.nLayer}, H=${c.nHead}, C=${c.nEmbd}, ${(paramCount(c) / 1e6).toFixed(1)} M parameters)`;
+const gflops = (c: GPT2Config, tokens: number, ms: number, perParam: number) => (perParam * paramCount(c) * tokens) / (ms * 1e6);
 
-/** Why a config cannot run here (its wte or its logits over the binding limit), or null. */
-function bindingProblem(gpu: Gpu, c: GPT2Config, s: Shapes): string | null {
-  const max = gpu.limits.maxStorageBufferBindingSize;
-  const tensors: [string, number][] = [
-    [`wte [${c.vocabSize}×${c.nEmbd}]`, c.vocabSize * c.nEmbd * 4],
-    [`logits [${s.B * s.T}×${c.vocabSize}]`, s.B * s.T * c.vocabSize * 4],
-  ];
-  const over = tensors.find(([, bytes]) => bytes > max);
-  return over ? `${over[0]} needs ${(over[1] / 2 ** 20).toFixed(1)} MiB, over this adapter's maxStorageBufferBindingSize of ${(max / 2 ** 20).toFixed(0)} MiB` : null;
-}
+type Case = 'forward' | 'train' | 'generate';
 
-async function modelCases(gpu: Gpu, model: string, config: GPT2Config, s: Shapes, quick: boolean): Promise<Omit<Row, 'adapter'>[]> {
-  const m = GPT2.init(gpu, config, 1);
+async function modelCases(gpu: Gpu, name: string, shape: ModelShape, s: Sizes, dtype: WeightDtype, quick: boolean, cases: Case[] = ['forward', 'train', 'generate']): Promise<Omit<ModelRow, 'adapter'>[]> {
+  const config = shape.config;
+  const m = FAMILIES[shape.family](gpu, config, dtype);
   const r = new Rng(2);
   const ids = (n: number) => Uint32Array.from({ length: n }, () => r.int(config.vocabSize));
   const tokens = gpu.tensor(ids(s.B * s.T), [s.B, s.T]);
   const targets = gpu.tensor(ids(s.B * s.T), [s.B, s.T]);
-  const grads = m.zerosLike();
-  const rows: Omit<Row, 'adapter'>[] = [];
-  const row = (name: string, n: number, ms: number, flopsEach: number, note?: string) =>
-    rows.push({ name: `${model} ${name}`, kind: 'ours', shape: describe(config), model, case: name, tokensPerS: (n / ms) * 1000, ms, gflops: (n * flopsEach) / ms / 1e6, ...(note ? { note } : {}) });
+  const rows: Omit<ModelRow, 'adapter'>[] = [];
+  const row = (what: string, n: number, perParam: number, t: Timed) =>
+    rows.push({ name: `${name} ${what} ${dtype}`, kind: 'ours', shape: name, ms: t.ms, gflops: gflops(config, n, t.ms, perParam), tokensPerS: (n / t.ms) * 1000, peakGpuBytes: t.peak, dtype, ...(t.note ? { note: t.note } : {}) });
   try {
-    const forward = await time(quick, async () => {
-      const pass = m.forward(tokens);
-      await gpu.sync();
-      pass.release();
-    });
-    row(`forward ${s.B}×${s.T}`, s.B * s.T, forward.ms, flopsPerToken(config, s.T, false), forward.note);
-    const train = await time(quick, async () => {
-      const pass = m.forward(tokens, targets);
-      pass.backward(grads);
-      await gpu.sync();
-      pass.release();
-    });
-    row(`forward+backward ${s.B}×${s.T}`, s.B * s.T, train.ms, flopsPerToken(config, s.T, true), train.note);
-    for (const B of s.genBatches) {
-      const prompts = Array.from({ length: B }, () => Array.from(ids(s.prompt)));
-      for (const cache of [true, false]) {
-        const gen = await time(quick, () => generateTokens(m, prompts, { maxNew: s.maxNew, cache }));
-        row(`generate ${B}×(${s.prompt}+${s.maxNew}) ${cache ? 'KV cache' : 'no cache'}`, B * s.maxNew, gen.ms, flopsPerToken(config, s.prompt + s.maxNew / 2, false), gen.note);
-      }
+    if (cases.includes('forward')) {
+      const t = await time(gpu, quick, async () => {
+        const pass = m.forward(tokens);
+        await gpu.sync();
+        pass.release();
+      });
+      row(`forward ${s.B}×${s.T}`, s.B * s.T, 2, t);
+    }
+    if (cases.includes('train')) {
+      const opt = new Optimizer(m, DEFAULT_OPTIMIZE);
+      const t = await time(gpu, quick, () => opt.update(tokens, targets));
+      opt.release();
+      row(`training step ${s.B}×${s.T}`, s.B * s.T, 6, t);
+    }
+    if (cases.includes('generate')) {
+      const prompts = [Array.from(ids(s.prompt))];
+      const t = await time(gpu, quick, () => generateTokens(m, prompts, { maxNew: s.maxNew }));
+      row(`generate 1×(${s.prompt}+${s.maxNew}) KV cache`, s.maxNew, 2, t);
     }
   } finally {
-    for (const t of [tokens, targets, ...grads.values()]) t.release();
+    for (const t of [tokens, targets]) t.release();
     m.release();
+    gpu.trim();
   }
   return rows;
 }
@@ -143,28 +140,44 @@ async function referenceForward(config: GPT2Config, T: number): Promise<{ tokens
   const params = ref.initParams(config, r);
   const tokens = Array.from({ length: T }, () => r.int(config.vocabSize));
   const targets = new Uint32Array(T).fill(ref.IGNORE);
-  const { ms, note } = await time(true, async () => {
-    ref.forward(config, params, tokens, targets, 1, T);
-  });
-  return { tokensPerS: (T / ms) * 1000, ms, ...(note ? { note } : {}) };
+  const fn = async () => ref.forward(config, params, tokens, targets, 1, T);
+  await fn();
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  return { tokensPerS: (T / ms) * 1000, ms, note: 'one timed call' };
 }
 
-/** Mean ms per call: one warm-up call (compiles pipelines), then tinybench; one timed call if slow. */
-async function time(quick: boolean, fn: () => Promise<unknown>): Promise<{ ms: number; note?: string }> {
+interface Timed {
+  ms: number;
+  peak: number;
+  note?: string;
+}
+
+/**
+ * Mean ms per call: one warm-up call (compiles pipelines), then tinybench; one timed call if slow.
+ * The peak counts from the buffers held before the case (the pool trimmed), over warm-up and timing.
+ */
+async function time(gpu: Gpu, quick: boolean, fn: () => Promise<unknown>): Promise<Timed> {
+  await gpu.sync();
+  gpu.trim();
+  gpu.resetPeak();
   await fn();
   const t0 = performance.now();
   await fn();
   const once = performance.now() - t0;
-  if (once > (quick ? 1000 : 4000)) return { ms: once, note: 'one timed call' };
+  if (once > (quick ? 1000 : 4000)) return { ms: once, peak: gpu.peakBytes, note: 'one timed call' };
   const bench = new Bench({ time: quick ? 300 : 2000, iterations: quick ? 2 : 4, warmup: false });
   bench.add('case', fn);
   await bench.run();
-  const res = bench.tasks[0]!.result as { latency?: { mean: number; samples?: number[] }; error?: unknown };
+  const res = bench.tasks[0]!.result as { latency?: { mean: number }; error?: unknown };
   if (!res.latency) throw new Error(`benchmark failed: ${String(res.error)}`);
-  return { ms: res.latency.mean };
+  return { ms: res.latency.mean, peak: gpu.peakBytes };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
-  await modelBench({ json: args.includes('--json'), quick: args.includes('--quick') });
+  const shape = args.find((a) => !a.startsWith('--'));
+  if (shape && !(shape in MODEL_SHAPES)) throw new Error(`unknown shape ${shape}: ${Object.keys(MODEL_SHAPES).join(', ')}`);
+  await modelBench({ json: args.includes('--json'), quick: args.includes('--quick'), ...(shape ? { shape } : {}) });
 }

@@ -1,17 +1,21 @@
-// A random Llama-family checkpoint in Hugging Face's folder layout, at a named shape or any other:
+// A random-initialised Hugging Face checkpoint, for trying real sizes without a download: GPT-2 at a
+// named shape (src/model/shapes.ts: model.safetensors + config.json), or a Llama-family folder at a
+// named shape or any other (sharded if asked; its tokenizer is a byte-level BPE):
+//   node --import tsx scripts/random-checkpoint.ts --shape gpt2-small --out runs/gpt2-small
 //   node --import tsx scripts/random-checkpoint.ts --shape smollm2-135m --out runs/smollm2
 //   node --import tsx scripts/random-checkpoint.ts --out runs/tiny --vocab 512 --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --shards 2
-// Loads with `seal eval --model <out>` like a downloaded model (its tokenizer is a byte-level BPE).
+// Loads with `seal eval --model <out>` like a downloaded model.
 import { Command, Option } from 'commander';
 import { SMOLLM2_135M, writeRandomLlama } from '../src/model/hf-write.ts';
 import { LLAMA_TYPES, type LlamaConfig } from '../src/model/llama-config.ts';
+import { MODEL_SHAPES, writeRandomCheckpoint } from '../src/model/shapes.ts';
 
-const SHAPES: Record<string, LlamaConfig> = { 'smollm2-135m': SMOLLM2_135M };
+const LLAMA_SHAPES: Record<string, LlamaConfig> = { 'smollm2-135m': SMOLLM2_135M };
 const int = (v: string) => Number.parseInt(v, 10);
 
 const o = new Command()
   .requiredOption('--out <dir>', 'folder to write')
-  .addOption(new Option('--shape <name>', 'a named shape').choices(Object.keys(SHAPES)))
+  .addOption(new Option('--shape <name>', 'a named shape (GPT-2 shapes take only --seed)').choices([...Object.keys(MODEL_SHAPES), ...Object.keys(LLAMA_SHAPES)]))
   .addOption(new Option('--model-type <type>', 'config.json model_type').choices(LLAMA_TYPES))
   .option('--vocab <n>', 'vocab_size', int)
   .option('--hidden <n>', 'hidden_size', int)
@@ -27,24 +31,31 @@ const o = new Command()
   .parse()
   .opts();
 
-const base = SHAPES[o.shape ?? 'smollm2-135m']!;
-const heads = o.heads ?? base.nHead;
-const hidden = o.hidden ?? base.nEmbd;
-const config: LlamaConfig = {
-  ...base,
-  modelType: o.modelType ?? base.modelType,
-  vocabSize: o.vocab ?? base.vocabSize,
-  nEmbd: hidden,
-  nLayer: o.layers ?? base.nLayer,
-  nHead: heads,
-  nKvHead: o.kvHeads ?? (o.heads ? heads : base.nKvHead),
-  headDim: o.hidden || o.heads ? hidden / heads : base.headDim,
-  intermediate: o.intermediate ?? base.intermediate,
-  nCtx: o.ctx ?? base.nCtx,
-  ropeTheta: o.ropeTheta ?? base.ropeTheta,
-  tied: o.untied ? false : base.tied,
-  qkvBias: (o.modelType ?? base.modelType) === 'qwen2',
-};
 const t0 = performance.now();
-await writeRandomLlama(o.out, config, { seed: o.seed, shards: o.shards });
-console.log(`wrote a random ${config.modelType} checkpoint (${config.nLayer} layers, hidden ${config.nEmbd}, vocab ${config.vocabSize}) to ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+const took = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+const gpt2 = o.shape ? MODEL_SHAPES[o.shape] : undefined;
+if (gpt2) {
+  await writeRandomCheckpoint(o.out, gpt2, o.seed);
+  console.log(`wrote a random gpt2 checkpoint (${o.shape}, seed ${o.seed}) to ${o.out} in ${took()}`);
+} else {
+  const base = LLAMA_SHAPES[o.shape ?? 'smollm2-135m']!;
+  const heads = o.heads ?? base.nHead;
+  const hidden = o.hidden ?? base.nEmbd;
+  const config: LlamaConfig = {
+    ...base,
+    modelType: o.modelType ?? base.modelType,
+    vocabSize: o.vocab ?? base.vocabSize,
+    nEmbd: hidden,
+    nLayer: o.layers ?? base.nLayer,
+    nHead: heads,
+    nKvHead: o.kvHeads ?? (o.heads ? heads : base.nKvHead),
+    headDim: o.hidden || o.heads ? hidden / heads : base.headDim,
+    intermediate: o.intermediate ?? base.intermediate,
+    nCtx: o.ctx ?? base.nCtx,
+    ropeTheta: o.ropeTheta ?? base.ropeTheta,
+    tied: o.untied ? false : base.tied,
+    qkvBias: (o.modelType ?? base.modelType) === 'qwen2',
+  };
+  await writeRandomLlama(o.out, config, { seed: o.seed, shards: o.shards });
+  console.log(`wrote a random ${config.modelType} checkpoint (${config.nLayer} layers, hidden ${config.nEmbd}, vocab ${config.vocabSize}) to ${o.out} in ${took()}`);
+}

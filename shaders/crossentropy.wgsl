@@ -6,8 +6,10 @@
 // Target IGNORE gives loss 0 and zero gradient; a target ≥ V (not IGNORE) gives NaN.
 // mean: one workgroup: the mean loss over rows with a target, and its gradient per row (1/count).
 // backward (elementwise) ACCUMULATES (+=) dlogits = (softmax - onehot)·dloss, as llm.c does.
+// Logits over the storage-binding limit come in chunks of N rows (src/ops/chunks.ts): logits and
+// dlogits are bound from the chunk's first row, the per-row arrays whole, read at row0 + row.
 
-struct Params { N: u32, V: u32 }
+struct Params { N: u32, V: u32, row0: u32 }
 
 const IGNORE = 0xffffffffu;
 
@@ -67,11 +69,11 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   }
   if (lid.x == 0u) {
     let l = m + log(s);
-    let t = targets[row];
+    let t = targets[p.row0 + row];
     var loss = 0.0;
     if (t != IGNORE) { loss = select(bitcast<f32>(NAN_BITS), l - logits[base + min(t, p.V - 1u)], t < p.V); }
-    lse_out[row] = l;
-    losses_out[row] = loss;
+    lse_out[p.row0 + row] = l;
+    losses_out[p.row0 + row] = loss;
   }
 }
 
@@ -82,11 +84,11 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let row = wid.z * nwg.y + wid.y;
   let j = wid.x * WG + lid.x;
   if (row >= p.N || j >= p.V) { return; }
-  let t = targets[row];
+  let t = targets[p.row0 + row];
   if (t == IGNORE) { return; }
   let k = row * p.V + j;
-  let prob = exp(logits[k] - lse[row]);
-  let g = (prob - select(0.0, 1.0, j == t)) * dlosses[row];
+  let prob = exp(logits[k] - lse[p.row0 + row]);
+  let g = (prob - select(0.0, 1.0, j == t)) * dlosses[p.row0 + row];
   dlogits[k] += select(bitcast<f32>(NAN_BITS), g, t < p.V);
 }
 

@@ -13,15 +13,18 @@
 // - softmax: one invocation per (b, h), over its row of scores.
 // - attend: one invocation per (b, c) output, summing p·v over the row.
 
-struct Params { B: u32, T: u32, C: u32, NH: u32, Tcap: u32, V: u32, scale: f32 }
+// embed_step may get wte in chunks of rows [v0, v1), as embedding.wgsl's forward (unsplit: 0, V).
+struct Params { B: u32, T: u32, C: u32, NH: u32, Tcap: u32, V: u32, scale: f32, v0: u32, v1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 // embed_step: ids (token per sequence), pos, wte, wpe, emb_out
 // gather_rows: ids (row indices), src, rows_out
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> pos: array<u32>;
-@group(0) @binding(3) var<storage, read> wte: array<f32>;
-@group(0) @binding(4) var<storage, read> wpe: array<f32>;
+// #storage-type wte_t
+// #storage-type wpe_t
+@group(0) @binding(3) var<storage, read> wte: array<wte_t>;
+@group(0) @binding(4) var<storage, read> wpe: array<wpe_t>;
 @group(0) @binding(5) var<storage, read_write> emb_out: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rows_out: array<f32>;
@@ -51,8 +54,12 @@ fn embed_step(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   let b = k / p.C;
   let c = k % p.C;
   let tok = ids[b];
-  let at = wpe[pos[b] * p.C + c];
-  emb_out[k] = select(bitcast<f32>(NAN_BITS), wte[tok * p.C + c] + at, tok < p.V);
+  if (tok >= p.V) {
+    if (p.v0 == 0u) { emb_out[k] = bitcast<f32>(NAN_BITS); }
+    return;
+  }
+  if (tok < p.v0 || tok >= p.v1) { return; }
+  emb_out[k] = f32(wte[(tok - p.v0) * p.C + c]) + f32(wpe[pos[b] * p.C + c]);
 }
 
 // rows_out[i, c] = src[ids[i], c] for i < B rows of width C; NaN where ids[i] is not below src's V

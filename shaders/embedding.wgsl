@@ -9,14 +9,20 @@
 //   work: it walks the token's chain of positions in order, summing dout (O(N·C) in all). Chain
 //   loads come from workgroup-uniform addresses: cheap on lavapipe.
 // - wpe_backward: one invocation per (t, c), summing over the batch in order.
+//
+// wte / dwte may be bound in chunks of rows [v0, v1) (a table over the storage-binding limit,
+// src/ops/chunks.ts): a dispatch touches only positions whose token it holds, at row tok - v0.
+// Unsplit, v0 = 0 and v1 = V.
 
-struct Params { N: u32, T: u32, C: u32, V: u32 }
+struct Params { N: u32, T: u32, C: u32, V: u32, v0: u32, v1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
-// forward: tokens, wte, wpe, out
-@group(0) @binding(2) var<storage, read> wte: array<f32>;
-@group(0) @binding(3) var<storage, read> wpe: array<f32>;
+// forward: tokens, wte, wpe, out (the tables stored f32 or f16, src/gpu/kernel.ts)
+// #storage-type wte_t
+// #storage-type wpe_t
+@group(0) @binding(2) var<storage, read> wte: array<wte_t>;
+@group(0) @binding(3) var<storage, read> wpe: array<wpe_t>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 // link: tokens, links_out (next position with the same token, or N; 1 if first occurrence)
 @group(0) @binding(2) var<storage, read_write> links_out: array<vec2u>;
@@ -39,8 +45,12 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let i = k / p.C;
   let c = k % p.C;
   let tok = tokens[i];
-  let pos = wpe[(i % p.T) * p.C + c];
-  out[k] = select(bitcast<f32>(NAN_BITS), wte[tok * p.C + c] + pos, tok < p.V);
+  if (tok >= p.V) {
+    if (p.v0 == 0u) { out[k] = bitcast<f32>(NAN_BITS); }
+    return;
+  }
+  if (tok < p.v0 || tok >= p.v1) { return; }
+  out[k] = f32(wte[(tok - p.v0) * p.C + c]) + f32(wpe[(i % p.T) * p.C + c]);
 }
 
 @compute @workgroup_size(WG)
@@ -66,10 +76,10 @@ fn wte_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let c = wid.x * WG + lid.x;
   if (i >= p.N || c >= p.C || links[i].y == 0u) { return; }
   let tok = tokens[i];
-  if (tok >= p.V) { return; }
+  if (tok < p.v0 || tok >= p.v1) { return; }
   var acc = 0.0;
   for (var j = i; j < p.N; j = links[j].x) { acc += dout[j * p.C + c]; }
-  dwte[tok * p.C + c] += acc;
+  dwte[(tok - p.v0) * p.C + c] += acc;
 }
 
 @compute @workgroup_size(WG)

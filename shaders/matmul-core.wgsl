@@ -16,7 +16,9 @@ const ACCUMULATE: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+// B is a weight in most calls: stored f32 or f16 (b_t), loaded as f32 (src/gpu/kernel.ts).
+// #storage-type b_t
+@group(0) @binding(2) var<storage, read> B: array<b_t>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 

@@ -32,7 +32,7 @@ fn regs_subgroup(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
   for (var r = 0u; r < RB; r++) { acc[r] = vec4f(0.0); }
   for (var k = ks.x; k < ks.y; k++) {
     let bk = bj + k * p.sBk;
-    let bv = vec4f(B[bk.x], B[bk.y], B[bk.z], B[bk.w]);
+    let bv = vec4f(f32(B[bk.x]), f32(B[bk.y]), f32(B[bk.z]), f32(B[bk.w]));
     let lo = A[a0 + k * p.sAk];
     var hi = 0.0;
     if (RB > LANES) { hi = A[a1 + k * p.sAk]; }

@@ -43,7 +43,7 @@ fn regs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   for (var r = 0u; r < RB; r++) { acc[r] = vec4f(0.0); }
   for (var k = ks.x; k < ks.y; k++) {
     let bk = bj + k * p.sBk;
-    let bv = vec4f(B[bk.x], B[bk.y], B[bk.z], B[bk.w]);
+    let bv = vec4f(f32(B[bk.x]), f32(B[bk.y]), f32(B[bk.z]), f32(B[bk.w]));
     for (var r = 0u; r < RB; r++) {
       let a = A[b * p.sAb + min(i0 + r, p.M - 1u) * p.sAi + k * p.sAk];
       acc[r] = fma(vec4f(a), bv, acc[r]);
@@ -75,7 +75,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: v
       var av = 0.0;
       var bv = 0.0;
       if (k < ks.y && i0 + x < p.M) { av = A[b * p.sAb + (i0 + x) * p.sAi + k * p.sAk]; }
-      if (k < ks.y && j0 + x < p.N) { bv = B[b * p.sBb + k * p.sBk + (j0 + x) * p.sBj]; }
+      if (k < ks.y && j0 + x < p.N) { bv = f32(B[b * p.sBb + k * p.sBk + (j0 + x) * p.sBj]); }
       tileA[e] = av;
       tileB[e] = bv;
     }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AUTOTUNE_VERSION, TuningCache } from '../src/io/tuning-cache.ts';
 import { withSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.ts';
+import type { F32 } from '../src/gpu/tensor.ts';
 import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { loadModel } from '../src/model/load.ts';
 import { add } from '../src/ops/elementwise.ts';
@@ -102,7 +103,8 @@ test('edits: version 0 (format under `kind`) reads; writeEdit writes the version
   const name = 'h.0.mlp.c_proj.weight';
   const { model } = await loadModel(g, V0.model);
   // The fixture's edit was 0.5·W: the same as one made now.
-  const edited = add(g, model.params.get(name)!, model.params.get(name)!, 0.5);
+  const w = model.params.get(name)! as F32; // loaded f32
+  const edited = add(g, w, w, 0.5);
   const file = join(dir, 'edit.safetensors');
   await writeEdit(file, model, new Map([[name, edited]]));
   assert.is((await metadataOf(file)).version, String(EDIT_VERSION));

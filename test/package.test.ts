@@ -67,13 +67,14 @@ test('a TypeScript consumer type-checks against the installed .d.ts', () => {
   writeFileSync(
     join(app, 'consumer.ts'),
     [
-      "import { dawnGpu, matmul, type Tensor } from 'seal-webgpu';",
+      "import { dawnGpu, matmul, type F32, type Tensor } from 'seal-webgpu';",
       "import { loadModel, bundled } from 'seal-webgpu/model';",
       "import { Adapter, type EvalResult } from 'seal-webgpu/seal';",
       'export async function f(): Promise<number> {',
       '  const gpu = await dawnGpu();',
       "  const { model, tokenizer } = await loadModel(gpu, bundled('base.safetensors'));",
-      "  const a: Tensor = matmul(gpu, model.params.get('wte.weight')!, model.params.get('wte.weight')!.reshape([128, -1]));",
+      "  const wte = model.params.get('wte.weight')! as F32; // f32: weights are f16 only with --dtype f16",
+      "  const a: Tensor = matmul(gpu, wte, wte.reshape([128, -1]));",
       "  const adapter: Adapter = Adapter.fixedStep(model, tokenizer, (await import('seal-webgpu/seal')).resolveConfig(), 'sign', 6);",
       '  const r: EvalResult | undefined = undefined;',
       '  adapter.release();',

@@ -9,7 +9,7 @@ import * as ref from '../reference/ops.ts';
 import { Rng } from '../util/random.ts';
 
 /** The limits the device asks for, plus the uniform alignment our per-dispatch params depend on. */
-const SHOWN_LIMITS = [...WANTED_LIMITS, 'minUniformBufferOffsetAlignment'] as const;
+const SHOWN_LIMITS = [...WANTED_LIMITS, 'minUniformBufferOffsetAlignment', 'minStorageBufferOffsetAlignment'] as const;
 
 // Dawn prints these from native code while it opens the adapter, so no JS option or stream can hide them.
 const DAWN_WARNINGS =
@@ -63,7 +63,7 @@ export async function doctor(opts: DawnOptions, json: boolean): Promise<boolean>
     const ms = performance.now() - t0;
     const ok = tests.every((t) => t.ok);
     if (json) {
-      console.log(JSON.stringify({ adapter: s, limits, features, selfTest: tests, selfTestMs: ms, ok }));
+      console.log(JSON.stringify({ adapter: s, limits, features, selfTest: tests, selfTestMs: ms, ok, peakGpuBytes: gpu.peakBytes }));
       return ok;
     }
     console.log(`adapter      ${s.description || s.device}`);

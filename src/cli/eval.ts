@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { dawnGpu, type DawnOptions } from '../io/dawn.ts';
 import { loadModel } from '../model/load.ts';
+import { INFERENCE, type ModelUse } from '../model/memory.ts';
 import { mlpMask, parseRange, resolveMask, type Mask } from '../model/mask.ts';
 import { writeReport, type TrainingRow } from '../report/report.ts';
 import { Adapter } from '../seal/adapt.ts';
@@ -129,7 +130,9 @@ export async function runEval(dev: DawnOptions, o: EvalCliOptions): Promise<void
   const gpu = await dawnGpu(dev);
   const bar = new SingleBar({ format: 'eval |{bar}| {value}/{total} runs | {what} | ETA {eta_formatted}', hideCursor: true, noTTYOutput: !o.json, notTTYSchedule: 15_000 }, Presets.shades_classic);
   try {
-    const { model, tokenizer: tok } = await loadModel(gpu, o.model);
+    // Finetuning the full model keeps AdamW's moments; every other edit needs a full backward.
+    const train: ModelUse['train'] = names.includes('finetune-full') ? 'adam' : names.some((n) => n !== 'base' && n !== 'in-context') ? 'grads' : 'none';
+    const { model, tokenizer: tok } = await loadModel(gpu, o.model, { use: { ...INFERENCE, train } });
     const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape]));
     const maskSpec = { tensors: o.mask ? o.mask.split(',').map((s) => s.trim()) : mlpMask(model.kind), ...(o.maskRows ? { rows: parseRange(o.maskRows) } : {}), ...(o.maskCols ? { cols: parseRange(o.maskCols) } : {}) };
     const tuned = o.tuned ? readTuned(o.tuned) : undefined;
@@ -184,7 +187,7 @@ export async function runEval(dev: DawnOptions, o: EvalCliOptions): Promise<void
       },
     });
     bar.stop();
-    if (o.json) console.log(JSON.stringify({ model: o.model, mask: mask.spec, maskParams: mask.paramDim, settings, ...result }, null, 2));
+    if (o.json) console.log(JSON.stringify({ model: o.model, mask: mask.spec, maskParams: mask.paramDim, settings, ...result, peakGpuBytes: gpu.peakBytes }, null, 2));
     else console.log(`${formatTable(result)}\n${formatSettings(settings)}`);
     if (o.report) {
       const written = await writeReport(o.report, { title: `SEAL evaluation: ${o.model}`, evalResult: result, ...(metrics ? { metrics } : {}) });

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, optionsFromEnv, type DawnOptions } from '../io/dawn.ts';
 import { parseRange } from '../model/mask.ts';
 import { DEFAULT_LORA } from '../model/lora.ts';
+import { MODEL_SHAPES } from '../model/shapes.ts';
 import { adaptCommand } from './adapt.ts';
 import { kernelBenchCommand, type KernelBenchCliOptions } from './bench-kernel.ts';
 import { demoCommand } from './demo.ts';
@@ -18,6 +19,7 @@ interface GlobalOpts {
   backend?: string;
   adapter?: string;
   power?: 'low-power' | 'high-performance';
+  dtype?: 'f32' | 'f16';
 }
 
 function deviceOptions(cmd: Command): DawnOptions {
@@ -28,6 +30,7 @@ function deviceOptions(cmd: Command): DawnOptions {
     ...(o.backend ? { backend: o.backend } : {}),
     ...(o.adapter ? { adapter: o.adapter } : {}),
     ...(o.power ? { powerPreference: o.power } : {}),
+    ...(o.dtype ? { dtype: o.dtype } : {}),
   };
 }
 
@@ -36,6 +39,7 @@ const program = new Command('seal')
   .addOption(new Option('--backend <name>', `Dawn backend (env SEAL_BACKEND)`).choices(BACKENDS as string[]))
   .option('--adapter <name>', 'adapter name as Dawn lists it (env SEAL_ADAPTER)')
   .addOption(new Option('--power <pref>', 'power preference (env SEAL_POWER)').choices(['low-power', 'high-performance']))
+  .addOption(new Option('--dtype <type>', 'how model weight matrices are stored on the GPU: f16 halves them (needs shader-f16; arithmetic stays f32) (env SEAL_DTYPE)').choices(['f32', 'f16']))
   .showHelpAfterError();
 
 // The running command, to name it in a user error.
@@ -127,7 +131,7 @@ program
   .option('--quick', 'fewer and smaller cases')
   .option('--full', 'add the largest shapes (2048³)')
   .option('--filter <text>', 'only cases whose name contains this')
-  .option('--model', 'the model-level suite instead: tokens/s of forward, training step and generation')
+  .option('--model [shape]', `the model-level suite instead: tokens/s and peak GPU bytes of forward, training step and generation, f32 and f16, on a random model of a shape (${Object.keys(MODEL_SHAPES).join(', ')}; default gpt2-tiny)`)
   .option('--pool', 'GPU buffer creations per pretraining step and model call, buffer pool off and on')
   .option('--kernel <file.wgsl>', 'time your own compute kernel instead (with --entry, --dispatch, --buffers)')
   .option('--entry <name>', '--kernel: the entry point', 'main')
@@ -138,7 +142,7 @@ program
   .option('--reps <n>', '--kernel: timed dispatches after a warm-up', int, 10)
   .addOption(new Option('--timing <how>', '--kernel: GPU timestamps where the adapter has them, or the wall clock').choices(['auto', 'gpu-timestamps', 'wall-clock']).default('auto'))
   .option('--name <label>', "--kernel: the row's name (default file:entry)")
-  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string; model?: boolean; pool?: boolean } & Partial<KernelBenchCliOptions>, cmd: Command) => {
+  .action(async (opts: { json?: boolean; quick?: boolean; full?: boolean; filter?: string; model?: boolean | string; pool?: boolean } & Partial<KernelBenchCliOptions>, cmd: Command) => {
     if (opts.kernel) {
       if (!opts.dispatch || !opts.buffers) throw new UserError('--kernel needs --dispatch x,y,z and --buffers <sizes>');
       await kernelBenchCommand(deviceOptions(cmd), opts as KernelBenchCliOptions);
@@ -149,6 +153,7 @@ program
     if (d.backend) process.env.SEAL_BACKEND = d.backend;
     if (d.adapter) process.env.SEAL_ADAPTER = d.adapter;
     if (d.powerPreference) process.env.SEAL_POWER = d.powerPreference;
+    if (d.dtype) process.env.SEAL_DTYPE = d.dtype;
     if (opts.pool) {
       const { buffersBench } = await import('../../bench/buffers.ts');
       await buffersBench({ json: Boolean(opts.json) });
@@ -156,7 +161,7 @@ program
     }
     if (opts.model) {
       const { modelBench } = await import('../../bench/model.ts');
-      await modelBench({ json: Boolean(opts.json), quick: Boolean(opts.quick) });
+      await modelBench({ json: Boolean(opts.json), quick: Boolean(opts.quick), ...(typeof opts.model === 'string' ? { shape: opts.model } : {}) });
       return;
     }
     const { runBench } = await import('../../bench/index.ts');

@@ -14,6 +14,15 @@ export interface DeviceOptions {
   asked?: string;
   /** How to get an adapter, shown below that error. */
   help?: string;
+  /**
+   * A storage-binding limit below the adapter's, in bytes, so that tests run the code paths of
+   * tensors split across bindings on small shapes. Env (Node): SEAL_MAX_BINDING.
+   */
+  maxBinding?: number;
+  /** How models store their weight matrices on this device: f32, or f16 (needs shader-f16). Env (Node): SEAL_DTYPE. */
+  dtype?: 'f32' | 'f16';
+  /** Bytes of memory the adapter can give models, if known (WebGPU does not say); null: unknown. */
+  availableMemory?: (summary: AdapterSummary) => number | null;
 }
 
 export interface AdapterSummary {
@@ -68,6 +77,10 @@ export interface Acquired {
 }
 
 export async function acquireDevice(opts: DeviceOptions): Promise<Acquired> {
+  if (opts.maxBinding !== undefined && !(Number.isInteger(opts.maxBinding) && opts.maxBinding >= 256)) {
+    throw new GpuUnavailableError(`the storage-binding limit (SEAL_MAX_BINDING) must be a whole number of bytes, at least 256; got ${opts.maxBinding}`);
+  }
+  if (opts.dtype !== undefined && opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new GpuUnavailableError(`unknown dtype '${opts.dtype}': choose f32 or f16`);
   if (opts.powerPreference !== undefined && !['low-power', 'high-performance'].includes(opts.powerPreference)) {
     throw new GpuUnavailableError(`unknown power preference '${opts.powerPreference}': choose low-power or high-performance`);
   }

@@ -1,6 +1,6 @@
 // The runtime: tensors, a pipeline cache, batched dispatch into one command buffer, explicit readback.
-import { acquireDevice, releaseInstance, type AdapterSummary, type DeviceOptions } from './device.ts';
-import { Tensor, BYTES_PER_ELEMENT, checkShape, fmtShape, numel, type DType, type TypedArrayFor } from './tensor.ts';
+import { acquireDevice, GpuUnavailableError, releaseInstance, type AdapterSummary, type DeviceOptions } from './device.ts';
+import { Tensor, BYTES_PER_ELEMENT, checkShape, copySize, fmtShape, numel, type DType, type TypedArrayFor } from './tensor.ts';
 import { checkContract, ContractError } from './contract.ts';
 import { BufferPool, type PoolStats } from './pool.ts';
 import { kernelKey, packParams, paramBytes, shaderSource, type KernelSpec, type ParamValues, type ShaderReader } from './kernel.ts';
@@ -27,7 +27,7 @@ export interface ProfileEntry {
 const UNIFORM_CHUNK = 64 * 1024;
 const PROFILE_CAPACITY = 2048;
 
-type TypedArray = Float32Array | Uint32Array | Int32Array;
+type TypedArray = Float32Array | Uint16Array | Uint32Array | Int32Array;
 
 export class Gpu {
   readonly device: GPUDevice;
@@ -36,6 +36,12 @@ export class Gpu {
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
   readonly shaders: ShaderReader;
+  /** The most bytes one storage binding may hold: the adapter's limit, or a lower one for tests (DeviceOptions.maxBinding). */
+  readonly bindingLimit: number;
+  /** How models made on this Gpu store their weight matrices (DeviceOptions.dtype; default f32). */
+  readonly weightDtype: 'f32' | 'f16';
+  /** Bytes of memory the adapter can give models, when known (DeviceOptions.availableMemory); null: unknown. */
+  readonly availableMemory: number | null;
   #instance: GPU | null;
   #lost: GPUDeviceLostInfo | null = null;
   #destroyed = false;
@@ -72,7 +78,7 @@ export class Gpu {
   #profileLabels: string[] = [];
   #profileResults: Promise<ProfileEntry[]>[] = [];
 
-  private constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, summary: AdapterSummary, shaders: ShaderReader, pool: boolean) {
+  private constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, summary: AdapterSummary, shaders: ShaderReader, pool: boolean, opts: DeviceOptions) {
     this.#instance = instance;
     this.shaders = shaders;
     this.adapter = adapter;
@@ -80,6 +86,9 @@ export class Gpu {
     this.summary = summary;
     this.limits = device.limits;
     this.features = new Set(device.features as unknown as Iterable<string>);
+    this.bindingLimit = Math.min(this.limits.maxStorageBufferBindingSize, opts.maxBinding ?? Infinity);
+    this.weightDtype = opts.dtype ?? 'f32';
+    this.availableMemory = opts.availableMemory?.(summary) ?? null;
     this.#pool = new BufferPool(device, pool);
     // Errors outside a batch (e.g. allocation) surface at the next sync or read.
     device.onuncapturederror = (e) => this.#uncaptured.push(e.error);
@@ -96,7 +105,12 @@ export class Gpu {
    */
   static async create(opts: DeviceOptions & { shaders: ShaderReader; pool?: boolean }): Promise<Gpu> {
     const { gpu, adapter, device, summary } = await acquireDevice(opts);
-    return new Gpu(gpu, adapter, device, summary, opts.shaders, opts.pool ?? true);
+    const g = new Gpu(gpu, adapter, device, summary, opts.shaders, opts.pool ?? true, opts);
+    if (g.weightDtype === 'f16' && !g.features.has('shader-f16')) {
+      g.destroy();
+      throw new GpuUnavailableError(`--dtype f16 needs the adapter feature shader-f16, which ${summary.description || 'this adapter'} lacks (see seal doctor); use --dtype f32`);
+    }
+    return g;
   }
 
   // ---- tensors ----------------------------------------------------------------------------------
@@ -115,6 +129,14 @@ export class Gpu {
   trim(): number {
     return this.#pool.trim();
   }
+  /** The most bytes of tensor buffers held at once (live, pooled or waiting) since creation or resetPeak(). */
+  get peakBytes(): number {
+    return this.#pool.stats.peakHeldBytes;
+  }
+  /** Starts the peak over from the bytes held now. */
+  resetPeak(): void {
+    this.#pool.resetPeak();
+  }
   /** Labels of live tensors, for leak reports. */
   liveLabels(): string[] {
     return [...this.#live].map((t) => t.toString());
@@ -132,6 +154,7 @@ export class Gpu {
   tensor(data: Float32Array | number[], shape?: readonly number[], dtype?: 'f32', label?: string): Tensor<'f32'>;
   tensor(data: Uint32Array, shape?: readonly number[], dtype?: 'u32', label?: string): Tensor<'u32'>;
   tensor(data: Int32Array, shape?: readonly number[], dtype?: 'i32', label?: string): Tensor<'i32'>;
+  tensor(data: Uint16Array, shape?: readonly number[], dtype?: 'f16', label?: string): Tensor<'f16'>;
   tensor<D extends DType>(data: TypedArrayFor<D> | number[], shape?: readonly number[], dtype?: D, label?: string): Tensor<D>;
   tensor<D extends DType>(data: TypedArrayFor<D> | number[], shape?: readonly number[], dtype?: D, label?: string): Tensor<D> {
     const dt = (dtype ?? dtypeOf(data)) as D;
@@ -162,14 +185,12 @@ export class Gpu {
   #alloc<D extends DType>(shape: readonly number[], dtype: D, label: string | undefined, data: TypedArray | undefined, zero = false): Tensor<D> {
     this.#checkUsable();
     checkShape(shape);
-    if (!(dtype in BYTES_PER_ELEMENT)) throw new TypeError(`unknown dtype '${dtype}' (use f32, u32 or i32)`);
+    if (!(dtype in BYTES_PER_ELEMENT)) throw new TypeError(`unknown dtype '${dtype}' (use f32, f16, u32 or i32)`);
+    if (dtype === 'f16' && !this.features.has('shader-f16')) throw new RangeError(`an f16 tensor needs the adapter feature shader-f16, which ${this.summary.description || 'this adapter'} lacks`);
     const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
-    const max = this.limits.maxStorageBufferBindingSize;
-    if (bytes > max) {
-      throw new RangeError(
-        `tensor ${label ?? ''}${fmtShape(shape)} needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize (${max} bytes); split it`,
-      );
-    }
+    // A tensor is one buffer; ops bind parts of one over the binding limit as views (ops/chunks.ts).
+    const max = this.limits.maxBufferSize;
+    if (bytes > max) throw new RangeError(`tensor ${label ?? ''}${fmtShape(shape)} needs ${bytes} bytes, over this adapter's maxBufferSize (${max} bytes)`);
     const name = label ?? `t${this.#nextId++}`;
     const { buffer, fresh } = this.#pool.acquire(bytes, name);
     // A free buffer is unused by the open batch, so a queue write (ordered before it) is safe.
@@ -205,25 +226,26 @@ export class Gpu {
   write(t: Tensor, data: TypedArray): void {
     if (data.length !== t.size) throw new RangeError(`write of ${data.length} elements into ${t} of ${t.size}`);
     if (dtypeOf(data) !== t.dtype) throw new TypeError(`write of ${data.constructor.name} into ${t}`);
-    const staging = this.device.createBuffer({ size: Math.max(16, t.bytes), usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    const staging = this.device.createBuffer({ size: Math.max(16, copySize(t.bytes)), usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
     new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
     this.#endPass();
-    this.#enc().copyBufferToBuffer(staging, 0, t.buffer, 0, t.bytes);
+    this.#enc().copyBufferToBuffer(staging, 0, t.buffer, t.byteOffset, copySize(t.bytes));
     this.#afterSubmit.push(staging);
   }
 
   /** Sets a tensor to zero on the GPU, in order with the batch (no upload). */
   clear(t: Tensor): void {
     this.#endPass();
-    if (t.bytes > 0) this.#enc().clearBuffer(t.buffer, 0, Math.ceil(t.bytes / 4) * 4);
+    if (t.bytes > 0) this.#enc().clearBuffer(t.buffer, t.byteOffset, copySize(t.bytes));
   }
 
   /** Copies src into dst (same size), in order with the batch. */
   copy(src: Tensor, dst: Tensor): void {
     if (src.bytes !== dst.bytes) throw new RangeError(`copy ${src} → ${dst}: sizes differ`);
     this.#endPass();
-    if (src.bytes > 0) this.#enc().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.bytes);
+    if (src.dtype !== dst.dtype) throw new TypeError(`copy ${src} → ${dst}: dtypes differ (convert with ops/convert.ts)`);
+    if (src.bytes > 0) this.#enc().copyBufferToBuffer(src.buffer, src.byteOffset, dst.buffer, dst.byteOffset, copySize(src.bytes));
   }
 
   // ---- kernels ----------------------------------------------------------------------------------
@@ -232,10 +254,11 @@ export class Gpu {
     const key = kernelKey(spec);
     let p = this.#pipelines.get(key);
     if (!p) {
-      let module = this.#modules.get(spec.shader);
+      const source = shaderSource(spec.shader, this.shaders, spec.types);
+      let module = this.#modules.get(source.code);
       if (!module) {
-        module = this.device.createShaderModule({ label: spec.shader, code: shaderSource(spec.shader, this.shaders).code });
-        this.#modules.set(spec.shader, module);
+        module = this.device.createShaderModule({ label: spec.shader, code: source.code });
+        this.#modules.set(source.code, module);
       }
       const pipeline = this.device.createComputePipeline({
         label: key,
@@ -252,7 +275,7 @@ export class Gpu {
     const key = kernelKey(spec);
     let tensors = this.#contracts.get(key);
     if (tensors === undefined) {
-      tensors = checkContract(spec, shaderSource(spec.shader, this.shaders).code).tensors;
+      tensors = checkContract(spec, shaderSource(spec.shader, this.shaders, spec.types).code).tensors;
       this.#contracts.set(key, tensors);
     }
     if (passed !== tensors) throw new ContractError(`${key}: the shader binds ${tensors} tensors (bindings 1..${tensors}), the wrapper passed ${passed}`);
@@ -287,8 +310,7 @@ export class Gpu {
       packParams(spec, args.params, slot.view, slot.offset);
       entries.push({ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: pb } });
     }
-    // Pooled buffers can be larger than the tensor: bind its own extent (at least 16 bytes, so empty tensors bind).
-    args.tensors.forEach((t, i) => entries.push({ binding: i + 1, resource: { buffer: t.buffer, size: Math.max(16, Math.ceil(t.bytes / 4) * 4) } }));
+    args.tensors.forEach((t, i) => entries.push({ binding: i + 1, resource: this.#binding(spec, t, i + 1) }));
     const bindGroup = this.device.createBindGroup({ layout, entries });
     const label = args.label ?? kernelKey(spec);
     let pass: GPUComputePassEncoder;
@@ -303,6 +325,18 @@ export class Gpu {
     pass.dispatchWorkgroups(x, y, z);
     if (this.#profiling) this.#endPass();
     this.#dispatches++;
+  }
+
+  // Pooled buffers can be larger than the tensor: bind its own extent (at least 16 bytes, so empty
+  // tensors bind, within the buffer). A tensor over the binding limit is an op's job to split.
+  #binding(spec: KernelSpec, t: Tensor, binding: number): GPUBufferBinding {
+    const size = Math.min(Math.max(16, copySize(t.bytes)), t.buffer.size - t.byteOffset);
+    if (size > this.bindingLimit) {
+      throw new RangeError(`${kernelKey(spec)}: binding ${binding}, ${t}, is ${t.bytes} bytes, over the storage-binding limit of ${this.bindingLimit} bytes; this op does not split it`);
+    }
+    const align = this.limits.minStorageBufferOffsetAlignment;
+    if (t.byteOffset % align !== 0) throw new RangeError(`${kernelKey(spec)}: binding ${binding}, ${t}, starts at byte ${t.byteOffset}, not a multiple of minStorageBufferOffsetAlignment (${align})`);
+    return { buffer: t.buffer, offset: t.byteOffset, size };
   }
 
   /** Workgroup counts covering `n` invocations of `perGroup` each, folded into y past the per-dimension limit. */
@@ -404,8 +438,8 @@ export class Gpu {
     this.#checkUsable();
     this.#endPass();
     const stagings = ts.map((t) => {
-      const s = this.device.createBuffer({ size: Math.max(16, t.bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      if (t.bytes > 0) this.#enc().copyBufferToBuffer(t.buffer, 0, s, 0, t.bytes);
+      const s = this.device.createBuffer({ size: Math.max(16, copySize(t.bytes)), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      if (t.bytes > 0) this.#enc().copyBufferToBuffer(t.buffer, t.byteOffset, s, 0, copySize(t.bytes));
       return s;
     });
     this.#enc();
@@ -418,7 +452,7 @@ export class Gpu {
       await this.#checkErrors();
       return ts.map((t, i) => {
         const bytes = stagings[i]!.getMappedRange().slice(0, t.bytes);
-        return t.dtype === 'f32' ? new Float32Array(bytes) : t.dtype === 'u32' ? new Uint32Array(bytes) : new Int32Array(bytes);
+        return t.dtype === 'f32' ? new Float32Array(bytes) : t.dtype === 'f16' ? new Uint16Array(bytes) : t.dtype === 'u32' ? new Uint32Array(bytes) : new Int32Array(bytes);
       });
     } finally {
       for (const s of stagings) s.destroy();
@@ -510,9 +544,11 @@ function dtypeOf(a: TypedArray | number[]): DType {
   if (a instanceof Float32Array || Array.isArray(a)) return 'f32';
   if (a instanceof Uint32Array) return 'u32';
   if (a instanceof Int32Array) return 'i32';
-  throw new TypeError(`unsupported array type ${(a as object).constructor.name} (use Float32Array, Uint32Array or Int32Array)`);
+  if (a instanceof Uint16Array) return 'f16';
+  throw new TypeError(`unsupported array type ${(a as object).constructor.name} (use Float32Array, Uint16Array of f16 bits, Uint32Array or Int32Array)`);
 }
 
 function toTyped(data: number[], dtype: DType): TypedArray {
+  if (dtype === 'f16') throw new TypeError('an f16 tensor takes a Uint16Array of half-precision bits, not numbers');
   return dtype === 'f32' ? Float32Array.from(data) : dtype === 'u32' ? Uint32Array.from(data) : Int32Array.from(data);
 }

@@ -13,7 +13,12 @@ export interface KernelSpec {
   params?: readonly string[];
   /** WGSL `override` constants (tile sizes and the like). */
   constants?: Readonly<Record<string, number>>;
+  /** Element types of the shader's storage-type parameters (`// #storage-type name`); f32 unless given. */
+  types?: Readonly<Record<string, StorageType>>;
 }
+
+/** How a storage-type parameter is stored; kernels convert loads to f32 and compute in f32. */
+export type StorageType = 'f32' | 'f16';
 
 export type ParamValues = Readonly<Record<string, number>>;
 
@@ -30,6 +35,9 @@ const COMMON = 'common.wgsl';
 const INCLUDE = /^\/\/ #include "([\w.-]+)"\s*$/;
 // Directives must precede every declaration, so the loader moves them to the top.
 const DIRECTIVE = /^\s*(enable|requires|diagnostic)\b/;
+// A line `// #storage-type w_t` declares a type parameter: the loader writes `alias w_t = f32;`
+// (or f16, from KernelSpec.types), so one source serves weights stored either way.
+const STORAGE_TYPE = /^\/\/ #storage-type (\w+)\s*$/;
 
 interface Line {
   text: string;
@@ -55,12 +63,22 @@ function expand(read: ShaderReader, file: string, stack: readonly string[]): Lin
     });
 }
 
-export function shaderSource(file: string, read: ShaderReader): ShaderSource {
+export function shaderSource(file: string, read: ShaderReader, types: Readonly<Record<string, StorageType>> = {}): ShaderSource {
   let sources = composed.get(read);
   if (sources === undefined) composed.set(read, (sources = new Map()));
-  let src = sources.get(file);
+  const key = `${file}${typesKey(types)}`;
+  let src = sources.get(key);
   if (src === undefined) {
-    const body = [...expand(read, COMMON, []), ...expand(read, file, [])];
+    const declared = new Set<string>();
+    const body = [...expand(read, COMMON, []), ...expand(read, file, [])].map((l) => {
+      const name = STORAGE_TYPE.exec(l.text)?.[1];
+      if (name === undefined) return l;
+      declared.add(name);
+      return { ...l, text: `alias ${name} = ${types[name] ?? 'f32'};` };
+    });
+    const unknown = Object.keys(types).filter((n) => !declared.has(n));
+    if (unknown.length) throw new Error(`shader '${file}' has no storage-type parameter ${unknown.join(', ')} (it declares: ${[...declared].join(', ') || 'none'})`);
+    if (Object.values(types).includes('f16')) body.unshift({ text: 'enable f16;', file, line: 0 });
     const lines = [...body.filter((l) => DIRECTIVE.test(l.text)), ...body.filter((l) => !DIRECTIVE.test(l.text))];
     src = {
       code: lines.map((l) => l.text).join('\n'),
@@ -69,14 +87,21 @@ export function shaderSource(file: string, read: ShaderReader): ShaderSource {
         return l ? `shaders/${l.file}:${l.line}` : `shaders/${file}:?`;
       },
     };
-    sources.set(file, src);
+    sources.set(key, src);
   }
   return src;
 }
 
+const typesKey = (types: Readonly<Record<string, StorageType>> = {}) =>
+  Object.entries(types)
+    .filter(([, t]) => t !== 'f32')
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([n, t]) => `:${n}=${t}`)
+    .join('');
+
 export function kernelKey(spec: KernelSpec): string {
   const consts = spec.constants ? Object.entries(spec.constants).sort(([a], [b]) => (a < b ? -1 : 1)) : [];
-  return `${spec.shader}:${spec.entry ?? 'main'}:${consts.map(([k, v]) => `${k}=${v}`).join(',')}`;
+  return `${spec.shader}:${spec.entry ?? 'main'}:${consts.map(([k, v]) => `${k}=${v}`).join(',')}${typesKey(spec.types)}`;
 }
 
 /** Packs uniform values in the order the spec declares; every declared field must be given. */

@@ -16,6 +16,9 @@ export interface PoolStats {
   /** Bytes held by the pool: free, or waiting for the GPU. */
   pooledBytes: number;
   pooledBuffers: number;
+  /** Bytes of every tensor buffer that exists now (live, pooled or waiting), and their peak. */
+  heldBytes: number;
+  peakHeldBytes: number;
 }
 
 export class BufferPool {
@@ -23,7 +26,7 @@ export class BufferPool {
   readonly #enabled: boolean;
   #free = new Map<number, GPUBuffer[]>();
   #released: GPUBuffer[] = [];
-  #stats: PoolStats = { created: 0, pooledBytes: 0, pooledBuffers: 0 };
+  #stats: PoolStats = { created: 0, pooledBytes: 0, pooledBuffers: 0, heldBytes: 0, peakHeldBytes: 0 };
   #closed = false;
 
   /** With `enabled` false every release destroys its buffer (once submitted) and every acquire creates one. */
@@ -46,6 +49,8 @@ export class BufferPool {
       return { buffer: reused, fresh: false };
     }
     this.#stats.created++;
+    this.#stats.heldBytes += size;
+    this.#stats.peakHeldBytes = Math.max(this.#stats.peakHeldBytes, this.#stats.heldBytes);
     return { buffer: this.#device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }), fresh: true };
   }
 
@@ -64,7 +69,7 @@ export class BufferPool {
     if (group.length === 0) return;
     this.#released = [];
     if (!this.#enabled) {
-      for (const b of group) b.destroy();
+      for (const b of group) this.#destroy(b);
       return;
     }
     if (idle) {
@@ -78,7 +83,7 @@ export class BufferPool {
 
   #makeFree(group: readonly GPUBuffer[]): void {
     for (const b of group) {
-      if (this.#closed) b.destroy();
+      if (this.#closed) this.#destroy(b);
       else {
         let list = this.#free.get(b.size);
         if (!list) this.#free.set(b.size, (list = []));
@@ -94,7 +99,7 @@ export class BufferPool {
       for (const b of list) {
         freed += b.size;
         this.#count(b, -1);
-        b.destroy();
+        this.#destroy(b);
       }
     }
     this.#free.clear();
@@ -104,8 +109,18 @@ export class BufferPool {
   destroy(): void {
     this.#closed = true;
     this.trim();
-    for (const b of this.#released) b.destroy();
+    for (const b of this.#released) this.#destroy(b);
     this.#released = [];
+  }
+
+  /** Starts a new peak from what is held now (e.g. at the start of a command's measured part). */
+  resetPeak(): void {
+    this.#stats.peakHeldBytes = this.#stats.heldBytes;
+  }
+
+  #destroy(b: GPUBuffer): void {
+    this.#stats.heldBytes -= b.size;
+    b.destroy();
   }
 
   #count(b: GPUBuffer, sign: 1 | -1): void {

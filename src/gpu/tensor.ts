@@ -1,9 +1,10 @@
 // A GPU buffer with a shape and a dtype. Created and released through a Gpu, which counts live ones.
 
-export type DType = 'f32' | 'u32' | 'i32';
-export type TypedArrayFor<D extends DType> = D extends 'f32' ? Float32Array : D extends 'u32' ? Uint32Array : Int32Array;
+/** f16 is storage only (weights; IEEE half bits on the host as Uint16Array): kernels compute in f32. */
+export type DType = 'f32' | 'f16' | 'u32' | 'i32';
+export type TypedArrayFor<D extends DType> = D extends 'f32' ? Float32Array : D extends 'f16' ? Uint16Array : D extends 'u32' ? Uint32Array : Int32Array;
 
-export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, u32: 4, i32: 4 };
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, f16: 2, u32: 4, i32: 4 };
 
 export function numel(shape: readonly number[]): number {
   let n = 1;
@@ -27,6 +28,8 @@ export class Tensor<D extends DType = DType> {
   readonly #onRelease: (t: Tensor, buffer: GPUBuffer) => void;
   /** For a view: the tensor that owns the buffer. */
   #parent: Tensor | null = null;
+  /** Where a view starts in the buffer, in bytes (0 for an owner). */
+  #byteOffset = 0;
 
   constructor(buffer: GPUBuffer, shape: readonly number[], dtype: D, label: string, onRelease: (t: Tensor, buffer: GPUBuffer) => void) {
     this.#buffer = buffer;
@@ -39,6 +42,11 @@ export class Tensor<D extends DType = DType> {
 
   get bytes(): number {
     return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  /** Where the tensor's data starts in its buffer: non-zero only for a view made by `view`. */
+  get byteOffset(): number {
+    return this.#byteOffset;
   }
 
   get released(): boolean {
@@ -58,9 +66,25 @@ export class Tensor<D extends DType = DType> {
   reshape(shape: readonly number[]): Tensor<D> {
     checkShape(shape);
     if (numel(shape) !== this.size) throw new RangeError(`cannot reshape ${this} to ${fmtShape(shape)}: ${numel(shape)} elements, not ${this.size}`);
+    return this.view(0, shape);
+  }
+
+  /**
+   * A view of `shape` starting `offset` elements into this tensor, sharing the buffer: how an op
+   * binds part of a tensor too large for one storage binding. Dispatch checks that its byte offset
+   * meets the adapter's minStorageBufferOffsetAlignment.
+   */
+  view(offset: number, shape: readonly number[]): Tensor<D> {
+    checkShape(shape);
+    if (!Number.isInteger(offset) || offset < 0 || offset + numel(shape) > this.size) {
+      throw new RangeError(`view of ${fmtShape(shape)} at element ${offset} is outside ${this}`);
+    }
     const owner = this.#parent ?? this;
-    const v = new Tensor<D>(this.buffer, shape, this.dtype, `${owner.label}${fmtShape(shape)}`, () => {});
+    const byteOffset = this.#byteOffset + offset * BYTES_PER_ELEMENT[this.dtype];
+    const at = byteOffset === 0 ? '' : `@${byteOffset / BYTES_PER_ELEMENT[this.dtype]}`;
+    const v = new Tensor<D>(this.buffer, shape, this.dtype, `${owner.label}${at}${fmtShape(shape)}`, () => {});
     v.#parent = owner;
+    v.#byteOffset = byteOffset;
     return v;
   }
 
@@ -82,3 +106,8 @@ export function fmtShape(shape: readonly number[]): string {
 
 /** An f32 tensor: what most ops take and give. */
 export type F32 = Tensor<'f32'>;
+/** A weight: f32, or f16 where the model is stored in half precision. */
+export type Weight = Tensor<'f32' | 'f16'>;
+
+/** Bytes a copy or clear of `bytes` moves: WebGPU copies whole 4-byte words. */
+export const copySize = (bytes: number) => Math.ceil(bytes / 4) * 4;

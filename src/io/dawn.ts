@@ -2,7 +2,9 @@
 // flags or the SEAL_* environment variables. A page makes its Gpu from navigator.gpu instead.
 import { create, globals } from 'webgpu';
 import { Gpu } from '../gpu/gpu.ts';
-import { GpuUnavailableError, type PowerPreference } from '../gpu/device.ts';
+import { freemem } from 'node:os';
+import { GpuUnavailableError, type AdapterSummary, type PowerPreference } from '../gpu/device.ts';
+import { UserError } from '../util/errors.ts';
 import { diskShaders } from './shaders.ts';
 
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'd3d11' | 'opengl' | 'opengles' | 'null';
@@ -19,6 +21,12 @@ export interface DawnOptions {
   dawnFlags?: string[];
   /** Reuse tensor buffers (default). Env: SEAL_POOL=0 turns it off. */
   pool?: boolean;
+  /** A storage-binding limit below the adapter's, for tests (bytes). Env: SEAL_MAX_BINDING. */
+  maxBinding?: number;
+  /** How models store their weight matrices: f32 or f16. Env: SEAL_DTYPE. */
+  dtype?: 'f32' | 'f16';
+  /** GPU memory models may use, in bytes. Env: SEAL_GPU_MEMORY; default: see systemMemory. */
+  memory?: number;
 }
 
 const INSTALL_HELP = `seal-webgpu needs a WebGPU adapter (Dawn on Vulkan, Metal or D3D12).
@@ -38,6 +46,13 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): DawnOption
   if (env.SEAL_POWER) o.powerPreference = env.SEAL_POWER as PowerPreference;
   if (env.SEAL_DAWN_FLAGS) o.dawnFlags = env.SEAL_DAWN_FLAGS.split(/\s+/).filter(Boolean);
   if (env.SEAL_POOL === '0') o.pool = false;
+  if (env.SEAL_MAX_BINDING) o.maxBinding = Number(env.SEAL_MAX_BINDING);
+  if (env.SEAL_DTYPE) o.dtype = env.SEAL_DTYPE as 'f32' | 'f16';
+  if (env.SEAL_GPU_MEMORY) {
+    const n = Number(env.SEAL_GPU_MEMORY);
+    if (!(Number.isInteger(n) && n > 0)) throw new UserError(`SEAL_GPU_MEMORY must be a whole number of bytes, got '${env.SEAL_GPU_MEMORY}'`);
+    o.memory = n;
+  }
   return o;
 }
 
@@ -62,9 +77,23 @@ export async function dawnGpu(opts: DawnOptions = optionsFromEnv()): Promise<Gpu
     backend: opts.backend ?? defaultBackend,
     ...(opts.powerPreference ? { powerPreference: opts.powerPreference } : {}),
     ...(opts.pool !== undefined ? { pool: opts.pool } : {}),
+    ...(opts.maxBinding !== undefined ? { maxBinding: opts.maxBinding } : {}),
+    ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}),
+    availableMemory: (summary) => opts.memory ?? systemMemory(summary),
     asked: opts.backend || opts.adapter ? ` for backend=${opts.backend ?? 'any'}, adapter=${opts.adapter ?? 'any'}` : '',
     help: INSTALL_HELP,
   });
+}
+
+/**
+ * The memory a model may use when known: on a CPU adapter (lavapipe, SwiftShader) the system's
+ * available memory (or the process's cgroup limit if lower); WebGPU does not tell a GPU's (null).
+ */
+export function systemMemory(s: AdapterSummary): number | null {
+  const cpu = s.isFallbackAdapter || s.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(s.description);
+  if (!cpu) return null;
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 ? Math.min(freemem(), constrained) : freemem();
 }
 
 /** Dawn does not report the backend through GPUAdapterInfo; its default per platform is fixed. */

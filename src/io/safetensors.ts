@@ -272,6 +272,51 @@ export function f16ToF32(h: Uint16Array): Float32Array {
   return out;
 }
 
+/**
+ * Single → IEEE half bits, rounding to nearest even (as the GPU's f16() does): out-of-range values
+ * become ±Infinity, tiny ones subnormals or ±0, NaN stays NaN.
+ */
+export function f32ToF16(f: Float32Array): Uint16Array {
+  const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
+  const out = new Uint16Array(f.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    const mant = x & 0x7fffff;
+    const e = exp - 112; // the half's biased exponent
+    let h: number;
+    let rem: number;
+    let half: number;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    } else if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    } else if (e <= 0) {
+      // A subnormal half m·2⁻²⁴: the 24-bit significand shifted right by 14 - e.
+      const shift = 14 - e;
+      if (shift > 24) {
+        out[i] = sign;
+        continue;
+      }
+      const sig = mant | 0x800000;
+      h = sig >>> shift;
+      rem = sig & ((1 << shift) - 1);
+      half = 1 << (shift - 1);
+    } else {
+      h = (e << 10) | (mant >>> 13);
+      rem = mant & 0x1fff;
+      half = 0x1000;
+    }
+    // A carry out of the significand moves into the exponent, as it should (up to Infinity).
+    if (rem > half || (rem === half && h & 1)) h++;
+    out[i] = sign | h;
+  }
+  return out;
+}
+
 /** bfloat16 is the top half of an f32. */
 export function bf16ToF32(b: Uint16Array): Float32Array {
   const bits = new Uint32Array(b.length);

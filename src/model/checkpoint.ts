@@ -4,7 +4,8 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import { SafetensorsError, withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
-import { GPT2, type ParamMap } from './gpt2.ts';
+import type { F32, Weight } from '../gpu/tensor.ts';
+import { GPT2, uploadWeight, type ParamMap, type WeightDtype } from './gpt2.ts';
 import type { Optimizer } from './optimize.ts';
 import { readVersion } from '../util/format.ts';
 
@@ -20,11 +21,13 @@ export interface CheckpointMeta {
 
 export async function saveCheckpoint(path: string, model: GPT2, meta: CheckpointMeta, optimizer?: Optimizer): Promise<void> {
   const gpu = model.gpu;
-  const entries: [string, ParamMap][] = [['', model.params]];
-  if (optimizer) entries.push(['adam.m.', optimizer.m], ['adam.v.', optimizer.v]);
-  const names = entries.flatMap(([prefix, map]) => [...map.keys()].map((k) => [prefix + k, map.get(k)!] as const));
+  // Weights stored f16 are written widened to f32: the file's format is one dtype.
+  const weights = await model.toArrays();
+  const tensors: [string, TensorToWrite][] = [...weights].map(([n, data]) => [n, { shape: model.params.get(n)!.shape, data }]);
+  const moments: [string, ParamMap][] = optimizer ? [['adam.m.', optimizer.m], ['adam.v.', optimizer.v]] : [];
+  const names = moments.flatMap(([prefix, map]) => [...map.keys()].map((k) => [prefix + k, map.get(k)!] as const));
   const data = await gpu.readMany(names.map(([, t]) => t));
-  const tensors: [string, TensorToWrite][] = names.map(([n, t], i) => [n, { shape: t.shape, data: data[i] as Float32Array }]);
+  tensors.push(...names.map(([n, t], i): [string, TensorToWrite] => [n, { shape: t.shape, data: data[i] as Float32Array }]));
   await writeSafetensors(path, tensors, {
     format: FORMAT,
     version: String(CHECKPOINT_VERSION),
@@ -43,7 +46,7 @@ export interface LoadedCheckpoint {
   state?: unknown;
 }
 
-export async function loadCheckpoint(gpu: Gpu, path: string, opts: { optimizer?: boolean } = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(gpu: Gpu, path: string, opts: { optimizer?: boolean; dtype?: WeightDtype } = {}): Promise<LoadedCheckpoint> {
   return withSafetensors(path, async (f) => {
     if (f.metadata.format !== FORMAT || !f.metadata.config) {
       throw new SafetensorsError(`${path}: not a seal-webgpu checkpoint (no '${FORMAT}' metadata); for a Hugging Face GPT-2 file use the GPT-2 import`);
@@ -51,21 +54,23 @@ export async function loadCheckpoint(gpu: Gpu, path: string, opts: { optimizer?:
     readVersion(path, 'checkpoint', f.metadata.version, CHECKPOINT_VERSION);
     const config = metadataJson(path, 'config', f.metadata.config, (x) => validateConfig(x as GPT2Config));
     const specs = paramSpecs(config);
-    const read = async (prefix: string): Promise<ParamMap> => {
-      const map: ParamMap = new Map();
+    // Tensors under a prefix, each uploaded as `dtype` says (moments f32; weights as the model stores them).
+    const read = async <T extends Weight>(prefix: string, dtype: WeightDtype): Promise<Map<string, T>> => {
+      const map = new Map<string, T>();
       try {
-        for (const s of specs) map.set(s.name, gpu.tensor(await f.getFinite(prefix + s.name, s.shape), s.shape, 'f32', prefix + s.name));
+        for (const s of specs) map.set(s.name, uploadWeight(gpu, prefix + s.name, await f.getFinite(prefix + s.name, s.shape), s.shape, dtype) as T);
       } catch (e) {
         for (const t of map.values()) t.release();
         throw e;
       }
       return map;
     };
-    const model = new GPT2(gpu, config, await read(''));
+    const weights = await read<Weight>('', opts.dtype ?? 'f32');
+    const model = new GPT2(gpu, config, weights);
     const result: LoadedCheckpoint = { model, tokenizer: f.metadata.tokenizer ?? 'byte' };
     if (f.metadata.state) result.state = metadataJson(path, 'state', f.metadata.state);
     if (opts.optimizer && f.metadata.step !== undefined) {
-      result.optimizer = { m: await read('adam.m.'), v: await read('adam.v.'), step: Number(f.metadata.step) };
+      result.optimizer = { m: await read<F32>('adam.m.', 'f32'), v: await read<F32>('adam.v.', 'f32'), step: Number(f.metadata.step) };
     }
     return result;
   });

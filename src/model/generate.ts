@@ -6,12 +6,13 @@
 // on the host in f64. With `cache: false` each step reruns GPT2.model.forward over the whole sequence:
 // the reference the cached path is tested against, and the benchmark's baseline.
 import type { Gpu } from '../gpu/gpu.ts';
-import type { F32, Tensor } from '../gpu/tensor.ts';
+import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { attentionForward } from '../ops/attention.ts';
 import { decodeAttention, embedStep, gatherRows, kvFill } from '../ops/decode.ts';
 import { embeddingForward, uploadTokens } from '../ops/embedding.ts';
 import { layernormForward } from '../ops/layernorm.ts';
+import { lmHead } from '../ops/lmhead.ts';
 import { matmul } from '../ops/matmul.ts';
 import { Rng } from '../util/random.ts';
 import type { GPT2 } from './gpt2.ts';
@@ -34,7 +35,7 @@ export interface TokenGenerateOptions extends SamplingOptions {
   /** New tokens per sequence at most (default 32); prompt + maxNew must fit the context. */
   maxNew?: number;
   /** Edited copies of some weights, as a model's forward takes; the model's own stay untouched. */
-  overrides?: ReadonlyMap<string, F32>;
+  overrides?: ReadonlyMap<string, Weight>;
   /** false: no KV cache, a full forward per step (slow; for tests and benchmarks). */
   cache?: boolean;
   /** A token that ends its sequence (not included in the output). */
@@ -179,7 +180,9 @@ const sum = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0);
 
 // ---- decoders -----------------------------------------------------------------------------------
 
-type Weights = (name: string) => F32;
+type Weights = (name: string) => Weight;
+/** A vector weight (LayerNorm gain, bias): always f32 (the ops check). */
+const vec = (w: Weights, name: string) => w(name) as F32;
 
 /** Sequences right-padded into one (B,T) batch, with the row of each one's last token. */
 export function padded(gpu: Gpu, seqs: readonly (readonly number[])[], V: number) {
@@ -206,20 +209,21 @@ export async function readAndRelease(gpu: Gpu, logits: F32, ...temps: Tensor[]):
  */
 function block(gpu: Gpu, w: Weights, l: number, x: F32, attend: (qkv: F32) => F32): void {
   const p = (s: string) => w(`h.${l}.${s}`);
-  const ln1 = layernormForward(gpu, x, p('ln_1.weight'), p('ln_1.bias'));
-  const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: p('attn.c_attn.bias') });
+  const pv = (s: string) => vec(w, `h.${l}.${s}`);
+  const ln1 = layernormForward(gpu, x, pv('ln_1.weight'), pv('ln_1.bias'));
+  const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: pv('attn.c_attn.bias') });
   const att = attend(qkv);
-  matmul(gpu, att.reshape(x.shape), p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias'), accumulate: true, out: x });
-  const ln2 = layernormForward(gpu, x, p('ln_2.weight'), p('ln_2.bias'));
-  const act = matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: p('mlp.c_fc.bias'), gelu: true });
-  matmul(gpu, act, p('mlp.c_proj.weight'), { bias: p('mlp.c_proj.bias'), accumulate: true, out: x });
+  matmul(gpu, att.reshape(x.shape), p('attn.c_proj.weight'), { bias: pv('attn.c_proj.bias'), accumulate: true, out: x });
+  const ln2 = layernormForward(gpu, x, pv('ln_2.weight'), pv('ln_2.bias'));
+  const act = matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: pv('mlp.c_fc.bias'), gelu: true });
+  matmul(gpu, act, p('mlp.c_proj.weight'), { bias: pv('mlp.c_proj.bias'), accumulate: true, out: x });
   for (const t of [ln1.out, ln1.mean, ln1.rstd, qkv, att, ln2.out, ln2.mean, ln2.rstd, act]) t.release();
 }
 
 /** Logits (B,V) of rows x (B,C): final LayerNorm, then the tied output embedding. */
 function head(gpu: Gpu, w: Weights, x: F32): F32 {
-  const lnf = layernormForward(gpu, x, w('ln_f.weight'), w('ln_f.bias'));
-  const logits = matmul(gpu, lnf.out, w('wte.weight'), { transB: true });
+  const lnf = layernormForward(gpu, x, vec(w, 'ln_f.weight'), vec(w, 'ln_f.bias'));
+  const logits = lmHead(gpu, lnf.out, w('wte.weight'));
   for (const t of [lnf.out, lnf.mean, lnf.rstd]) t.release();
   return logits;
 }
@@ -236,7 +240,7 @@ export class KvCache implements Decoder {
   readonly #tokens: Tensor<'u32'>;
   readonly #pos: Tensor<'u32'>;
 
-  constructor(model: GPT2, prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>) {
+  constructor(model: GPT2, prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, Weight>) {
     const { nLayer, nEmbd: C } = model.config;
     const gpu = model.gpu;
     const B = prompts.length;
@@ -301,10 +305,10 @@ export class KvCache implements Decoder {
 
 class FullForward implements Decoder {
   readonly #model: LanguageModel;
-  readonly #overrides: ReadonlyMap<string, F32> | undefined;
+  readonly #overrides: ReadonlyMap<string, Weight> | undefined;
   readonly #seqs: number[][];
 
-  constructor(model: LanguageModel, prompts: readonly (readonly number[])[], overrides?: ReadonlyMap<string, F32>) {
+  constructor(model: LanguageModel, prompts: readonly (readonly number[])[], overrides?: ReadonlyMap<string, Weight>) {
     this.#model = model;
     this.#overrides = overrides;
     this.#seqs = prompts.map((p) => [...p]);

@@ -2,30 +2,32 @@
 // kernel library. A forward returns a Pass that owns its activations; pass.backward() accumulates
 // every parameter's gradient and pass.release() frees the activations.
 import type { Gpu } from '../gpu/gpu.ts';
-import type { F32, Tensor } from '../gpu/tensor.ts';
+import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
+import { f32ToF16 } from '../io/safetensors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import { add, gelu, geluBackward } from '../ops/elementwise.ts';
 import { attentionBackward, attentionForward } from '../ops/attention.ts';
 import { crossEntropyBackward } from '../ops/crossentropy.ts';
 import { embeddingBackward, embeddingForward } from '../ops/embedding.ts';
 import { layernormBackward, layernormForward, type LayerNormOut } from '../ops/layernorm.ts';
+import { lmHead, lmHeadBackward } from '../ops/lmhead.ts';
 import { matmul, matmulBackward } from '../ops/matmul.ts';
 import { loraBackward, loraForward } from '../ops/lora.ts';
 import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
-import { Rng } from '../util/random.ts';
 import { KvCache } from './generate.ts';
-import { paramZeros, passDims, passLoss, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
+import { randomGpt2Weights } from './shapes.ts';
+import { paramZeros, passDims, passLoss, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
 
-export type { ParamMap, Tokens } from './lm.ts';
+export type { ParamMap, Tokens, WeightDtype, WeightMap } from './lm.ts';
 export type { Adapters, AdapterGrads, PassOptions, Prefix, PrefixPoint } from './lm.ts';
 
 export class GPT2 implements LanguageModel {
   readonly kind = 'gpt2';
   readonly config: GPT2Config;
   readonly gpu: Gpu;
-  readonly params: ParamMap;
+  readonly params: WeightMap;
 
-  constructor(gpu: Gpu, config: GPT2Config, params: ParamMap) {
+  constructor(gpu: Gpu, config: GPT2Config, params: WeightMap) {
     this.gpu = gpu;
     this.config = validateConfig(config);
     for (const s of paramSpecs(config)) {
@@ -37,29 +39,33 @@ export class GPT2 implements LanguageModel {
   }
 
   /** A fresh model with GPT-2's initialisation (N(0, 0.02), residual projections scaled by 1/√(2L)). */
-  static init(gpu: Gpu, config: GPT2Config, seed: number): GPT2 {
+  static init(gpu: Gpu, config: GPT2Config, seed: number, dtype: WeightDtype = 'f32'): GPT2 {
     validateConfig(config);
-    const rng = new Rng(seed);
-    const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
-    const params: ParamMap = new Map();
-    for (const s of paramSpecs(config)) {
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      const data =
-        s.init === 'ones' ? new Float32Array(n).fill(1) : s.init === 'zeros' ? new Float32Array(n) : rng.normalArray(n, s.init === 'residual' ? residualStd : 0.02);
-      params.set(s.name, gpu.tensor(data, s.shape, 'f32', s.name));
+    return GPT2.fromArrays(gpu, config, randomGpt2Weights(config, seed), dtype);
+  }
+
+  /**
+   * A model over host arrays (e.g. loaded from safetensors), uploaded to the GPU. With dtype f16 the
+   * matrices are rounded to f16 on the host, so the GPU never holds them as f32.
+   */
+  static fromArrays(gpu: Gpu, config: GPT2Config, arrays: ReadonlyMap<string, Float32Array>, dtype: WeightDtype = 'f32'): GPT2 {
+    const params: WeightMap = new Map();
+    try {
+      for (const s of paramSpecs(config)) {
+        const a = arrays.get(s.name);
+        if (!a) throw new RangeError(`GPT2: missing parameter ${s.name}`);
+        params.set(s.name, uploadWeight(gpu, s.name, a, s.shape, dtype));
+      }
+    } catch (e) {
+      for (const t of params.values()) t.release();
+      throw e;
     }
     return new GPT2(gpu, config, params);
   }
 
-  /** A model over host arrays (e.g. loaded from safetensors), uploaded to the GPU. */
-  static fromArrays(gpu: Gpu, config: GPT2Config, arrays: ReadonlyMap<string, Float32Array>): GPT2 {
-    const params: ParamMap = new Map();
-    for (const s of paramSpecs(config)) {
-      const a = arrays.get(s.name);
-      if (!a) throw new RangeError(`GPT2: missing parameter ${s.name}`);
-      params.set(s.name, gpu.tensor(a, s.shape, 'f32', s.name));
-    }
-    return new GPT2(gpu, config, params);
+  /** How the matrices are stored. */
+  get dtype(): WeightDtype {
+    return this.params.get('wte.weight')!.dtype === 'f16' ? 'f16' : 'f32';
   }
 
   /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
@@ -67,6 +73,7 @@ export class GPT2 implements LanguageModel {
     return paramZeros(this.gpu, this.params);
   }
 
+  /** The weights as f32 host arrays (f16 ones widened). */
   toArrays(): Promise<Map<string, Float32Array>> {
     return readParams(this.gpu, this.params);
   }
@@ -77,7 +84,7 @@ export class GPT2 implements LanguageModel {
    * (an edited copy of some tensors) without touching the model's own; LoRA adapters
    * (opts.adapters) add their term to the outputs of the linears they name.
    */
-  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts: PassOptions = {}): Pass {
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, Weight>, opts: PassOptions = {}): Pass {
     return new Pass(this, tokens, targets, overrides, opts);
   }
 
@@ -109,7 +116,7 @@ export class GPT2 implements LanguageModel {
     return pos < 0 ? null : { layer: pos >> 1, mlp: (pos & 1) === 1 };
   }
 
-  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder {
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, Weight>): Decoder {
     return new KvCache(this, prompts, maxNew, overrides);
   }
 
@@ -117,6 +124,16 @@ export class GPT2 implements LanguageModel {
     for (const t of this.params.values()) t.release();
   }
 }
+
+/** A weight on the GPU as the model stores it: matrices as `dtype` (rounded on the host), vectors f32. */
+export function uploadWeight(gpu: Gpu, name: string, data: Float32Array, shape: readonly number[], dtype: WeightDtype): Weight {
+  return dtype === 'f16' && shape.length >= 2 ? gpu.tensor(f32ToF16(data), shape, 'f16', name) : gpu.tensor(data, shape, 'f32', name);
+}
+
+/** A weight by name: an override where there is one, else the model's own. */
+type Weights = (name: string) => Weight;
+/** A vector weight (LayerNorm gain, bias): always f32 (the ops check). */
+const vec = (w: Weights, name: string) => w(name) as F32;
 
 /**
  * A parameter's place in the forward order: 2l for block l's ln_1 and attention, 2l + 1 for its
@@ -157,29 +174,31 @@ type Adapt = (x: F32, name: string, y: F32) => void;
 const noAdapt: Adapt = () => {};
 
 /** Block l's first half on the residual x: x2 = x + attn(ln_1(x)), from the projection on at `rows` only. */
-function attnHalf(model: GPT2, w: (name: string) => F32, l: number, x: F32, rows?: RowIndex, adapt: Adapt = noAdapt): AttnActs {
+function attnHalf(model: GPT2, w: Weights, l: number, x: F32, rows?: RowIndex, adapt: Adapt = noAdapt): AttnActs {
   const gpu = model.gpu;
   const p = (s: string) => w(`h.${l}.${s}`);
-  const ln1 = layernormForward(gpu, x, p('ln_1.weight'), p('ln_1.bias'));
-  const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: p('attn.c_attn.bias') }) as F32;
+  const pv = (s: string) => vec(w, `h.${l}.${s}`);
+  const ln1 = layernormForward(gpu, x, pv('ln_1.weight'), pv('ln_1.bias'));
+  const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: pv('attn.c_attn.bias') }) as F32;
   adapt(ln1.out, `h.${l}.attn.c_attn`, qkv);
   const att = attentionForward(gpu, qkv, model.config.nHead);
   const out = rows ? gatherRows(gpu, att.out, rows) : att.out;
   const xr = rows ? gatherRows(gpu, x, rows) : x;
-  const proj = matmul(gpu, out, p('attn.c_proj.weight'), { bias: p('attn.c_proj.bias') }) as F32;
+  const proj = matmul(gpu, out, p('attn.c_proj.weight'), { bias: pv('attn.c_proj.bias') }) as F32;
   adapt(out, `h.${l}.attn.c_proj`, proj);
   return { x, ln1, qkv, att, rows, out, xr, proj, x2: add(gpu, xr, proj) };
 }
 
 /** Block l's second half: x3 = x2 + mlp(ln_2(x2)). */
-function mlpHalf(model: GPT2, w: (name: string) => F32, l: number, x2: F32, adapt: Adapt = noAdapt): MlpActs {
+function mlpHalf(model: GPT2, w: Weights, l: number, x2: F32, adapt: Adapt = noAdapt): MlpActs {
   const gpu = model.gpu;
   const p = (s: string) => w(`h.${l}.${s}`);
-  const ln2 = layernormForward(gpu, x2, p('ln_2.weight'), p('ln_2.bias'));
-  const fc = matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: p('mlp.c_fc.bias') }) as F32;
+  const pv = (s: string) => vec(w, `h.${l}.${s}`);
+  const ln2 = layernormForward(gpu, x2, pv('ln_2.weight'), pv('ln_2.bias'));
+  const fc = matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: pv('mlp.c_fc.bias') }) as F32;
   adapt(ln2.out, `h.${l}.mlp.c_fc`, fc);
   const act = gelu(gpu, fc);
-  const mlp = matmul(gpu, act, p('mlp.c_proj.weight'), { bias: p('mlp.c_proj.bias') }) as F32;
+  const mlp = matmul(gpu, act, p('mlp.c_proj.weight'), { bias: pv('mlp.c_proj.bias') }) as F32;
   adapt(act, `h.${l}.mlp.c_proj`, mlp);
   return { x2, ln2, fc, act, mlp, x3: add(gpu, x2, mlp) };
 }
@@ -205,7 +224,7 @@ export class Pass implements ModelPass {
   /** Residual stream after each block (B,T,C), from the prefix's layer on: the hidden states for context features. */
   readonly hidden: F32[] = [];
   readonly #model: GPT2;
-  readonly #w: (name: string) => F32;
+  readonly #w: Weights;
   readonly #tokens: Tokens;
   readonly #targets: Tokens | undefined;
   /** The targets the loss reads: at the rows with rows. */
@@ -223,7 +242,7 @@ export class Pass implements ModelPass {
   readonly #loraH = new Map<string, F32>();
   #owned: Tensor[] = [];
 
-  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, { prefix, rows, adapters }: PassOptions = {}) {
+  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, Weight>, { prefix, rows, adapters }: PassOptions = {}) {
     const gpu = model.gpu;
     const { nLayer: L, nEmbd: C, nCtx, vocabSize: V } = model.config;
     const [B, T] = passDims('GPT2', tokens, targets, nCtx);
@@ -267,13 +286,13 @@ export class Pass implements ModelPass {
       this.hidden.push(mlp.x3);
       x = mlp.x3;
     }
-    this.#lnf = layernormForward(gpu, x, w('ln_f.weight'), w('ln_f.bias'));
+    this.#lnf = layernormForward(gpu, x, vec(w, 'ln_f.weight'), vec(w, 'ln_f.bias'));
     this.#owned.push(this.#lnf.out, this.#lnf.mean, this.#lnf.rstd);
-    // Tied output embedding: logits = lnf · wteᵀ.
+    // Tied output embedding: logits = lnf · wteᵀ (in vocabulary tiles where wte or the logits exceed a binding).
     this.#xFinal = x;
     const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
     this.#ceTargets = targets && rows ? own(gatherRows(gpu, targets.reshape([B * T]), rows)).reshape([1, lt]) : targets;
-    this.logits = own(matmul(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'), { transB: true }) as F32).reshape([lb, lt, V]);
+    this.logits = own(lmHead(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'))).reshape([lb, lt, V]);
     if (this.#ceTargets) {
       this.#ce = passLoss(gpu, this.logits, this.#ceTargets);
       this.loss = this.#ce.mean;
@@ -308,16 +327,14 @@ export class Pass implements ModelPass {
     const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
     const lnBack = (dout: F32, inp: F32, name: string, ln: LayerNormOut, dx: F32) => {
       const [dweight, dbias] = [grads.get(`${name}.weight`), grads.get(`${name}.bias`)];
-      const r = layernormBackward(gpu, dout, inp, w(`${name}.weight`), ln.mean, ln.rstd, { dinp: dx, ...(dweight ? { dweight } : {}), ...(dbias ? { dbias } : {}) });
+      const r = layernormBackward(gpu, dout, inp, vec(w, `${name}.weight`), ln.mean, ln.rstd, { dinp: dx, ...(dweight ? { dweight } : {}), ...(dbias ? { dbias } : {}) });
       if (!dweight) r.dweight.release();
       if (!dbias) r.dbias.release();
     };
 
     const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#ceTargets!, this.#ce.lse, dlosses ?? this.#ce.dlosses));
     const dl2 = dlogits.reshape([lb * lt, V]);
-    const dwte = grads.get('wte.weight');
-    if (dwte) matmul(gpu, dl2, this.#lnf.out.reshape([lb * lt, C]), { transA: true, accumulate: true, out: dwte });
-    const dlnf = t(matmul(gpu, dl2, w('wte.weight')) as F32).reshape(this.#xFinal.shape);
+    const dlnf = t(lmHeadBackward(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'), dl2, grads.get('wte.weight'))).reshape(this.#xFinal.shape);
     // The residual's gradient, at the rows until the backward passes the attention that gathered them.
     let dx = t(gpu.zeros(this.#xFinal.shape));
     lnBack(dlnf, this.#xFinal, 'ln_f', this.#lnf, dx);

@@ -4,7 +4,7 @@
 // Attention reuses GPT-2's fused kernels: q, k, v are rotated (ops/rope.ts), then packed into the
 // (N, 3·NH·HD) layout with each kv head repeated for its group (ops/gqa.ts).
 import type { Gpu } from '../gpu/gpu.ts';
-import type { F32, Tensor } from '../gpu/tensor.ts';
+import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../ops/attention.ts';
 import { crossEntropyBackward } from '../ops/crossentropy.ts';
 import { decodeAttention, gatherRows, kvFill } from '../ops/decode.ts';
@@ -23,12 +23,16 @@ import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from '.
 import { paramZeros, passDims, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
 
 type Weights = (name: string) => F32;
+/** Llama's weights are f32 (loading refuses --dtype f16), and so are edited copies. */
+const f32Weights = (model: Llama, overrides?: ReadonlyMap<string, Weight>): Weights => weightsOf(model, overrides) as Weights;
 type U32 = Tensor<'u32'>;
 
 export class Llama implements LanguageModel {
   readonly gpu: Gpu;
   readonly config: LlamaConfig;
   readonly params: ParamMap;
+  /** Matrices stay f32: loading refuses --dtype f16 for this family. */
+  readonly dtype = 'f32';
   /** cos/sin of every position's rotary angles (nCtx × HD/2), built once in f64. */
   readonly rope: RopeTables;
 
@@ -68,7 +72,7 @@ export class Llama implements LanguageModel {
   }
 
   /** `opts.rows` is honoured (the head and loss at those rows); a shared prefix and LoRA adapters are GPT-2's alone. */
-  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts: PassOptions = {}): LlamaPass {
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, Weight>, opts: PassOptions = {}): LlamaPass {
     if (opts.prefix || opts.adapters?.size) throw new RangeError(`Llama.forward: ${opts.prefix ? 'a shared prefix' : 'LoRA adapters'} are not supported on ${this.kind} models`);
     return new LlamaPass(this, tokens, targets, overrides, opts.rows);
   }
@@ -82,7 +86,7 @@ export class Llama implements LanguageModel {
     throw new RangeError(`Llama.prefix: a shared prefix is not supported on ${this.kind} models`);
   }
 
-  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder {
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, Weight>): Decoder {
     return new LlamaKvCache(this, prompts, maxNew, overrides);
   }
 
@@ -194,7 +198,7 @@ export class LlamaPass implements ModelPass {
   readonly #ce: PassLoss | null = null;
   #owned: Tensor[] = [];
 
-  constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, F32>, rows?: RowIndex) {
+  constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, Weight>, rows?: RowIndex) {
     const { gpu, config: c } = model;
     const [B, T] = passDims('Llama', tokens, targets, c.nCtx);
     this.B = B;
@@ -202,7 +206,7 @@ export class LlamaPass implements ModelPass {
     this.#model = model;
     this.#tokens = tokens;
     this.#targets = targets;
-    this.#w = weightsOf(model, overrides);
+    this.#w = f32Weights(model, overrides);
     const w = this.#w;
     const N = B * T;
     const QC = c.nHead * c.headDim;
@@ -306,11 +310,11 @@ class LlamaKvCache implements Decoder {
   readonly #kv: F32[] = [];
   readonly #next: number[];
 
-  constructor(model: Llama, prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>) {
+  constructor(model: Llama, prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, Weight>) {
     const { gpu, config: c } = model;
     const Tcap = Math.max(...prompts.map((p) => p.length)) + maxNew;
     this.#model = model;
-    this.#w = weightsOf(model, overrides);
+    this.#w = f32Weights(model, overrides);
     this.#prompts = prompts;
     this.#next = prompts.map((p) => p.length);
     try {

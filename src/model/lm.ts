@@ -3,13 +3,18 @@
 // returns a Pass that owns its activations, and its backward accumulates every parameter's gradient
 // (the gradient convention, docs/ARCHITECTURE.md). Generation goes through a Decoder the model makes.
 import type { Gpu } from '../gpu/gpu.ts';
-import type { F32, Tensor } from '../gpu/tensor.ts';
+import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
+import { f16ToF32 } from '../io/safetensors.ts';
 import { crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
 import type { LoraFactors } from '../ops/lora.ts';
 import type { RowIndex } from '../ops/rows.ts';
 
 export type Tokens = Tensor<'u32'>;
+/** Gradients, optimizer moments and edited copies: always f32. */
 export type ParamMap = Map<string, F32>;
+/** A model's own weights: f32, or with --dtype f16 every matrix in f16 (vectors stay f32). */
+export type WeightMap = Map<string, Weight>;
+export type WeightDtype = 'f32' | 'f16';
 /** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`); model/lora.ts makes them. */
 export type Adapters = ReadonlyMap<string, LoraFactors>;
 /** Their gradients, by the same names. */
@@ -86,29 +91,32 @@ export interface LanguageModel {
   readonly kind: string;
   readonly gpu: Gpu;
   readonly config: ModelDims;
-  readonly params: ParamMap;
+  readonly params: WeightMap;
+  /** How the weight matrices are stored (--dtype). */
+  readonly dtype: WeightDtype;
   /**
    * Runs the model on tokens (B,T). With targets (B,T; IGNORE_INDEX where no loss), the pass holds
    * the mean cross-entropy in `loss` and can run backward. `overrides` swap in edited copies of some
    * tensors for this pass without touching the model's own.
    */
-  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, F32>, opts?: PassOptions): ModelPass;
+  forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, Weight>, opts?: PassOptions): ModelPass;
   /** Where a pass may start when only these tensors are overridden or differentiated (null: at the embedding). */
   prefixPoint(names: Iterable<string>): PrefixPoint | null;
   /** The residual stream of `tokens` under the model's own weights up to `at`, shared by passes that start there. */
   prefix(tokens: Tokens, at: PrefixPoint): Prefix;
   /** A KV-cache decoder over right-padded prompts, room for maxNew more tokens each. */
-  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, F32>): Decoder;
+  decoder(prompts: readonly (readonly number[])[], maxNew: number, overrides?: ReadonlyMap<string, Weight>): Decoder;
   /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
   zerosLike(): ParamMap;
+  /** The weights as f32 host arrays (f16 ones widened). */
   toArrays(): Promise<Map<string, Float32Array>>;
   release(): void;
 }
 
 /** The weight a pass uses: an override where there is one, else the model's own. */
 export const weightsOf =
-  (model: Pick<LanguageModel, 'params'>, overrides?: ReadonlyMap<string, F32>) =>
-  (name: string): F32 =>
+  (model: Pick<LanguageModel, 'params'>, overrides?: ReadonlyMap<string, Weight>) =>
+  (name: string): Weight =>
     overrides?.get(name) ?? model.params.get(name)!;
 
 /** The most positions one pass can score: its logits (rows × V, f32) must fit one storage binding. */
@@ -117,15 +125,15 @@ export function logitRows(model: Pick<LanguageModel, 'gpu' | 'config'>): number 
 }
 
 /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
-export function paramZeros(gpu: Gpu, params: ParamMap): ParamMap {
+export function paramZeros(gpu: Gpu, params: ReadonlyMap<string, Weight>): ParamMap {
   return new Map([...params].map(([k, t]) => [k, gpu.zeros(t.shape, 'f32', `${k}.grad`)]));
 }
 
-/** Every parameter read back, by name. */
-export async function readParams(gpu: Gpu, params: ParamMap): Promise<Map<string, Float32Array>> {
+/** Every parameter read back as f32 (f16 ones widened), by name. */
+export async function readParams(gpu: Gpu, params: ReadonlyMap<string, Weight>): Promise<Map<string, Float32Array>> {
   const names = [...params.keys()];
   const data = await gpu.readMany(names.map((n) => params.get(n)!));
-  return new Map(names.map((n, i) => [n, data[i] as Float32Array]));
+  return new Map(names.map((n, i) => [n, data[i] instanceof Uint16Array ? f16ToF32(data[i]) : (data[i] as Float32Array)]));
 }
 
 /** A pass's loss: per-position cross-entropy, its mean over targeted positions, and what backward needs. */

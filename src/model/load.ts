@@ -1,20 +1,22 @@
 // Loading any model we know, with its tokenizer: our checkpoints (safetensors whose metadata format
 // is 'seal-webgpu/gpt2'), Hugging Face GPT-2 model.safetensors files, and Hugging Face folders whose
 // config.json names a Llama-family model_type (hf-llama.ts; the tokenizer from its tokenizer.json).
-// A directory means the model.safetensors inside it. Every tensor must fit one storage binding of
-// the adapter; that is checked from the headers, before gigabytes are read, naming the tensor.
+// A directory means the model.safetensors inside it. A GPT-2 model must fit the adapter's memory
+// (model/memory.ts): that is checked before anything is put on the GPU, with a message naming
+// needed and available bytes.
 import type { Gpu } from '../gpu/gpu.ts';
-import { fmtShape, numel } from '../gpu/tensor.ts';
 import { loadGpt2Weights, ourName, type LoadGpt2Options } from './hf-import.ts';
 import { exists, isDirectory, joinPath, readText } from '../io/files.ts';
 import { withSafetensors } from '../io/safetensors.ts';
 import { byteTokenizer, gpt2Tokenizer, tokenizerFromName, type Tokenizer } from '../io/tokenizer.ts';
 import { UserError } from '../util/errors.ts';
 import { loadCheckpoint } from './checkpoint.ts';
-import { GPT2 } from './gpt2.ts';
+import { GPT2, type WeightDtype } from './gpt2.ts';
 import { loadLlamaFolder } from './hf-llama.ts';
 import { LLAMA_TYPES } from './llama-config.ts';
 import type { LanguageModel } from './lm.ts';
+import { checkFits, INFERENCE, type ModelUse } from './memory.ts';
+import { validateConfig, type GPT2Config } from './config.ts';
 import { loadHfTokenizer } from '../io/hf-tokenizer.ts';
 
 /** The model_type values a Hugging Face config.json may name. */
@@ -33,6 +35,10 @@ export interface LoadedModel {
 export interface LoadModelOptions extends LoadGpt2Options {
   /** Tokenizer name, overriding the checkpoint's (or, for an HF file, the one its vocabulary implies). */
   tokenizer?: string;
+  /** What the command will do with the model, for the memory check (default: inference). */
+  use?: ModelUse;
+  /** How the weight matrices are stored on the GPU (default: the Gpu's weightDtype, from --dtype). */
+  dtype?: WeightDtype;
 }
 
 export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
@@ -46,6 +52,7 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
     // The tokenizer first: a bad tokenizer.json fails before any weight is read.
     const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : await loadHfTokenizer(path);
     if (typeof hf.vocab_size === 'number' && tok.vocabSize > hf.vocab_size) throw tooManyIds(tok, hf.vocab_size, path);
+    if ((opts.dtype ?? gpu.weightDtype) === 'f16') throw new UserError(`${path}: ${String(hf.model_type)} models run with f32 weights only; drop --dtype f16 (or SEAL_DTYPE)`);
     const model = await loadLlamaFolder(gpu, path, hf);
     return { model, tokenizer: fitting(model, tok, path), format: 'huggingface' };
   }
@@ -60,15 +67,17 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
         `nor a Hugging Face GPT-2 model.safetensors (no wte.weight; tensors: ${header.shapes.slice(0, 4).map(([n]) => n).join(', ') || 'none'}${header.shapes.length > 4 ? ', …' : ''})`,
     );
   }
-  // Only what becomes a GPU tensor: not HF's mask buffers or its tied LM head.
-  checkBindings(gpu, file, isSeal ? header.shapes : header.shapes.filter(([n]) => ourName(n) !== null));
+  const dtype = opts.dtype ?? gpu.weightDtype;
+  const fits = (config: GPT2Config) => checkFits(gpu, file, config, opts.use ?? INFERENCE, dtype);
   if (isSeal) {
-    const { model, tokenizer } = await loadCheckpoint(gpu, file);
+    fits(sealConfig(header.metadata.config, file));
+    const { model, tokenizer } = await loadCheckpoint(gpu, file, { dtype });
     return { model, tokenizer: fitting(model, tokenizerFromName(opts.tokenizer ?? tokenizer), file), format: 'seal' };
   }
   const { config, tensors } = await loadGpt2Weights(file, opts);
+  fits(config);
   const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : tokenizerForVocab(config.vocabSize, file);
-  const model = GPT2.fromArrays(gpu, config, new Map([...tensors].map(([n, t]) => [n, t.data])));
+  const model = GPT2.fromArrays(gpu, config, new Map([...tensors].map(([n, t]) => [n, t.data])), dtype);
   return { model, tokenizer: fitting(model, tok, file), format: 'huggingface' };
 }
 
@@ -94,18 +103,11 @@ async function folderConfig(dir: string): Promise<Record<string, unknown> | null
   return hf.model_type === undefined ? null : hf;
 }
 
-/** Every tensor (as f32) must fit one storage binding; say which one does not, and what to do. */
-export function checkBindings(gpu: Pick<Gpu, 'limits' | 'summary'>, file: string, shapes: readonly (readonly [string, readonly number[]])[]): void {
-  const max = gpu.limits.maxStorageBufferBindingSize;
-  for (const [name, shape] of shapes) {
-    const bytes = numel(shape) * 4;
-    if (bytes > max) {
-      const adapter = gpu.summary.description || gpu.summary.device || 'this adapter';
-      throw new UserError(
-        `${file}: tensor '${name}' ${fmtShape(shape)} needs ${bytes} bytes as f32, over the adapter's maxStorageBufferBindingSize of ${max} bytes (${adapter}); ` +
-          `load this model on a GPU adapter with larger storage bindings (see seal doctor; choose one with SEAL_ADAPTER / SEAL_BACKEND), or use a smaller model`,
-      );
-    }
+function sealConfig(text: string | undefined, file: string): GPT2Config {
+  try {
+    return validateConfig(JSON.parse(text ?? '') as GPT2Config);
+  } catch (e) {
+    throw new UserError(`${file}: metadata 'config': ${(e as Error).message}`);
   }
 }
 

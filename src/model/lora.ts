@@ -6,6 +6,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, SafetensorsError, type TensorToWrite } from '../io/safetensors.ts';
+import { convert } from '../ops/convert.ts';
 import { loraMerge, type LoraFactors } from '../ops/lora.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
 import { UserError } from '../util/errors.ts';
@@ -75,7 +76,16 @@ export class Lora {
 
   /** Merged copies W + s·A·B of the adapted weights: overrides for GPT2.forward or generation. */
   merged(model: GPT2): ParamMap {
-    return new Map([...this.adapters].map(([name, f]) => [name, loraMerge(model.gpu, model.params.get(name)!, f)]));
+    return new Map(
+      [...this.adapters].map(([name, f]) => {
+        // An f16 base is widened first: merged copies are f32, as every edited copy.
+        const w = model.params.get(name)!;
+        const base = w.dtype === 'f16' ? convert(model.gpu, w, 'f32') : w;
+        const m = loraMerge(model.gpu, base as F32, f) as F32;
+        if (base !== w) base.release();
+        return [name, m];
+      }),
+    );
   }
 
   /** An independent copy (e.g. a kept generator adapter to start a fresh inner-loop adapter from). */

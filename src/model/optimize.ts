@@ -1,7 +1,11 @@
 // Optimising a model's parameters on the GPU: per step zero grads, forward, backward, clip, AdamW
 // (with the warm-up + cosine learning-rate schedule). The host reads back only the loss and the
 // gradient norm, once per step. Used by pretraining; "train" is kept for SEAL's `seal train`.
-import type { F32 } from '../gpu/tensor.ts';
+// Weights stored f16 are trained through an f32 master copy (AdamW updates it; the f16 weights are
+// its rounding after each step): an update of lr·1 on a weight of size 1 is below f16's resolution
+// (2⁻¹⁰) at the learning rates used here, so updating the f16 weights in place would lose most steps.
+import type { F32, Tensor } from '../gpu/tensor.ts';
+import { convert } from '../ops/convert.ts';
 import { adamw, clipGradNorm, type AdamWConfig } from '../ops/optimizer.ts';
 import type { LanguageModel, ParamMap, Tokens } from './lm.ts';
 
@@ -29,6 +33,8 @@ export class Optimizer {
   readonly grads: ParamMap;
   readonly m: ParamMap;
   readonly v: ParamMap;
+  /** f32 masters of the weights stored f16; AdamW updates these. */
+  readonly master: ParamMap;
   /** Steps taken so far. */
   step = 0;
 
@@ -39,6 +45,7 @@ export class Optimizer {
     this.m = state?.m ?? model.zerosLike();
     this.v = state?.v ?? model.zerosLike();
     this.step = state?.step ?? 0;
+    this.master = new Map([...model.params].filter(([, p]) => p.dtype === 'f16').map(([k, p]) => [k, convert(model.gpu, p, 'f32')]));
   }
 
   /** One step on a batch; resolves to the batch's loss (before the update) and the gradient norm. */
@@ -50,10 +57,12 @@ export class Optimizer {
     const norm = clipGradNorm(gpu, [...this.grads.values()], this.config.gradClip);
     const lr = learningRate(this.config, this.step);
     const opt: AdamWConfig = { lr, weightDecay: this.config.weightDecay };
-    for (const [name, p] of this.model.params) {
+    for (const [name, w] of this.model.params) {
       // LayerNorm gains, biases and embeddings are not decayed (as GPT-2 training code does).
-      const decay = p.shape.length === 2 && name !== 'wte.weight' && name !== 'wpe.weight';
-      adamw(gpu, p, this.grads.get(name)!, this.m.get(name)!, this.v.get(name)!, this.step + 1, decay ? opt : { ...opt, weightDecay: 0 });
+      const decay = w.shape.length === 2 && name !== 'wte.weight' && name !== 'wpe.weight';
+      const master = this.master.get(name);
+      adamw(gpu, master ?? (w as F32), this.grads.get(name)!, this.m.get(name)!, this.v.get(name)!, this.step + 1, decay ? opt : { ...opt, weightDecay: 0 });
+      if (master) convert(gpu, master, 'f16', w as Tensor<'f16'>);
     }
     const [loss, gradNorm] = await gpu.readMany([pass.loss as F32, norm]);
     pass.release();
@@ -63,6 +72,6 @@ export class Optimizer {
   }
 
   release(): void {
-    for (const map of [this.grads, this.m, this.v]) for (const t of map.values()) t.release();
+    for (const map of [this.grads, this.m, this.v, this.master]) for (const t of map.values()) t.release();
   }
 }

@@ -6,11 +6,12 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
+import { rowChunks, rowsOf, type RowRange } from './chunks.ts';
 
 export const IGNORE_INDEX = 0xffffffff;
 
 const WG = 256;
-const spec = (entry: string): KernelSpec => ({ shader: 'crossentropy.wgsl', entry, params: ['N:u32', 'V:u32'], constants: { WG } });
+const spec = (entry: string): KernelSpec => ({ shader: 'crossentropy.wgsl', entry, params: ['N:u32', 'V:u32', 'row0:u32'], constants: { WG } });
 const FORWARD = spec('forward');
 const BACKWARD = spec('backward');
 const MEAN = spec('mean');
@@ -24,6 +25,12 @@ function dims(op: string, logits: F32, targets: Targets) {
   expect(op, 'logits', logits, logits.shape);
   expect(op, 'targets', targets, rows, 'u32');
   return { N: targets.size, V, rows };
+}
+
+/** Row ranges of the logits (N×V) that fit one binding each, and a range's rows as a view. */
+function logitRows(gpu: Gpu, op: string, t: F32, N: number, V: number): { chunks: RowRange[]; rowsOf: (r: RowRange) => F32 } {
+  const flat = t.reshape([N, V]);
+  return { chunks: rowChunks(gpu, N, [V * 4], `${op}: logits ${t}`), rowsOf: (r) => rowsOf(flat, r) };
 }
 
 /** Workgroups for one row per y (folded into z past the limit), WG columns per x. */
@@ -44,7 +51,11 @@ export function crossEntropyForward(gpu: Gpu, logits: F32, targets: Targets): Cr
   const { N, V, rows } = dims('crossEntropyForward', logits, targets);
   const losses = gpu.empty(rows);
   const lse = gpu.empty(rows);
-  gpu.dispatch(FORWARD, { params: { N, V }, tensors: [logits, targets, losses, lse], workgroups: gpu.grid(N, 1) });
+  const l = logitRows(gpu, 'crossEntropyForward', logits, N, V);
+  for (const r of l.chunks) {
+    const n = r[1] - r[0];
+    gpu.dispatch(FORWARD, { params: { N: n, V, row0: r[0] }, tensors: [l.rowsOf(r), targets, losses, lse], workgroups: gpu.grid(n, 1) });
+  }
   return { losses, lse };
 }
 
@@ -57,7 +68,7 @@ export function crossEntropyMean(gpu: Gpu, losses: F32, targets: Targets): { mea
   expect('crossEntropyMean', 'targets', targets, losses.shape, 'u32');
   const mean = gpu.empty([1]);
   const dlosses = gpu.empty(losses.shape);
-  gpu.dispatch(MEAN, { params: { N: losses.size, V: 0 }, tensors: [losses, targets, mean, dlosses], workgroups: [1] });
+  gpu.dispatch(MEAN, { params: { N: losses.size, V: 0, row0: 0 }, tensors: [losses, targets, mean, dlosses], workgroups: [1] });
   return { mean, dlosses };
 }
 
@@ -70,6 +81,11 @@ export function crossEntropyBackward(gpu: Gpu, logits: F32, targets: Targets, ls
   const grad = dlogits ?? gpu.zeros(logits.shape);
   expect(op, 'dlogits', grad, logits.shape);
   noAlias(op, grad, logits, lse, dlosses);
-  gpu.dispatch(BACKWARD, { params: { N, V }, tensors: [logits, targets, lse, dlosses, grad], workgroups: rowGrid(gpu, N, V) });
+  const l = logitRows(gpu, op, logits, N, V);
+  const d = logitRows(gpu, op, grad, N, V);
+  for (const r of l.chunks) {
+    const n = r[1] - r[0];
+    gpu.dispatch(BACKWARD, { params: { N: n, V, row0: r[0] }, tensors: [l.rowsOf(r), targets, lse, dlosses, d.rowsOf(r)], workgroups: rowGrid(gpu, n, V) });
+  }
   return grad;
 }

@@ -3,11 +3,13 @@
 // attention over the cache. Inference only: nothing here has a backward.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
-import type { F32, Tensor } from '../gpu/tensor.ts';
+import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
+import { rowsOf } from './chunks.ts';
+import { tableTypes, vocabChunks } from './embedding.ts';
 
 const WG = 64;
-const spec = (entry: string): KernelSpec => ({ shader: 'decode.wgsl', entry, params: ['B:u32', 'T:u32', 'C:u32', 'NH:u32', 'Tcap:u32', 'V:u32', 'scale:f32'], constants: { WG } });
+const spec = (entry: string): KernelSpec => ({ shader: 'decode.wgsl', entry, params: ['B:u32', 'T:u32', 'C:u32', 'NH:u32', 'Tcap:u32', 'V:u32', 'scale:f32', 'v0:u32', 'v1:u32'], constants: { WG } });
 const EMBED_STEP = spec('embed_step');
 const GATHER_ROWS = spec('gather_rows');
 const KV_FILL = spec('kv_fill');
@@ -16,19 +18,21 @@ const SOFTMAX = spec('softmax');
 const ATTEND = spec('attend');
 
 type U32 = Tensor<'u32'>;
-const NONE = { B: 0, T: 0, C: 0, NH: 0, Tcap: 0, V: 0, scale: 0 };
+const NONE = { B: 0, T: 0, C: 0, NH: 0, Tcap: 0, V: 0, scale: 0, v0: 0, v1: 0 };
 
 /** out[b] = wte[tokens[b]] + wpe[pos[b]] (B,C); NaN in a row whose token is ≥ V. */
-export function embedStep(gpu: Gpu, tokens: U32, pos: U32, wte: F32, wpe: F32): F32 {
+export function embedStep(gpu: Gpu, tokens: U32, pos: U32, wte: Weight, wpe: Weight): F32 {
   const op = 'embedStep';
   expect(op, 'tokens', tokens, [-1], 'u32');
   const B = tokens.size;
   expect(op, 'pos', pos, [B], 'u32');
-  expect(op, 'wte', wte, [-1, -1]);
+  expect(op, 'wte', wte, [-1, -1], wte.dtype);
   const [V, C] = wte.shape as [number, number];
-  expect(op, 'wpe', wpe, [-1, C]);
+  expect(op, 'wpe', wpe, [-1, C], wpe.dtype);
   const out = gpu.empty([B, C]);
-  gpu.dispatch(EMBED_STEP, { params: { ...NONE, B, C, V }, tensors: [tokens, pos, wte, wpe, out], workgroups: gpu.grid(B * C, WG) });
+  for (const [v0, v1] of vocabChunks(gpu, wte)) {
+    gpu.dispatch({ ...EMBED_STEP, types: tableTypes(wte, wpe) }, { params: { ...NONE, B, C, V, v0, v1 }, tensors: [tokens, pos, rowsOf(wte, [v0, v1]), wpe, out], workgroups: gpu.grid(B * C, WG) });
+  }
   return out;
 }
 
@@ -77,7 +81,7 @@ export function decodeAttention(gpu: Gpu, qkv: F32, kv: F32, pos: U32, T: number
   expect(op, 'pos', pos, [B], 'u32');
   if (!Number.isInteger(T) || T < 1 || T > Tcap) throw new RangeError(`${op}: T = ${T} must be in 1..${Tcap} (the cache's length)`);
   noAlias(op, kv, qkv, pos);
-  const params = { B, T, C, NH, Tcap, V: 0, scale: 1 / Math.sqrt(C / NH) };
+  const params = { ...NONE, B, T, C, NH, Tcap, scale: 1 / Math.sqrt(C / NH) };
   const scores = gpu.empty([B, NH, Tcap], 'f32', 'decode.scores');
   const out = gpu.empty([B, C]);
   gpu.dispatch(SCORES, { params, tensors: [qkv, pos, kv, scores], workgroups: gpu.grid(B * NH * T, WG) });

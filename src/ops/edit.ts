@@ -10,9 +10,11 @@
 // the gather is the exact gradient.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
-import { numel, type F32 as Tensor } from '../gpu/tensor.ts';
+import { numel, type F32 as Tensor, type Weight } from '../gpu/tensor.ts';
 import { UserError } from '../util/errors.ts';
 import { expect, noAlias } from './check.ts';
+import { windowOf } from './chunks.ts';
+import { convert } from './convert.ts';
 
 const WG = 64;
 const spec = (entry: string, params: string[]): KernelSpec => ({ shader: 'edit.wgsl', entry, params, constants: { WG } });
@@ -123,19 +125,51 @@ function checkAction(op: string, e: Edit): void {
 }
 
 /** Checks the edit against the tensor it edits (`like`: the base, the scratch copy or dW'). */
-function checkEdit(op: string, e: Edit, like: Tensor, what: string): void {
+function checkEdit(op: string, e: Edit, like: Weight, what: string): void {
   checkAction(op, e);
   if (e.kind === 'dense') checkMask(op, e.mask, like.size);
-  else expect(op, what, like, [e.rows, e.cols]);
+  else expect(op, what, like, [e.rows, e.cols], like.dtype);
 }
 
-/** One dispatch per mask block, each block reading the next stretch of the packed vector. */
-function perBlock(gpu: Gpu, kernel: KernelSpec, e: DenseEdit, alpha: number, tensors: Tensor[]): void {
+/** Elements from a block's first to its last, inclusive. */
+const span = (b: MaskBlock) => (b.runs === 0 || b.run === 0 ? 0 : (b.runs - 1) * b.stride + b.run);
+
+/**
+ * A block cut into pieces whose spans are at most `most` elements (a tensor over the binding limit
+ * is bound a piece at a time); `at` is where a piece's elements start in the block's packed run.
+ */
+function pieces(b: MaskBlock, most: number): (MaskBlock & { at: number })[] {
+  if (span(b) <= most) return [{ ...b, at: 0 }];
+  const out: (MaskBlock & { at: number })[] = [];
+  if (b.run > most) {
+    for (let r = 0; r < b.runs; r++) {
+      for (let a = 0; a < b.run; a += most) out.push({ start: b.start + r * b.stride + a, run: Math.min(most, b.run - a), stride: b.stride, runs: 1, at: r * b.run + a });
+    }
+    return out;
+  }
+  const per = Math.floor((most - b.run) / b.stride) + 1;
+  for (let q = 0; q < b.runs; q += per) out.push({ start: b.start + q * b.stride, run: b.run, stride: b.stride, runs: Math.min(per, b.runs - q), at: q * b.run });
+  return out;
+}
+
+/**
+ * One dispatch per mask block (or piece of one, over the binding limit), each block reading the
+ * next stretch of the packed vector. The kernel binds the packed tensor first, or the masked one
+ * first (`maskedFirst`, gather).
+ */
+function perBlock(gpu: Gpu, kernel: KernelSpec, e: DenseEdit, alpha: number, packed: Tensor, masked: Tensor, maskedFirst: boolean): void {
+  // Room for a piece once a window's start is rounded down to the offset alignment.
+  const most = Math.floor(gpu.bindingLimit / 4) - gpu.limits.minStorageBufferOffsetAlignment / 4;
   let offset = e.offset ?? 0;
   for (const b of e.mask) {
-    const count = b.run * b.runs;
-    gpu.dispatch(kernel, { params: { start: b.start, run: b.run, stride: b.stride, count, offset, alpha }, tensors, workgroups: gpu.grid(count, WG) });
-    offset += count;
+    for (const piece of pieces(b, most)) {
+      const count = piece.run * piece.runs;
+      const m = windowOf(gpu, masked, piece.start, span(piece));
+      const p = windowOf(gpu, packed, offset + piece.at, count);
+      const params = { start: m.base, run: piece.run, stride: piece.stride, count, offset: p.base, alpha };
+      gpu.dispatch(kernel, { params, tensors: maskedFirst ? [m.view, p.view] : [p.view, m.view], workgroups: gpu.grid(count, WG) });
+    }
+    offset += b.run * b.runs;
   }
 }
 const lowRankParams = (e: LowRankEdit, alpha: number) => ({ m: e.rows, n: e.cols, r: e.rank, offset: e.offset ?? 0, alpha });
@@ -148,22 +182,23 @@ function addScaled(gpu: Gpu, op: string, target: Tensor, e: Edit, alpha: number)
     gpu.dispatch(LOWRANK_ADD, { params: lowRankParams(e, alpha), tensors: [e.factors, target], workgroups: [Math.ceil(e.cols / WG), Math.ceil(e.rows / 4)] });
     return target;
   }
-  perBlock(gpu, SCATTER_ADD, e, alpha, [e.delta, target]);
+  perBlock(gpu, SCATTER_ADD, e, alpha, e.delta, target, false);
   return target;
 }
 
 /**
  * out = base + Σ αᵢ·Mᵢ⊙Δᵢ, edits added in order (two or more edits compose). `out` is a scratch copy
- * and must not be the base: the base is only read.
+ * and must not be the base: the base is only read. The copy is f32 even where the base is stored
+ * f16, so that small edits are not rounded away.
  */
-export function applyEdits(gpu: Gpu, base: Tensor, edits: readonly Edit[], out?: Tensor): Tensor {
+export function applyEdits(gpu: Gpu, base: Weight, edits: readonly Edit[], out?: Tensor): Tensor {
   const op = 'applyEdits';
-  expect(op, 'base', base, base.shape);
+  expect(op, 'base', base, base.shape, base.dtype === 'f16' ? 'f16' : 'f32');
   const o = out ?? gpu.empty(base.shape, 'f32', `${base.label}.edited`);
   expect(op, 'out', o, base.shape);
   noAlias(op, o, base, ...edits.map(actionOf));
   for (const e of edits) checkEdit(op, e, base, 'base');
-  gpu.copy(base, o);
+  convert(gpu, base, 'f32', o);
   for (const e of edits) addScaled(gpu, op, o, e, e.alpha);
   return o;
 }
@@ -187,6 +222,6 @@ export function editBackward(gpu: Gpu, dOut: Tensor, edit: Edit, dAction?: Tenso
     gpu.dispatch(LOWRANK_GRAD_V, { params, tensors: [edit.factors, dOut, d], workgroups: [Math.ceil(edit.cols / WG), edit.rank] });
     return d;
   }
-  perBlock(gpu, GATHER, edit, edit.alpha, [dOut, d]);
+  perBlock(gpu, GATHER, edit, edit.alpha, d, dOut, true);
   return d;
 }

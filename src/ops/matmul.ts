@@ -5,7 +5,7 @@
 // is given, always; dx, which it is not given, comes back as a fresh tensor.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
-import type { F32 as Tensor } from '../gpu/tensor.ts';
+import type { F32 as Tensor, Weight } from '../gpu/tensor.ts';
 import { fastest, type TuningEntry, type TuningStore } from '../gpu/autotune.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
 
@@ -98,19 +98,19 @@ interface Gemm {
  * [batch,K,N] ([N,K] / [batch,N,K] with transB); a 2-D operand is shared by every batch. The result
  * is [M,N], or [batch,M,N] when either operand is batched.
  */
-export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+export function matmul(gpu: Gpu, a: Tensor, b: Weight, opts: MatmulOptions = {}): Tensor {
   const op = 'matmul';
   for (const [what, t] of [['a', a], ['b', b]] as const) {
     if (t.shape.length !== 2 && t.shape.length !== 3) throw new ShapeError(`${op}: ${what} must be 2-D or 3-D (batched), got ${t}`);
   }
   const batch = a.shape.length === 3 ? a.shape[0]! : b.shape.length === 3 ? b.shape[0]! : 1;
   const batched = a.shape.length === 3 || b.shape.length === 3;
-  const lead = (t: Tensor) => (t.shape.length === 3 ? [batch] : []);
+  const lead = (t: Weight) => (t.shape.length === 3 ? [batch] : []);
   const [ar, ac] = a.shape.slice(-2) as [number, number];
   const [M, K] = opts.transA ? [ac, ar] : [ar, ac];
   expect(op, 'a', a, [...lead(a), ar, ac]);
   const N = opts.transB ? b.shape.at(-2)! : b.shape.at(-1)!;
-  expect(op, 'b', b, [...lead(b), ...(opts.transB ? [N, K] : [K, N])]);
+  expect(op, 'b', b, [...lead(b), ...(opts.transB ? [N, K] : [K, N])], b.dtype === 'f16' ? 'f16' : 'f32');
   const g: Gemm = {
     M, N, K, batch,
     sAb: a.shape.length === 3 ? M * K : 0,
@@ -128,9 +128,10 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
  * into `dw` and dbias += Σ_rows dy into `dbias`, each when given (a frozen weight needs none);
  * returns a fresh dx = dy·Wᵀ.
  */
-export function matmulBackward(gpu: Gpu, x: Tensor, w: Tensor, dy: Tensor, grads: { dw?: Tensor; dbias?: Tensor; variant?: string }): Tensor {
+export function matmulBackward(gpu: Gpu, x: Tensor, w: Weight, dy: Tensor, grads: { dw?: Tensor; dbias?: Tensor; variant?: string }): Tensor {
   const op = 'matmulBackward';
   if (w.shape.length !== 2) throw new ShapeError(`${op}: w must be 2-D [K×N], got ${w}`);
+  if (grads.dw) expect(op, 'dw', grads.dw, w.shape);
   const [K, N] = w.shape as [number, number];
   if (x.shape.length < 2 || x.shape.length > 3) throw new ShapeError(`${op}: x must be 2-D or 3-D, got ${x}`);
   expect(op, 'x', x, [...x.shape.slice(0, -1).map(() => -1), K]);
@@ -148,7 +149,7 @@ export function matmulBackward(gpu: Gpu, x: Tensor, w: Tensor, dy: Tensor, grads
   return dx;
 }
 
-function gemm(gpu: Gpu, op: string, a: Tensor, b: Tensor, g: Gemm, outShape: readonly number[], opts: MatmulOptions): Tensor {
+function gemm(gpu: Gpu, op: string, a: Tensor, b: Weight, g: Gemm, outShape: readonly number[], opts: MatmulOptions): Tensor {
   const { M, N, K, batch } = g;
   if (opts.bias) {
     expect(op, 'bias', opts.bias, [N]);
@@ -164,6 +165,8 @@ function gemm(gpu: Gpu, op: string, a: Tensor, b: Tensor, g: Gemm, outShape: rea
   const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0);
   const choice = opts.variant ? parseChoice(opts.variant) : chooseMatmul(gpu, M, N, K);
   const v = MATMUL_VARIANTS[choice.variant];
+  // An f16 B (weights stored in half precision) is loaded as f32: the same kernel, another type.
+  const spec: KernelSpec = b.dtype === 'f16' ? { ...v.spec, types: { b_t: 'f16' } } : v.spec;
   if (v.subgroups && !subgroupsUsable(gpu)) throw new Error(`${op}: variant ${choice.variant} needs subgroups of 8 or more lanes, which this adapter lacks`);
   // Splits beyond K would leave empty chunks; K = 0 still runs one pass so the epilogue applies.
   const splits = Math.max(1, Math.min(choice.splits, K));
@@ -172,11 +175,11 @@ function gemm(gpu: Gpu, op: string, a: Tensor, b: Tensor, g: Gemm, outShape: rea
   const workgroups = [Math.ceil(N / v.cols), Math.ceil(M / v.rows), batch * splits] as const;
   const bias = opts.bias ?? a; // bound but unread without the bias flag
   if (splits === 1) {
-    gpu.dispatch(v.spec, { params, tensors: [a, b, out, bias], workgroups, label: `${op} ${choice.variant}` });
+    gpu.dispatch(spec, { params, tensors: [a, b, out, bias], workgroups, label: `${op} ${choice.variant}` });
     return out;
   }
   const partials = gpu.empty([batch * splits, M, N], 'f32', `${op} partials`);
-  gpu.dispatch(v.spec, { params, tensors: [a, b, partials, bias], workgroups, label: `${op} ${choice.variant} split${splits}` });
+  gpu.dispatch(spec, { params, tensors: [a, b, partials, bias], workgroups, label: `${op} ${choice.variant} split${splits}` });
   gpu.dispatch(REDUCE, { params: { ...params, K: batch }, tensors: [partials, opts.bias ?? partials, out], workgroups: gpu.grid(batch * M * N, WG), label: `${op} reduce` });
   partials.release();
   return out;

@@ -6,6 +6,7 @@ import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
 import { expect, noAlias, sameShape } from './check.ts';
 import { sumSquares } from './reduce.ts';
+import { elementChunks, elementsOf } from './chunks.ts';
 
 const WG = 256;
 const SHADER = 'optimizer.wgsl';
@@ -39,11 +40,14 @@ export function adamw(gpu: Gpu, param: Tensor, grad: Tensor, m: Tensor, v: Tenso
   noAlias(op, v, grad);
   if (!Number.isInteger(step) || step < 1) throw new RangeError(`${op}: step must be an integer ≥ 1, got ${step}`);
   const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01 } = cfg;
-  gpu.dispatch(ADAMW, {
-    params: { n: param.size, lr, beta1, beta2, eps, weight_decay: weightDecay, bc1: 1 - beta1 ** step, bc2: 1 - beta2 ** step },
-    tensors: [param, grad, m, v],
-    workgroups: gpu.grid(param.size, WG),
-  });
+  for (const r of elementChunks(gpu, param)) {
+    const [p, g, mr, vr] = [param, grad, m, v].map((t) => elementsOf(t, r));
+    gpu.dispatch(ADAMW, {
+      params: { n: p!.size, lr, beta1, beta2, eps, weight_decay: weightDecay, bc1: 1 - beta1 ** step, bc2: 1 - beta2 ** step },
+      tensors: [p!, g!, mr!, vr!],
+      workgroups: gpu.grid(p!.size, WG),
+    });
+  }
 }
 
 /** [1] tensor: the L2 norm of all the tensors taken as one vector (deterministic; see reduce.ts). */
@@ -65,8 +69,11 @@ export function clipGradNorm(gpu: Gpu, grads: readonly Tensor[], maxNorm: number
   if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new RangeError(`${op}: maxNorm must be a positive number, got ${maxNorm}`);
   if (new Set(grads).size !== grads.length) throw new Error(`${op}: a gradient appears twice in the list; it would be counted and scaled twice`);
   const norm = globalNorm(gpu, grads);
-  for (const g of grads) {
-    gpu.dispatch(CLIP, { params: { n: g.size, max_norm: maxNorm }, tensors: [norm, g], workgroups: gpu.grid(g.size, WG) });
+  for (const grad of grads) {
+    for (const r of elementChunks(gpu, grad)) {
+      const g = elementsOf(grad, r);
+      gpu.dispatch(CLIP, { params: { n: g.size, max_norm: maxNorm }, tensors: [norm, g], workgroups: gpu.grid(g.size, WG) });
+    }
   }
   return norm;
 }

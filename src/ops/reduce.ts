@@ -5,6 +5,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
+import { rowChunks } from './chunks.ts';
 
 const WG = 256;
 const PARAMS = ['rows:u32', 'len:u32', 'n:u32', 'alpha:f32', 'square:u32', 'base:u32'];
@@ -73,7 +74,12 @@ function total(gpu: Gpu, op: string, xs: readonly Tensor[], square: boolean): Te
   const partials = gpu.empty([parts.reduce((a, b) => a + b, 0)], 'f32', `${op}.partials`);
   let base = 0;
   xs.forEach((x, i) => {
-    rowsPass(gpu, x, partials, { rows: parts[i]!, len: chunks[i]!, n: x.size, square, base });
+    const len = chunks[i]!;
+    // A tensor over the binding limit is bound a run of whole chunks at a time: the same partials.
+    for (const [p0, p1] of rowChunks(gpu, parts[i]!, [len * 4], `${op}: ${x}`)) {
+      const view = x.reshape([x.size]).view(p0 * len, [Math.min(x.size, p1 * len) - p0 * len]);
+      rowsPass(gpu, view, partials, { rows: p1 - p0, len, n: view.size, square, base: base + p0 });
+    }
     base += parts[i]!;
   });
   const out = gpu.empty([1]);

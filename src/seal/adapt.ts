@@ -9,6 +9,7 @@ import { withSafetensors, writeSafetensors, type TensorToWrite } from '../io/saf
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { LanguageModel } from '../model/lm.ts';
 import { add } from '../ops/elementwise.ts';
+import { convert } from '../ops/convert.ts';
 import { resolveConfig, type DirectionKind, type SealConfig } from './config.ts';
 import { directionRows, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
 import { Generator } from './generator.ts';
@@ -160,7 +161,12 @@ export async function tryPassage(adapter: Adapter, tok: Tokenizer, p: Passage, m
 export async function editDeltas(model: LanguageModel, overrides: ReadonlyMap<string, F32>): Promise<Map<string, TensorToWrite>> {
   const gpu = model.gpu;
   const names = [...overrides.keys()];
-  const deltas = names.map((n) => add(gpu, overrides.get(n)!, model.params.get(n)!, -1));
+  const deltas = names.map((n) => {
+    const base = convert(gpu, model.params.get(n)!, 'f32');
+    const d = add(gpu, overrides.get(n)!, base, -1);
+    base.release();
+    return d;
+  });
   const data = await gpu.readMany(deltas);
   const result = new Map(names.map((n, i) => [n, { shape: deltas[i]!.shape, data: data[i] as Float32Array }]));
   for (const d of deltas) d.release();

@@ -3,7 +3,7 @@
 // end-of-text, as documents start in pretraining); forgetting is the edited model's mean minus the
 // base model's, over a fixed sample of lines.
 import { readText } from '../io/files.ts';
-import type { F32, Tensor } from '../gpu/tensor.ts';
+import type { Tensor, Weight } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { logitRows, type LanguageModel, type Prefix } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
@@ -27,7 +27,7 @@ export async function loadGeneralText(path: string, n: number, seed = 1): Promis
 }
 
 /** Mean next-token NLL of each line, in batches of `batch` lines (fewer where their logits would not fit one binding). */
-export async function generalNll(model: LanguageModel, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, F32>, batch = 16): Promise<Float64Array> {
+export async function generalNll(model: LanguageModel, tok: Tokenizer, lines: readonly string[], overrides?: ReadonlyMap<string, Weight>, batch = 16): Promise<Float64Array> {
   const out = new Float64Array(lines.length);
   let k = 0;
   for (const chunk of encodeChunks(model, tok, lines, [...lines.keys()], batch)) {
@@ -95,7 +95,7 @@ function releaseChunk(c: Chunk): void {
 }
 
 /** Per-line mean NLL of a chunk under `overrides`; with `shared`, from the base's residual stream below the lowest override (kept in the chunk). */
-async function chunkNll(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, F32>, shared = false): Promise<Float64Array> {
+async function chunkNll(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, Weight>, shared = false): Promise<Float64Array> {
   const at = shared && overrides ? model.prefixPoint(overrides.keys()) : null;
   const key = at && `${at.layer}:${at.mlp}`;
   if (at && !c.prefixes.has(key!)) c.prefixes.set(key!, model.prefix(c.tokens, at));
@@ -142,7 +142,7 @@ export class ForgettingProbe {
   }
 
   /** Per line, in the given order. */
-  async #nll(overrides?: ReadonlyMap<string, F32>): Promise<Float64Array> {
+  async #nll(overrides?: ReadonlyMap<string, Weight>): Promise<Float64Array> {
     const out = new Float64Array(this.lines.length);
     let k = 0;
     for (const c of this.#chunks) for (const v of await chunkNll(this.#model, c, overrides, true)) out[this.#order[k++]!] = v;
@@ -150,7 +150,7 @@ export class ForgettingProbe {
   }
 
   /** Mean general-text NLL under the edit minus the base's (0 without overrides: nothing changed). */
-  async measure(overrides?: ReadonlyMap<string, F32>): Promise<number> {
+  async measure(overrides?: ReadonlyMap<string, Weight>): Promise<number> {
     if (!overrides || overrides.size === 0) return 0;
     return mean(await this.#nll(overrides)) - this.baseNll;
   }

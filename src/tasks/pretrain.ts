@@ -52,7 +52,7 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
   let model: GPT2;
   let optimizer: Optimizer;
   if (o.resume && existsSync(o.out)) {
-    const ck = await loadCheckpoint(gpu, o.out, { optimizer: true });
+    const ck = await loadCheckpoint(gpu, o.out, { optimizer: true, dtype: gpu.weightDtype });
     const s = ck.state as RunState | undefined;
     if (!ck.optimizer || !s) throw new UserError(`${o.out}: has no training state to resume from (a finished or exported model?)`);
     if (s.seed !== o.seed || s.batch !== o.batch || s.seq !== o.seq) {
@@ -65,7 +65,7 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions): Promise<{ model: G
     model = await warmStart(gpu, o.init, o.model, o.seed);
     optimizer = new Optimizer(model, o.optimize);
   } else {
-    model = GPT2.init(gpu, o.model, o.seed);
+    model = GPT2.init(gpu, o.model, o.seed, gpu.weightDtype);
     optimizer = new Optimizer(model, o.optimize);
   }
   const state: RunState = { seed: o.seed, batch: o.batch, seq: o.seq, train: optimizer.config };

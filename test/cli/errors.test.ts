@@ -15,13 +15,14 @@ const dir = mkdtempSync(join(tmpdir(), 'seal-errors-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 const BASE = join(root, 'data/base.safetensors');
-const seal = (...args: string[]) => spawnSync(process.execPath, ['bin/seal.js', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+const seal = (...args: string[]) => sealEnv({}, ...args);
+const sealEnv = (env: NodeJS.ProcessEnv, ...args: string[]) => spawnSync(process.execPath, ['bin/seal.js', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
 /** stderr without Dawn's adapter warnings (seal doctor explains them). */
 const errLines = (stderr: string) => stderr.split('\n').filter((l) => l.trim() && !/artificially reduced/.test(l));
 const evalArgs = (model: string, ...more: string[]) => ['eval', '--model', model, '--methods', 'base', '--passages', '1', '--general', '2', '--max-new', '2', ...more];
 
-function refused(args: string[], message: RegExp): void {
-  const r = seal(...args);
+function refused(args: string[], message: RegExp, env: NodeJS.ProcessEnv = {}): void {
+  const r = sealEnv(env, ...args);
   assert.is(r.status, 2, r.stderr);
   const lines = errLines(r.stderr);
   assert.is(lines.length, 1, r.stderr);
@@ -54,8 +55,15 @@ test('a SQuAD paragraph with no questions is skipped with a warning; the rest is
   const r = seal(...evalArgs(BASE, '--split', path, '--data-dir', dir, '--seeds', '1', '--json'));
   assert.is(r.status, 0, r.stderr);
   assert.equal(errLines(r.stderr), [`${path}: skipping 1 paragraph with no questions: 'Empty questions' paragraph 0`]);
-  const result = JSON.parse(r.stdout) as { runs: { passage: string; method: string }[] };
+  const result = JSON.parse(r.stdout) as { runs: { passage: string; method: string }[]; peakGpuBytes: number };
   assert.equal(result.runs.map((x) => [x.method, x.passage]), [['base', '1.0']]);
+  // The model's 1.8 MB of weights and more were held at the peak.
+  assert.ok(result.peakGpuBytes > 1_700_000, `peakGpuBytes ${result.peakGpuBytes}`);
+});
+
+test('a model too large for the adapter: one line naming needed and available memory, f32 or f16', () => {
+  refused(evalArgs(BASE), /^seal eval: .*base\.safetensors: the model needs about \d+ MiB of GPU memory \(weights 2 MiB, activations \d+ MiB\) but 1 MiB are available on .*; use a smaller model or batch, or --dtype f16$/, { SEAL_GPU_MEMORY: String(2 ** 20) });
+  refused(evalArgs(BASE, '--dtype', 'f16'), /^seal eval: .*the model needs about \d+ MiB of GPU memory \(weights 1 MiB \(f16\), activations \d+ MiB\) but 1 MiB are available/, { SEAL_GPU_MEMORY: String(2 ** 20) });
 });
 
 test('an unknown method is a user error too (no stack)', () => {

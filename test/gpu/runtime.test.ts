@@ -5,7 +5,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { Gpu, GpuError } from '../../src/gpu/gpu.ts';
 import { GpuUnavailableError } from '../../src/gpu/device.ts';
 import { SHADER_DIR } from '../../src/io/shaders.ts';
-import { dawnGpu } from '../../src/io/dawn.ts';
+import { dawnGpu, optionsFromEnv } from '../../src/io/dawn.ts';
 import { add, scale } from '../../src/ops/elementwise.ts';
 import { close, gpu, releaseGpu, rng } from '../helpers.ts';
 
@@ -129,10 +129,21 @@ test('bad tensor arguments are named', async () => {
   t.release();
 });
 
-test('a tensor over the binding limit fails naming the limit', async () => {
+test('a tensor over one buffer fails naming the limit; one over a binding is made, and binding it whole is refused by name', async () => {
   const g = await gpu();
-  const max = g.limits.maxStorageBufferBindingSize;
-  assert.throws(() => g.empty([Math.floor(max / 4) + 1]), /maxStorageBufferBindingSize/);
+  assert.throws(() => g.empty([Math.floor(g.limits.maxBufferSize / 4) + 1]), /over this adapter's maxBufferSize/);
+  const small = await dawnGpu({ ...optionsFromEnv(), maxBinding: 1024 });
+  try {
+    const t = small.tensor(new Float32Array(300).fill(2));
+    assert.throws(() => add(small, t, t), /binding 1, Tensor\(t\d+, f32\[300\]\), is 1200 bytes, over the storage-binding limit of 1024 bytes; this op does not split it/);
+    // A view binds from its offset: an aligned one works, a misaligned one is named.
+    const v = t.view(64, [236]);
+    const sum = add(small, v, v);
+    assert.equal([...(await small.read(sum))].slice(0, 2), [4, 4]);
+    assert.throws(() => add(small, t.view(1, [10]), t.view(1, [10])), /starts at byte 4, not a multiple of minStorageBufferOffsetAlignment/);
+  } finally {
+    small.destroy();
+  }
 });
 
 test('a WGSL compile error names the shader file and line, past the prepended and included pieces', async () => {

@@ -91,8 +91,9 @@ test('a sharded folder loads: weights as in the files, logits as the reference c
   assert.is(g.liveTensors, 0);
 });
 
-test('named errors, nothing left on the GPU: missing shard, shape against config.json, unknown model_type, tokenizer vocabulary, a corrupt late tensor', async () => {
+test('named errors, nothing left on the GPU: f16 weights asked for, missing shard, shape against config.json, unknown model_type, tokenizer vocabulary, a corrupt late tensor', async () => {
   const g = await gpu();
+  await rejects(loadModel(g, await folder(), { dtype: 'f16' }), /llama models run with f32 weights only; drop --dtype f16/);
   const sharded = await folder(config, 2);
   unlinkSync(join(sharded, 'model-00002-of-00002.safetensors'));
   await rejects(loadModel(g, sharded), /missing shard .*model-00002-of-00002\.safetensors \(listed in the index/);

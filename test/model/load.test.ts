@@ -1,5 +1,5 @@
 // loadModel: our checkpoints and Hugging Face GPT-2 files, detected by content, with their
-// tokenizers; named errors for other files and for tensors over the adapter's binding limit.
+// tokenizers; named errors for other files and for a model too large for the adapter.
 import { rejects } from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,9 @@ import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.t
 import { saveCheckpoint } from '../../src/model/checkpoint.ts';
 import { GPT2_SMALL, paramSpecs, type GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
-import { checkBindings, loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/model/load.ts';
+import { dawnGpu, optionsFromEnv } from '../../src/io/dawn.ts';
+import { checkFits, estimateMemory, INFERENCE } from '../../src/model/memory.ts';
 import * as ref from '../../src/reference/gpt2.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
@@ -111,19 +113,32 @@ test('a non-finite weight is refused at load, naming the tensor, in either forma
   assert.is(g.liveTensors, live, 'the tensors read before the bad one are released');
 });
 
-test('a tensor over the binding limit is named with the limit and what to do, before anything is read', async () => {
-  const lavapipe = { limits: { maxStorageBufferBindingSize: 134217728 } as GPUSupportedLimits, summary: { description: 'llvmpipe (LLVM 15.0.7, 256 bits)' } } as Pick<Gpu, 'limits' | 'summary'>;
-  const small = paramSpecs(GPT2_SMALL).map((s) => [s.name, s.shape] as const);
+test('a model too large for the adapter is refused before anything is on the GPU, naming needed and available bytes', async () => {
+  type Fits = Pick<Gpu, 'limits' | 'summary' | 'availableMemory'>;
+  const lavapipe = (availableMemory: number | null, maxBufferSize = 2 ** 32 - 1) => ({ limits: { maxBufferSize } as GPUSupportedLimits, summary: { description: 'llvmpipe' }, availableMemory }) as Fits;
+  // GPT-2 small for inference: 498 MB of weights, and the estimate grows with training.
+  const infer = estimateMemory(GPT2_SMALL, INFERENCE);
+  assert.is(infer.weights, 4 * 124_439_808);
+  const adam = estimateMemory(GPT2_SMALL, { ...INFERENCE, train: 'adam' });
+  assert.is(adam.grads, infer.weights);
+  assert.is(adam.optimizer, 2 * infer.weights);
+  assert.ok(adam.activations > infer.activations);
   assert.throws(
-    () => checkBindings(lavapipe, 'gpt2/model.safetensors', small),
-    /gpt2\/model\.safetensors: tensor 'wte\.weight' \[50257×768\] needs 154389504 bytes as f32, over the adapter's maxStorageBufferBindingSize of 134217728 bytes \(llvmpipe.*\); load this model on a GPU adapter with larger storage bindings/,
+    () => checkFits(lavapipe(400 * 2 ** 20), 'gpt2', GPT2_SMALL, INFERENCE, 'f32'),
+    /gpt2: the model needs about \d+ MiB of GPU memory \(weights 475 MiB, activations \d+ MiB\) but 400 MiB are available on llvmpipe; use a smaller model or batch, or --dtype f16/,
   );
-  checkBindings(lavapipe, 'ok', small.slice(1));
-  // Through loadModel, on an adapter whose limit the tiny model's wte (257×18 f32) passes.
-  const g = await gpu();
-  const cramped = Object.create(g, { limits: { value: { maxStorageBufferBindingSize: 257 * 18 * 4 - 4 } } }) as Gpu;
-  const { dir } = await hfModel(TINY, 4);
-  await rejects(loadModel(cramped, dir), /tensor 'transformer\.wte\.weight' \[257×18\] needs 18504 bytes as f32, over the adapter's maxStorageBufferBindingSize of 18500 bytes/);
+  checkFits(lavapipe(2 ** 31), 'gpt2', GPT2_SMALL, INFERENCE, 'f32');
+  checkFits(lavapipe(null), 'gpt2', GPT2_SMALL, INFERENCE, 'f32'); // unknown memory: not checked
+  assert.throws(() => checkFits(lavapipe(null, 257 * 18 * 4 - 4), 'f', TINY, INFERENCE, 'f32'), /f: tensor 'wte\.weight' \[257×18\] needs 18504 bytes as f32, over this adapter's maxBufferSize of 18500 bytes/);
+  // Through loadModel, on a Gpu told it has 10 000 bytes: nothing is left on the GPU.
+  const cramped = await dawnGpu({ ...optionsFromEnv(), memory: 10_000 });
+  try {
+    const { dir } = await hfModel(TINY, 4);
+    await rejects(loadModel(cramped, dir), (e: Error) => e instanceof UserError && /model\.safetensors: the model needs about \d+ MiB of GPU memory .* but 0 MiB are available/.test(e.message));
+    assert.is(cramped.liveTensors, 0);
+  } finally {
+    cramped.destroy();
+  }
 });
 
 test.run();

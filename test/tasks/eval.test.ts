@@ -3,6 +3,7 @@
 import { rejects } from 'node:assert/strict';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { F32 } from '../../src/gpu/tensor.ts';
 import { byteTokenizer as tok } from '../../src/io/tokenizer.ts';
 import type { GPT2Config } from '../../src/model/config.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
@@ -118,7 +119,7 @@ test('general-text NLL per line equals the CPU reference; forgetting is edited m
   const same = new Map([['h.0.mlp.c_fc.weight', model.params.get('h.0.mlp.c_fc.weight')!]]);
   assert.is(await forgetting.measure(same), 0, 'overrides equal to the base forget nothing');
   // An edit: the probe (lines by length, from the shared prefix) gives a full pass's figure, bit for bit.
-  const w = model.params.get('h.1.mlp.c_fc.weight')!;
+  const w = model.params.get('h.1.mlp.c_fc.weight')! as F32;
   const edited = new Map([['h.1.mlp.c_fc.weight', model.gpu.tensor((await model.gpu.read(w)).map((v, i) => v + 0.05 * Math.sin(i)), w.shape)]]);
   const change = await forgetting.measure(edited);
   assert.ok(change !== 0, 'the edit changes the general NLL');
