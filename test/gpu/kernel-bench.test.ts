@@ -23,15 +23,22 @@ fn spin(@builtin(global_invocation_id) id: vec3<u32>) {
 const base: KernelBenchOptions = { code: LOOP, source: 'loop.wgsl', entry: 'spin', dispatch: [4, 1, 1], buffers: [1024], reps: 3 };
 
 for (const timing of ['gpu-timestamps', 'wall-clock'] as const) {
-  test(`${timing}: a kernel with 4000 times the work takes longer`, async () => {
-    const g = await gpu();
-    if (timing === 'gpu-timestamps' && !g.features.has('timestamp-query')) return;
-    const light = await benchKernel(g, { ...base, timing, constants: { ITERS: 1 } });
-    const heavy = await benchKernel(g, { ...base, timing, constants: { ITERS: 4000 } });
-    assert.is(light.timing, timing);
-    assert.is(light.samples.length, 3);
-    assert.ok(light.ms > 0 && light.minMs <= light.ms, `${light.minMs} ≤ ${light.ms}`);
-    assert.ok(heavy.ms > light.ms, `heavy ${heavy.ms} ms vs light ${light.ms} ms`);
+  // 200 000 chained steps per lane take milliseconds, far above a dispatch's own cost and the noise
+  // of a loaded machine (4 000 did not: a light run sometimes read longer); exact timestamps, since
+  // Dawn's default rounding to 65.5 µs can read the light kernel as 0.
+  test(`${timing}: a kernel with 200 000 times the work takes longer`, async () => {
+    const g = await dawnGpu(exactTimestamps({}));
+    try {
+      if (timing === 'gpu-timestamps' && !g.features.has('timestamp-query')) return;
+      const light = await benchKernel(g, { ...base, timing, constants: { ITERS: 1 } });
+      const heavy = await benchKernel(g, { ...base, timing, constants: { ITERS: 200_000 } });
+      assert.is(light.timing, timing);
+      assert.is(light.samples.length, 3);
+      assert.ok(light.ms > 0 && light.minMs <= light.ms, `${light.minMs} ≤ ${light.ms}`);
+      assert.ok(heavy.ms > light.ms, `heavy ${heavy.ms} ms vs light ${light.ms} ms`);
+    } finally {
+      g.destroy();
+    }
   });
 }
 
