@@ -16,7 +16,7 @@ import { loraBackward, loraForward } from '../ops/lora.ts';
 import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { KvCache } from './generate.ts';
 import { randomGpt2Weights } from './shapes.ts';
-import { paramZeros, passDims, passLoss, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLoss, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
 
 export type { ParamMap, Tokens, WeightDtype, WeightMap } from './lm.ts';
 export type { Adapters, AdapterGrads, PassOptions, Prefix, PrefixPoint } from './lm.ts';
@@ -30,11 +30,7 @@ export class GPT2 implements LanguageModel {
   constructor(gpu: Gpu, config: GPT2Config, params: WeightMap) {
     this.gpu = gpu;
     this.config = validateConfig(config);
-    for (const s of paramSpecs(config)) {
-      const t = params.get(s.name);
-      if (!t) throw new RangeError(`GPT2: missing parameter ${s.name}`);
-      if (t.shape.join() !== s.shape.join()) throw new RangeError(`GPT2: ${s.name} has shape [${t.shape}], config needs [${s.shape}]`);
-    }
+    checkParams('GPT2', paramSpecs(config), params);
     this.params = params;
   }
 

@@ -20,7 +20,7 @@ import { swiglu, swigluBackward } from '../ops/swiglu.ts';
 import { Rng } from '../util/random.ts';
 import { padded, readAndRelease } from './generate.ts';
 import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from './llama-config.ts';
-import { paramZeros, passDims, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
 
 type Weights = (name: string) => F32;
 /** Llama's weights are f32 (loading refuses --dtype f16), and so are edited copies. */
@@ -43,11 +43,7 @@ export class Llama implements LanguageModel {
   constructor(gpu: Gpu, config: LlamaConfig, params: ParamMap) {
     this.gpu = gpu;
     this.config = validateLlama(config);
-    for (const s of llamaParamSpecs(config)) {
-      const t = params.get(s.name);
-      if (!t) throw new RangeError(`Llama: missing parameter ${s.name}`);
-      if (t.shape.join() !== s.shape.join()) throw new RangeError(`Llama: ${s.name} has shape [${t.shape}], config needs [${s.shape}]`);
-    }
+    checkParams('Llama', llamaParamSpecs(config), params);
     this.params = params;
     this.rope = ropeTables(gpu, config);
   }

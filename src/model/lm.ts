@@ -158,3 +158,12 @@ export function passDims(who: string, tokens: Tokens, targets: Tokens | undefine
   if (targets && targets.shape.join() !== tokens.shape.join()) throw new RangeError(`${who}.forward: targets ${targets} must match tokens ${tokens}`);
   return [B, T];
 }
+
+/** Every parameter the config lists is given, in its shape (`who` names the model in the error). */
+export function checkParams(who: string, specs: readonly { name: string; shape: readonly number[] }[], params: ReadonlyMap<string, Tensor>): void {
+  for (const s of specs) {
+    const t = params.get(s.name);
+    if (!t) throw new RangeError(`${who}: missing parameter ${s.name}`);
+    if (t.shape.join() !== s.shape.join()) throw new RangeError(`${who}: ${s.name} has shape [${t.shape}], config needs [${s.shape}]`);
+  }
+}

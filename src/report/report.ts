@@ -38,7 +38,7 @@ const REWARD_CURVES: [string, string, boolean][] = [
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : NaN);
 
-interface Chart {
+export interface Chart {
   file: string;
   caption: string;
   svg: string;
@@ -156,7 +156,6 @@ function trainingSection(rows: readonly TrainingRow[]): string {
 
 type Renderer = (svg: string) => Uint8Array;
 
-/** The PNG renderer when @resvg/resvg-js is installed (an optional dependency), else why not. */
 /** SVG → PNG when @resvg/resvg-js loads, else the reason it did not. */
 export async function pngRenderer(): Promise<Renderer | string> {
   const name = '@resvg/resvg-js';
@@ -168,6 +167,20 @@ export async function pngRenderer(): Promise<Renderer | string> {
     return `PNGs not written: ${name} is not installed (npm install ${name}); the SVGs are complete.`;
   }
 }
+
+/** Writes a chart's SVG, and its PNG where a renderer loaded; returns the paths written. */
+export async function writeChart(dir: string, c: Chart, render: Renderer | string): Promise<string[]> {
+  const written = [join(dir, c.file)];
+  await writeFileAtomic(written[0]!, c.svg);
+  if (typeof render === 'function') {
+    written.push(join(dir, c.file.replace(/\.svg$/, '.png')));
+    await writeFileAtomic(written[1]!, render(c.svg));
+  }
+  return written;
+}
+
+/** A chart's place in report.md: the image and its caption. */
+export const chartMarkdown = (c: Chart): string => `![${c.caption}](${c.file})\n\n*${c.caption}*\n`;
 
 /** Writes report.md and its charts into `dir` (created if missing). */
 export async function writeReport(dir: string, input: ReportInput, opts: { png?: boolean } = {}): Promise<WrittenReport> {
@@ -183,14 +196,8 @@ export async function writeReport(dir: string, input: ReportInput, opts: { png?:
   for (const [text, charts] of sections) {
     md.push(text);
     for (const c of charts) {
-      await writeFileAtomic(join(dir, c.file), c.svg);
-      files.push(join(dir, c.file));
-      if (typeof render === 'function') {
-        const png = c.file.replace(/\.svg$/, '.png');
-        await writeFileAtomic(join(dir, png), render(c.svg));
-        files.push(join(dir, png));
-      }
-      md.push(`![${c.caption}](${c.file})`, '', `*${c.caption}*`, '');
+      files.push(...(await writeChart(dir, c, render)));
+      md.push(chartMarkdown(c));
     }
   }
   if (typeof render === 'string') md.push(`_${render}_`, '');

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { ContinualResult, MethodResult } from '../seal/text/evaluate.ts';
-import { pngRenderer } from './report.ts';
+import { chartMarkdown, pngRenderer, writeChart } from './report.ts';
 import { barChart, heatmap } from './svg.ts';
 
 export interface RoundRow {
@@ -84,14 +84,8 @@ export async function writeTextReport(dir: string, r: TextReportInput): Promise<
   const md = [`# ${r.title}`, '', r.setup, '', '## Methods', '', methodTable(r.methods), ''];
   if (r.rounds.length) md.push('## ReST-EM rounds', '', roundTable(r.rounds), '');
   for (const c of charts) {
-    await writeFileAtomic(join(dir, c.file), c.svg);
-    files.push(join(dir, c.file));
-    if (typeof render === 'function') {
-      const png = c.file.replace(/\.svg$/, '.png');
-      await writeFileAtomic(join(dir, png), render(c.svg));
-      files.push(join(dir, png));
-    }
-    md.push(`![${c.caption}](${c.file})`, '', `*${c.caption}*`, '');
+    files.push(...(await writeChart(dir, c, render)));
+    md.push(chartMarkdown(c));
   }
   if (r.continual) {
     md.push('## Continual experiment (answer NLL)', '', '| after \\ passage | ' + r.continual.result.nll.map((_, j) => j + 1).join(' | ') + ' |', '| --- |' + ' ---: |'.repeat(r.continual.result.nll.length));
