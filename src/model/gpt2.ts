@@ -16,7 +16,7 @@ import { loraBackward, loraForward } from '../ops/lora.ts';
 import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { KvCache } from './generate.ts';
 import { randomGpt2Weights } from './shapes.ts';
-import { checkParams, paramZeros, passDims, passLoss, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLossAt, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
 
 export type { ParamMap, Tokens, WeightDtype, WeightMap } from './lm.ts';
 export type { Adapters, AdapterGrads, PassOptions, Prefix, PrefixPoint } from './lm.ts';
@@ -232,7 +232,7 @@ export class Pass implements ModelPass {
   readonly #prefixed: boolean;
   readonly #lnf: LayerNormOut;
   readonly #xFinal: F32;
-  readonly #ce: PassLoss | null = null;
+  readonly #ce: PassLoss | null;
   readonly #adapters: Adapters | undefined;
   /** x·A of each adapted linear, by weight name: the adapters' backward needs it. */
   readonly #loraH = new Map<string, F32>();
@@ -287,13 +287,9 @@ export class Pass implements ModelPass {
     // Tied output embedding: logits = lnf · wteᵀ (in vocabulary tiles where wte or the logits exceed a binding).
     this.#xFinal = x;
     const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
-    this.#ceTargets = targets && rows ? own(gatherRows(gpu, targets.reshape([B * T]), rows)).reshape([1, lt]) : targets;
     this.logits = own(lmHead(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'))).reshape([lb, lt, V]);
-    if (this.#ceTargets) {
-      this.#ce = passLoss(gpu, this.logits, this.#ceTargets);
-      this.loss = this.#ce.mean;
-      this.#owned.push(this.#ce.losses, this.#ce.lse, this.#ce.dlosses, this.#ce.mean);
-    } else this.loss = null;
+    ({ targets: this.#ceTargets, ce: this.#ce } = passLossAt(gpu, this.logits, targets, rows, own));
+    this.loss = this.#ce?.mean ?? null;
   }
 
   /** Per-position losses (B,T), 0 where ignored; only with targets. */

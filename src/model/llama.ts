@@ -20,7 +20,7 @@ import { swiglu, swigluBackward } from '../ops/swiglu.ts';
 import { Rng } from '../util/random.ts';
 import { padded, readAndRelease } from './generate.ts';
 import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from './llama-config.ts';
-import { checkParams, paramZeros, passDims, passLoss, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLossAt, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
 
 type Weights = (name: string) => F32;
 /** Llama's weights are f32 (loading refuses --dtype f16), and so are edited copies. */
@@ -191,7 +191,7 @@ export class LlamaPass implements ModelPass {
   /** With rows: the head and the loss run at these positions alone (logits [1, n, V]). */
   readonly #rows: RowIndex | undefined;
   readonly #ceTargets: Tokens | undefined;
-  readonly #ce: PassLoss | null = null;
+  readonly #ce: PassLoss | null;
   #owned: Tensor[] = [];
 
   constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, Weight>, rows?: RowIndex) {
@@ -230,12 +230,8 @@ export class LlamaPass implements ModelPass {
     this.#owned.push(h.norm.out, h.norm.rstd, h.logits);
     const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
     this.logits = h.logits.reshape([lb, lt, c.vocabSize]);
-    this.#ceTargets = targets && rows ? own(gatherAt(gpu, targets.reshape([N]), rows)).reshape([1, lt]) : targets;
-    if (this.#ceTargets) {
-      this.#ce = passLoss(gpu, this.logits, this.#ceTargets);
-      this.loss = this.#ce.mean;
-      this.#owned.push(this.#ce.losses, this.#ce.lse, this.#ce.dlosses, this.#ce.mean);
-    } else this.loss = null;
+    ({ targets: this.#ceTargets, ce: this.#ce } = passLossAt(gpu, this.logits, targets, rows, own));
+    this.loss = this.#ce?.mean ?? null;
   }
 
   get losses(): F32 | null {

@@ -7,7 +7,7 @@ import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
 import { f16ToF32 } from '../io/safetensors.ts';
 import { crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
 import type { LoraFactors } from '../ops/lora.ts';
-import type { RowIndex } from '../ops/rows.ts';
+import { gatherRows, type RowIndex } from '../ops/rows.ts';
 
 export type Tokens = Tensor<'u32'>;
 /** Gradients, optimizer moments and edited copies: always f32. */
@@ -148,6 +148,18 @@ export interface PassLoss {
 export function passLoss(gpu: Gpu, logits: F32, targets: Tokens): PassLoss {
   const ce = crossEntropyForward(gpu, logits, targets);
   return { ...ce, ...crossEntropyMean(gpu, ce.losses, targets) };
+}
+
+/**
+ * A pass's loss over its logits: at `rows` the targets are gathered there ([1, n], as the logits
+ * are), else taken whole; none without targets. `own` keeps what the pass must release.
+ */
+export function passLossAt(gpu: Gpu, logits: F32, targets: Tokens | undefined, rows: RowIndex | undefined, own: <X extends Tensor>(t: X) => X): { targets: Tokens | undefined; ce: PassLoss | null } {
+  const at = targets && rows ? own(gatherRows(gpu, targets.reshape([targets.size]), rows)).reshape([1, rows.idx.size]) : targets;
+  if (!at) return { targets: at, ce: null };
+  const ce = passLoss(gpu, logits, at);
+  for (const t of [ce.losses, ce.lse, ce.dlosses, ce.mean]) own(t);
+  return { targets: at, ce };
 }
 
 /** B and T of a forward's tokens (B,T), checked against the context and the targets' shape. */
