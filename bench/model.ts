@@ -16,9 +16,12 @@ import type { Gpu } from '../src/gpu/gpu.ts';
 import { dawnGpu } from '../src/io/dawn.ts';
 import { tuningFromEnv } from '../src/io/tuning-cache.ts';
 import type { BenchRow } from '../src/gpu/kernel-bench.ts';
-import { paramCount, type GPT2Config } from '../src/model/config.ts';
+import type { GPT2Config } from '../src/model/config.ts';
 import { generateTokens } from '../src/model/generate.ts';
 import { GPT2, type WeightDtype } from '../src/model/gpt2.ts';
+import { Llama } from '../src/model/llama.ts';
+import type { LanguageModel } from '../src/model/lm.ts';
+import { paramCountOf, type ModelConfig } from '../src/model/memory.ts';
 import { DEFAULT_OPTIMIZE, Optimizer } from '../src/model/optimize.ts';
 import { MODEL_SHAPES, modelShape, type ModelShape } from '../src/model/shapes.ts';
 import { autotuneMatmul } from '../src/ops/matmul.ts';
@@ -35,10 +38,8 @@ export interface ModelRow extends Pick<BenchRow, 'name' | 'kind' | 'shape' | 'ms
   note?: string;
 }
 
-/** How each family makes a random model of a shape. */
-const FAMILIES: Record<ModelShape['family'], (gpu: Gpu, config: GPT2Config, dtype: WeightDtype) => GPT2> = {
-  gpt2: (gpu, config, dtype) => GPT2.init(gpu, config, 1, dtype),
-};
+/** A random model of a shape, by its family. */
+const randomModel = (gpu: Gpu, shape: ModelShape, dtype: WeightDtype): LanguageModel => (shape.family === 'llama' ? Llama.init(gpu, shape.config, 1, dtype) : GPT2.init(gpu, shape.config, 1, dtype));
 
 interface Sizes {
   /** Sequences × positions of a forward / training step. */
@@ -74,12 +75,12 @@ export async function modelBench(opts: { json: boolean; quick?: boolean; shape?:
       for (const dtype of dtypes) {
         for (const r of await modelCases(gpu, name, shape, sizes, dtype, quick)) emit({ ...r, adapter });
       }
-      if (name === 'gpt2-small') {
+      if (shape.family === 'gpt2' && name === 'gpt2-small') {
         // The earlier stand-in, in the same run: forward only.
         const stand: ModelShape = { ...shape, config: { ...shape.config, vocabSize: 16384 } };
         for (const r of await modelCases(gpu, `${name} layers, vocab 16384`, stand, sizes, 'f32', quick, ['forward'])) emit({ ...r, adapter });
       }
-      if (shape.config.vocabSize <= 1024) {
+      if (shape.family === 'gpt2' && shape.config.vocabSize <= 1024) {
         const T = quick ? 8 : 16;
         const peer = await referenceForward(shape.config, T);
         emit({ name: `${name} plain JS f64 reference forward 1×${T}`, kind: 'peer', shape: name, ...peer, gflops: gflops(shape.config, T, peer.ms, 2), adapter: 'CPU (JS)', peakGpuBytes: 0, dtype: 'f32' });
@@ -91,14 +92,14 @@ export async function modelBench(opts: { json: boolean; quick?: boolean; shape?:
   return rows;
 }
 
-const describe = (c: GPT2Config) => `(V=${c.vocabSize}, ctx=${c.nCtx}, L=${c.nLayer}, H=${c.nHead}, C=${c.nEmbd}, ${(paramCount(c) / 1e6).toFixed(1)} M parameters)`;
-const gflops = (c: GPT2Config, tokens: number, ms: number, perParam: number) => (perParam * paramCount(c) * tokens) / (ms * 1e6);
+const describe = (c: ModelConfig) => `(V=${c.vocabSize}, ctx=${c.nCtx}, L=${c.nLayer}, H=${c.nHead}${'nKvHead' in c ? `, KV heads=${c.nKvHead}` : ''}, C=${c.nEmbd}, ${(paramCountOf(c) / 1e6).toFixed(1)} M parameters)`;
+const gflops = (c: ModelConfig, tokens: number, ms: number, perParam: number) => (perParam * paramCountOf(c) * tokens) / (ms * 1e6);
 
 type Case = 'forward' | 'train' | 'generate';
 
 async function modelCases(gpu: Gpu, name: string, shape: ModelShape, s: Sizes, dtype: WeightDtype, quick: boolean, cases: Case[] = ['forward', 'train', 'generate']): Promise<Omit<ModelRow, 'adapter'>[]> {
   const config = shape.config;
-  const m = FAMILIES[shape.family](gpu, config, dtype);
+  const m = randomModel(gpu, shape, dtype);
   const r = new Rng(2);
   const ids = (n: number) => Uint32Array.from({ length: n }, () => r.int(config.vocabSize));
   const tokens = gpu.tensor(ids(s.B * s.T), [s.B, s.T]);

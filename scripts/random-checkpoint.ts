@@ -1,6 +1,6 @@
-// A random-initialised Hugging Face checkpoint, for trying real sizes without a download: GPT-2 at a
-// named shape (src/model/shapes.ts: model.safetensors + config.json), or a Llama-family folder at a
-// named shape or any other (sharded if asked; its tokenizer is a byte-level BPE):
+// A random-initialised Hugging Face checkpoint, for trying real sizes without a download: a named
+// shape (src/model/shapes.ts: GPT-2 as model.safetensors + config.json, Llama-family as a folder
+// with a byte-level BPE tokenizer.json), or a Llama-family folder of any other shape (sharded if asked):
 //   node --import tsx scripts/random-checkpoint.ts --shape gpt2-small --out runs/gpt2-small
 //   node --import tsx scripts/random-checkpoint.ts --shape smollm2-135m --out runs/smollm2
 //   node --import tsx scripts/random-checkpoint.ts --out runs/tiny --vocab 512 --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --shards 2
@@ -9,13 +9,11 @@ import { Command, Option } from 'commander';
 import { SMOLLM2_135M, writeRandomLlama } from '../src/model/hf-write.ts';
 import { LLAMA_TYPES, type LlamaConfig } from '../src/model/llama-config.ts';
 import { MODEL_SHAPES, writeRandomCheckpoint } from '../src/model/shapes.ts';
-
-const LLAMA_SHAPES: Record<string, LlamaConfig> = { 'smollm2-135m': SMOLLM2_135M };
 const int = (v: string) => Number.parseInt(v, 10);
 
 const o = new Command()
   .requiredOption('--out <dir>', 'folder to write')
-  .addOption(new Option('--shape <name>', 'a named shape (GPT-2 shapes take only --seed)').choices([...Object.keys(MODEL_SHAPES), ...Object.keys(LLAMA_SHAPES)]))
+  .addOption(new Option('--shape <name>', 'a named shape (alone, it takes only --seed; with size options, a Llama-family shape is the base they change)').choices(Object.keys(MODEL_SHAPES)))
   .addOption(new Option('--model-type <type>', 'config.json model_type').choices(LLAMA_TYPES))
   .option('--vocab <n>', 'vocab_size', int)
   .option('--hidden <n>', 'hidden_size', int)
@@ -33,12 +31,14 @@ const o = new Command()
 
 const t0 = performance.now();
 const took = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
-const gpt2 = o.shape ? MODEL_SHAPES[o.shape] : undefined;
-if (gpt2) {
-  await writeRandomCheckpoint(o.out, gpt2, o.seed);
-  console.log(`wrote a random gpt2 checkpoint (${o.shape}, seed ${o.seed}) to ${o.out} in ${took()}`);
+const named = o.shape ? MODEL_SHAPES[o.shape]! : undefined;
+const sized = ['modelType', 'vocab', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'ctx', 'ropeTheta', 'untied', 'shards'].some((k) => o[k] !== undefined && !(k === 'shards' && o[k] === 1));
+if (named && (named.family === 'gpt2' || !sized)) {
+  if (sized && named.family === 'gpt2') throw new Error(`--shape ${o.shape}: a GPT-2 shape takes only --seed`);
+  await writeRandomCheckpoint(o.out, named, o.seed);
+  console.log(`wrote a random ${named.family} checkpoint (${o.shape}, seed ${o.seed}) to ${o.out} in ${took()}`);
 } else {
-  const base = LLAMA_SHAPES[o.shape ?? 'smollm2-135m']!;
+  const base = named?.family === 'llama' ? named.config : SMOLLM2_135M;
   const heads = o.heads ?? base.nHead;
   const hidden = o.hidden ?? base.nEmbd;
   const config: LlamaConfig = {

@@ -13,12 +13,13 @@
 // - softmax: one invocation per (b, h), over its row of scores.
 // - attend: one invocation per (b, c) output, summing p·v over the row.
 
-// embed_step may get wte in chunks of rows [v0, v1), as embedding.wgsl's forward (unsplit: 0, V).
+// embed_step and gather_rows may get their table in chunks of rows [v0, v1), as embedding.wgsl's
+// forward (unsplit: 0, V).
 struct Params { B: u32, T: u32, C: u32, NH: u32, Tcap: u32, V: u32, scale: f32, v0: u32, v1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 // embed_step: ids (token per sequence), pos, wte, wpe, emb_out
-// gather_rows: ids (row indices), src, rows_out
+// gather_rows: ids (row indices), src (stored f32 or f16: a token embedding table), rows_out
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> pos: array<u32>;
 // #storage-type wte_t
@@ -26,7 +27,8 @@ struct Params { B: u32, T: u32, C: u32, NH: u32, Tcap: u32, V: u32, scale: f32, 
 @group(0) @binding(3) var<storage, read> wte: array<wte_t>;
 @group(0) @binding(4) var<storage, read> wpe: array<wpe_t>;
 @group(0) @binding(5) var<storage, read_write> emb_out: array<f32>;
-@group(0) @binding(2) var<storage, read> src: array<f32>;
+// #storage-type src_t
+@group(0) @binding(2) var<storage, read> src: array<src_t>;
 @group(0) @binding(3) var<storage, read_write> rows_out: array<f32>;
 // kv_fill: qkv (B, T, 3C), kv_out
 // scores: qkv (B, 3C), pos, kv_rw, scores_out (B, NH, Tcap)
@@ -69,7 +71,12 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let k = flat(wid, nwg, lid);
   if (k >= p.B * p.C) { return; }
   let row = ids[k / p.C];
-  rows_out[k] = select(bitcast<f32>(NAN_BITS), src[row * p.C + k % p.C], row < p.V);
+  if (row >= p.V) {
+    if (p.v0 == 0u) { rows_out[k] = bitcast<f32>(NAN_BITS); }
+    return;
+  }
+  if (row < p.v0 || row >= p.v1) { return; }
+  rows_out[k] = f32(src[(row - p.v0) * p.C + k % p.C]);
 }
 
 // After a prefill of T positions: kv_out[b, t, :] = qkv[b, t, C..3C].

@@ -5,7 +5,8 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { SafetensorsError, withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import type { F32, Weight } from '../gpu/tensor.ts';
-import { GPT2, uploadWeight, type ParamMap, type WeightDtype } from './gpt2.ts';
+import { GPT2, type ParamMap, type WeightDtype } from './gpt2.ts';
+import { uploadWeight } from './lm.ts';
 import type { Optimizer } from './optimize.ts';
 import { readVersion } from '../util/format.ts';
 

@@ -3,7 +3,6 @@
 // every parameter's gradient and pass.release() frees the activations.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
-import { f32ToF16 } from '../io/safetensors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import { add, gelu, geluBackward } from '../ops/elementwise.ts';
 import { attentionBackward, attentionForward } from '../ops/attention.ts';
@@ -16,7 +15,7 @@ import { loraBackward, loraForward } from '../ops/lora.ts';
 import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { KvCache } from './generate.ts';
 import { randomGpt2Weights } from './shapes.ts';
-import { checkParams, paramZeros, passDims, passLossAt, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLossAt, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap, storedAs, uploadWeight, vec } from './lm.ts';
 
 export type { ParamMap, Tokens, WeightDtype, WeightMap } from './lm.ts';
 export type { Adapters, AdapterGrads, PassOptions, Prefix, PrefixPoint } from './lm.ts';
@@ -61,7 +60,7 @@ export class GPT2 implements LanguageModel {
 
   /** How the matrices are stored. */
   get dtype(): WeightDtype {
-    return this.params.get('wte.weight')!.dtype === 'f16' ? 'f16' : 'f32';
+    return storedAs(this.params, 'wte.weight');
   }
 
   /** Zeroed tensors shaped like the parameters, e.g. gradients or optimizer moments. */
@@ -121,15 +120,9 @@ export class GPT2 implements LanguageModel {
   }
 }
 
-/** A weight on the GPU as the model stores it: matrices as `dtype` (rounded on the host), vectors f32. */
-export function uploadWeight(gpu: Gpu, name: string, data: Float32Array, shape: readonly number[], dtype: WeightDtype): Weight {
-  return dtype === 'f16' && shape.length >= 2 ? gpu.tensor(f32ToF16(data), shape, 'f16', name) : gpu.tensor(data, shape, 'f32', name);
-}
-
 /** A weight by name: an override where there is one, else the model's own. */
 type Weights = (name: string) => Weight;
 /** A vector weight (LayerNorm gain, bias): always f32 (the ops check). */
-const vec = (w: Weights, name: string) => w(name) as F32;
 
 /**
  * A parameter's place in the forward order: 2l for block l's ln_1 and attention, 2l + 1 for its

@@ -1,8 +1,10 @@
 // Hugging Face Llama-family folders: config.json, model.safetensors or the shards a
 // model.safetensors.index.json lists, and tokenizer.json. Everything is checked from the headers
 // before a byte of weights is read (shards present, every tensor there with the shape config.json
-// implies, each within one storage binding); tensors then load one by one (F32, F16 or BF16, as
-// f32) straight to the GPU, and a failure releases whatever was uploaded: nothing half-loaded.
+// implies), then the memory the model needs against the adapter's (model/memory.ts); tensors then
+// load one by one (F32, F16 or BF16 in the file; matrices stored f32 or f16 on the GPU, tensors over
+// one storage binding split by the ops) straight to the GPU, and a failure releases whatever was
+// uploaded: nothing half-loaded.
 import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape } from '../gpu/tensor.ts';
 import { exists, joinPath as join, readText } from '../io/files.ts';
@@ -10,7 +12,8 @@ import { closestNames, sameShape, withSafetensors } from '../io/safetensors.ts';
 import { UserError } from '../util/errors.ts';
 import { llamaFromHf, llamaParamSpecs, type LlamaConfig } from './llama-config.ts';
 import { Llama } from './llama.ts';
-import type { ParamMap } from './lm.ts';
+import { uploadWeight, type WeightDtype, type WeightMap } from './lm.ts';
+import { checkFits, type ModelUse } from './memory.ts';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 
@@ -47,7 +50,7 @@ export interface LlamaFolder {
 }
 
 /** Checks a folder's headers against its config.json; reads no weights. */
-export async function inspectLlamaFolder(dir: string, hf: Record<string, unknown>, maxBindingBytes: number): Promise<LlamaFolder> {
+export async function inspectLlamaFolder(dir: string, hf: Record<string, unknown>): Promise<LlamaFolder> {
   const config = llamaFromHf(hf, join(dir, 'config.json'));
   const { files, fileOf } = await checkpointFiles(dir);
   const shapes = new Map<string, { file: string; shape: readonly number[] }>();
@@ -75,26 +78,23 @@ export async function inspectLlamaFolder(dir: string, hf: Record<string, unknown
     if (!sameShape(found.shape, s.shape)) {
       throw new UserError(`${found.file}: tensor '${s.name}' is ${fmtShape(found.shape)}, but config.json implies ${fmtShape(s.shape)} (${describe(config)})`);
     }
-    const bytes = s.shape.reduce((a, b) => a * b, 1) * 4;
-    if (bytes > maxBindingBytes) {
-      throw new UserError(`${found.file}: tensor '${s.name}' ${fmtShape(s.shape)} needs ${bytes} bytes as f32, over the adapter's maxStorageBufferBindingSize of ${maxBindingBytes} bytes`);
-    }
     where.set(s.name, found.file);
   }
   return { config, where };
 }
 
-/** Loads a checked folder's weights onto the GPU; on any failure nothing stays allocated. */
-export async function loadLlamaFolder(gpu: Gpu, dir: string, hf: Record<string, unknown>): Promise<Llama> {
-  const { config, where } = await inspectLlamaFolder(dir, hf, gpu.limits.maxStorageBufferBindingSize);
-  const params: ParamMap = new Map();
+/** Loads a checked folder's weights onto the GPU, once they fit it for `use`; on any failure nothing stays allocated. */
+export async function loadLlamaFolder(gpu: Gpu, dir: string, hf: Record<string, unknown>, use: ModelUse, dtype: WeightDtype): Promise<Llama> {
+  const { config, where } = await inspectLlamaFolder(dir, hf);
+  checkFits(gpu, dir, config, use, dtype);
+  const params: WeightMap = new Map();
   const specs = llamaParamSpecs(config);
   try {
     for (const file of new Set(where.values())) {
       await withSafetensors(file, async (f) => {
         for (const s of specs) {
           if (where.get(s.name) !== file) continue;
-          params.set(s.name, gpu.tensor(await f.getFinite(s.name, s.shape), s.shape, 'f32', s.name));
+          params.set(s.name, uploadWeight(gpu, s.name, await f.getFinite(s.name, s.shape), s.shape, dtype));
         }
       });
     }

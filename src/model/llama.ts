@@ -12,7 +12,7 @@ import { add } from '../ops/elementwise.ts';
 import { tokenEmbedding, tokenEmbeddingBackward } from '../ops/embedding.ts';
 import { gqaPack, gqaUnpack, type Heads } from '../ops/gqa.ts';
 import { linear, linearBackward } from '../ops/linear.ts';
-import { matmul } from '../ops/matmul.ts';
+import { lmHead, lmHeadBackward } from '../ops/lmhead.ts';
 import { rmsnormBackward, rmsnormForward, type RmsNormOut } from '../ops/rmsnorm.ts';
 import { ropeBackward, ropeForward, type RopeTables } from '../ops/rope.ts';
 import { gatherRows as gatherAt, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
@@ -20,19 +20,16 @@ import { swiglu, swigluBackward } from '../ops/swiglu.ts';
 import { Rng } from '../util/random.ts';
 import { padded, readAndRelease } from './generate.ts';
 import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from './llama-config.ts';
-import { checkParams, paramZeros, passDims, passLossAt, readParams, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLossAt, readParams, storedAs, uploadWeight, vec, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
 
-type Weights = (name: string) => F32;
-/** Llama's weights are f32 (loading refuses --dtype f16), and so are edited copies. */
-const f32Weights = (model: Llama, overrides?: ReadonlyMap<string, Weight>): Weights => weightsOf(model, overrides) as Weights;
+/** A weight by name: an override where there is one, else the model's own (matrices f32 or f16). */
+type Weights = (name: string) => Weight;
 type U32 = Tensor<'u32'>;
 
 export class Llama implements LanguageModel {
   readonly gpu: Gpu;
   readonly config: LlamaConfig;
-  readonly params: ParamMap;
-  /** Matrices stay f32: loading refuses --dtype f16 for this family. */
-  readonly dtype = 'f32';
+  readonly params: WeightMap;
   /** cos/sin of every position's rotary angles (nCtx × HD/2), built once in f64. */
   readonly rope: RopeTables;
 
@@ -40,7 +37,7 @@ export class Llama implements LanguageModel {
     return this.config.modelType;
   }
 
-  constructor(gpu: Gpu, config: LlamaConfig, params: ParamMap) {
+  constructor(gpu: Gpu, config: LlamaConfig, params: WeightMap) {
     this.gpu = gpu;
     this.config = validateLlama(config);
     checkParams('Llama', llamaParamSpecs(config), params);
@@ -48,23 +45,39 @@ export class Llama implements LanguageModel {
     this.rope = ropeTables(gpu, config);
   }
 
-  /** A fresh model: N(0, 0.02) weights, residual projections scaled by 1/√(2L), norms at 1. */
-  static init(gpu: Gpu, config: LlamaConfig, seed: number): Llama {
+  /** A fresh model: N(0, 0.02) weights, residual projections scaled by 1/√(2L), norms at 1; matrices stored as `dtype`. */
+  static init(gpu: Gpu, config: LlamaConfig, seed: number, dtype: WeightDtype = 'f32'): Llama {
     validateLlama(config);
     const rng = new Rng(seed);
     const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
-    const params: ParamMap = new Map();
-    try {
-      for (const s of llamaParamSpecs(config)) {
+    const arrays = new Map(
+      llamaParamSpecs(config).map((s) => {
         const n = s.shape.reduce((a, b) => a * b, 1);
-        const data = s.init === 'ones' ? new Float32Array(n).fill(1) : s.init === 'zeros' ? new Float32Array(n) : rng.normalArray(n, s.init === 'residual' ? residualStd : 0.02);
-        params.set(s.name, gpu.tensor(data, s.shape, 'f32', s.name));
+        return [s.name, s.init === 'ones' ? new Float32Array(n).fill(1) : s.init === 'zeros' ? new Float32Array(n) : rng.normalArray(n, s.init === 'residual' ? residualStd : 0.02)];
+      }),
+    );
+    return Llama.fromArrays(gpu, config, arrays, dtype);
+  }
+
+  /** A model over host arrays by parameter name, uploaded with its matrices stored as `dtype` (rounded on the host). */
+  static fromArrays(gpu: Gpu, config: LlamaConfig, arrays: ReadonlyMap<string, Float32Array>, dtype: WeightDtype = 'f32'): Llama {
+    const params: WeightMap = new Map();
+    try {
+      for (const s of llamaParamSpecs(validateLlama(config))) {
+        const a = arrays.get(s.name);
+        if (!a) throw new RangeError(`Llama.fromArrays: no array for '${s.name}'`);
+        params.set(s.name, uploadWeight(gpu, s.name, a, s.shape, dtype));
       }
       return new Llama(gpu, config, params);
     } catch (e) {
       for (const t of params.values()) t.release();
       throw e;
     }
+  }
+
+  /** How the matrices are stored. */
+  get dtype(): WeightDtype {
+    return storedAs(this.params, 'model.embed_tokens.weight');
   }
 
   /** `opts.rows` is honoured (the head and loss at those rows); a shared prefix and LoRA adapters are GPT-2's alone. */
@@ -141,8 +154,9 @@ const blockTensors = (a: BlockActs): F32[] => [a.ln1.out, a.ln1.rstd, a.qkv, ...
  */
 function block(gpu: Gpu, c: LlamaConfig, rope: RopeTables, w: Weights, l: number, x: F32, pos: U32, attend: (qkv: F32) => { out: F32; att: F32 | null }): BlockActs {
   const p = (s: string) => w(`model.layers.${l}.${s}`);
-  const bias = (s: string) => (c.qkvBias ? p(`self_attn.${s}.bias`) : undefined);
-  const ln1 = rmsnormForward(gpu, x, p('input_layernorm.weight'), c.rmsEps);
+  const pv = (s: string) => vec(w, `model.layers.${l}.${s}`);
+  const bias = (s: string) => (c.qkvBias ? pv(`self_attn.${s}.bias`) : undefined);
+  const ln1 = rmsnormForward(gpu, x, pv('input_layernorm.weight'), c.rmsEps);
   const q = linear(gpu, ln1.out, p('self_attn.q_proj.weight'), bias('q_proj'));
   const k = linear(gpu, ln1.out, p('self_attn.k_proj.weight'), bias('k_proj'));
   const v = linear(gpu, ln1.out, p('self_attn.v_proj.weight'), bias('v_proj'));
@@ -154,7 +168,7 @@ function block(gpu: Gpu, c: LlamaConfig, rope: RopeTables, w: Weights, l: number
   const o = linear(gpu, attOut.reshape([x.shape[0]!, c.nHead * c.headDim]), p('self_attn.o_proj.weight'));
   const x2 = add(gpu, x, o);
   o.release();
-  const ln2 = rmsnormForward(gpu, x2, p('post_attention_layernorm.weight'), c.rmsEps);
+  const ln2 = rmsnormForward(gpu, x2, pv('post_attention_layernorm.weight'), c.rmsEps);
   const gate = linear(gpu, ln2.out, p('mlp.gate_proj.weight'));
   const up = linear(gpu, ln2.out, p('mlp.up_proj.weight'));
   const act = swiglu(gpu, gate, up);
@@ -164,10 +178,10 @@ function block(gpu: Gpu, c: LlamaConfig, rope: RopeTables, w: Weights, l: number
   return { x, ln1, qkv, att, attOut, x2, ln2, gate, up, act, x3 };
 }
 
-/** Logits (N,V) of rows x (N,C), with the final norm's output kept for backward. */
+/** Logits (N,V) of rows x (N,C), with the final norm's output kept for backward; the head in vocabulary chunks where it exceeds a binding. */
 function head(gpu: Gpu, c: LlamaConfig, w: Weights, x: F32): { norm: RmsNormOut; logits: F32 } {
-  const norm = rmsnormForward(gpu, x, w('model.norm.weight'), c.rmsEps);
-  return { norm, logits: matmul(gpu, norm.out, w(lmHeadName(c)), { transB: true }) };
+  const norm = rmsnormForward(gpu, x, vec(w, 'model.norm.weight'), c.rmsEps);
+  return { norm, logits: lmHead(gpu, norm.out, w(lmHeadName(c))) };
 }
 
 /** Positions 0..T-1 of each of B sequences, flattened. */
@@ -202,7 +216,7 @@ export class LlamaPass implements ModelPass {
     this.#model = model;
     this.#tokens = tokens;
     this.#targets = targets;
-    this.#w = f32Weights(model, overrides);
+    this.#w = weightsOf(model, overrides);
     const w = this.#w;
     const N = B * T;
     const QC = c.nHead * c.headDim;
@@ -253,10 +267,10 @@ export class LlamaPass implements ModelPass {
     const n = this.#rows ? this.#rows.idx.size : N;
     const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#ceTargets!, this.#ce.lse, dlosses ?? this.#ce.dlosses)).reshape([n, c.vocabSize]);
     const lm = lmHeadName(c);
-    const dnorm = t(linearBackward(gpu, this.#final.norm.out, w(lm), dlogits, { dw: g(lm) }));
+    const dnorm = t(lmHeadBackward(gpu, this.#final.norm.out, w(lm), dlogits, grads.get(lm)));
     const dx = t(gpu.zeros([N, c.nEmbd]));
     const dxTop = this.#rows ? t(gpu.zeros([n, c.nEmbd])) : dx;
-    rmsnormBackward(gpu, dnorm, this.#final.x, w('model.norm.weight'), this.#final.norm.rstd, { dinp: dxTop, dweight: g('model.norm.weight') });
+    rmsnormBackward(gpu, dnorm, this.#final.x, vec(w, 'model.norm.weight'), this.#final.norm.rstd, { dinp: dxTop, dweight: g('model.norm.weight') });
     if (this.#rows) scatterRowsAdd(gpu, dxTop, this.#rows, dx);
     for (let l = c.nLayer - 1; l >= 0; l--) {
       const a = this.#layers[l]!;
@@ -270,7 +284,7 @@ export class LlamaPass implements ModelPass {
       t(dup);
       const dln2 = t(lin(a.ln2.out, 'mlp.gate_proj', dgate));
       lin(a.ln2.out, 'mlp.up_proj', dup, { dx: dln2 });
-      rmsnormBackward(gpu, dln2, a.x2, w(name('post_attention_layernorm.weight')), a.ln2.rstd, { dinp: dx, dweight: g(name('post_attention_layernorm.weight')) });
+      rmsnormBackward(gpu, dln2, a.x2, vec(w, name('post_attention_layernorm.weight')), a.ln2.rstd, { dinp: dx, dweight: g(name('post_attention_layernorm.weight')) });
       // x2 = x + o(attention(pack(rope(q), rope(k), v))).
       const datt = t(lin(a.attOut.reshape([N, QC]), 'self_attn.o_proj', dx));
       const dqkv = t(attentionBackward(gpu, datt.reshape([B, T, QC]), a.qkv.reshape([B, T, 3 * QC]), a.att!, c.nHead)).reshape([N, 3 * QC]);
@@ -282,7 +296,7 @@ export class LlamaPass implements ModelPass {
       const dln1 = t(lin(a.ln1.out, 'self_attn.q_proj', dq, { bias }));
       lin(a.ln1.out, 'self_attn.k_proj', dk, { bias, dx: dln1 });
       lin(a.ln1.out, 'self_attn.v_proj', dv, { bias, dx: dln1 });
-      rmsnormBackward(gpu, dln1, a.x, w(name('input_layernorm.weight')), a.ln1.rstd, { dinp: dx, dweight: g(name('input_layernorm.weight')) });
+      rmsnormBackward(gpu, dln1, a.x, vec(w, name('input_layernorm.weight')), a.ln1.rstd, { dinp: dx, dweight: g(name('input_layernorm.weight')) });
     }
     tokenEmbeddingBackward(gpu, dx, this.#tokens, g('model.embed_tokens.weight'));
     for (const x of tmp) x.release();
@@ -306,7 +320,7 @@ class LlamaKvCache implements Decoder {
     const { gpu, config: c } = model;
     const Tcap = Math.max(...prompts.map((p) => p.length)) + maxNew;
     this.#model = model;
-    this.#w = f32Weights(model, overrides);
+    this.#w = weightsOf(model, overrides);
     this.#prompts = prompts;
     this.#next = prompts.map((p) => p.length);
     try {

@@ -4,7 +4,7 @@
 // (the gradient convention, docs/ARCHITECTURE.md). Generation goes through a Decoder the model makes.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
-import { f16ToF32 } from '../io/safetensors.ts';
+import { f16ToF32, f32ToF16 } from '../io/safetensors.ts';
 import { crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
 import type { LoraFactors } from '../ops/lora.ts';
 import { gatherRows, type RowIndex } from '../ops/rows.ts';
@@ -112,6 +112,17 @@ export interface LanguageModel {
   toArrays(): Promise<Map<string, Float32Array>>;
   release(): void;
 }
+
+/** A weight on the GPU as the model stores it: matrices as `dtype` (rounded on the host), vectors f32. */
+export function uploadWeight(gpu: Gpu, name: string, data: Float32Array, shape: readonly number[], dtype: WeightDtype): Weight {
+  return dtype === 'f16' && shape.length >= 2 ? gpu.tensor(f32ToF16(data), shape, 'f16', name) : gpu.tensor(data, shape, 'f32', name);
+}
+
+/** A norm's or a bias's weight by name: vectors are f32 however the matrices are stored, and so are edited copies. */
+export const vec = (w: (name: string) => Weight, name: string) => w(name) as F32;
+
+/** How a model stores its matrices, read off one of them. */
+export const storedAs = (params: WeightMap, matrix: string): WeightDtype => (params.get(matrix)!.dtype === 'f16' ? 'f16' : 'f32');
 
 /** The weight a pass uses: an override where there is one, else the model's own. */
 export const weightsOf =

@@ -1,7 +1,7 @@
 // Loading any model we know, with its tokenizer: our checkpoints (safetensors whose metadata format
 // is 'seal-webgpu/gpt2'), Hugging Face GPT-2 model.safetensors files, and Hugging Face folders whose
 // config.json names a Llama-family model_type (hf-llama.ts; the tokenizer from its tokenizer.json).
-// A directory means the model.safetensors inside it. A GPT-2 model must fit the adapter's memory
+// A directory means the model.safetensors inside it. A model must fit the adapter's memory
 // (model/memory.ts): that is checked before anything is put on the GPU, with a message naming
 // needed and available bytes.
 import type { Gpu } from '../gpu/gpu.ts';
@@ -52,8 +52,7 @@ export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions =
     // The tokenizer first: a bad tokenizer.json fails before any weight is read.
     const tok = opts.tokenizer ? tokenizerFromName(opts.tokenizer) : await loadHfTokenizer(path);
     if (typeof hf.vocab_size === 'number' && tok.vocabSize > hf.vocab_size) throw tooManyIds(tok, hf.vocab_size, path);
-    if ((opts.dtype ?? gpu.weightDtype) === 'f16') throw new UserError(`${path}: ${String(hf.model_type)} models run with f32 weights only; drop --dtype f16 (or SEAL_DTYPE)`);
-    const model = await loadLlamaFolder(gpu, path, hf);
+    const model = await loadLlamaFolder(gpu, path, hf, opts.use ?? INFERENCE, opts.dtype ?? gpu.weightDtype);
     return { model, tokenizer: fitting(model, tok, path), format: 'huggingface' };
   }
   const file = await modelFile(path);

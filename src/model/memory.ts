@@ -6,6 +6,25 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { fmtShape, numel } from '../gpu/tensor.ts';
 import { UserError } from '../util/errors.ts';
 import { paramSpecs, type GPT2Config } from './config.ts';
+import { llamaParamSpecs, type LlamaConfig } from './llama-config.ts';
+
+/** Either family's config (a Llama-family one names its model_type). */
+export type ModelConfig = GPT2Config | LlamaConfig;
+
+/** What the estimate needs of a family: its parameters' shapes and f32 activations per position and layer over T positions. */
+function sizes(config: ModelConfig): { specs: { name: string; shape: readonly number[] }[]; perLayer: (T: number) => number } {
+  if ('modelType' in config) {
+    const { nEmbd: C, nHead: NH, nKvHead: KVH, headDim: HD, intermediate: I } = config;
+    // Kept: ln1 (+rstd), packed qkv (3·NH·HD), probabilities (NH·T), attention out, x2, ln2 (+rstd),
+    // gate, up, act, x3; transient: q, k, v before packing.
+    return { specs: llamaParamSpecs(config), perLayer: (T) => 4 * C + 2 + 4 * NH * HD + NH * T + 3 * I + NH * HD + 2 * KVH * HD };
+  }
+  const { nEmbd: C, nHead: NH } = config;
+  return { specs: paramSpecs(config), perLayer: (T) => 17 * C + NH * T + 4 };
+}
+
+/** Parameters of either family's config. */
+export const paramCountOf = (config: ModelConfig) => sizes(config).specs.reduce((s, p) => s + numel(p.shape), 0);
 
 /** What a command does with the model, for the estimate. */
 export interface ModelUse {
@@ -34,18 +53,18 @@ export interface MemoryEstimate {
 
 /**
  * Bytes of weights (matrices as `dtype`, vectors f32), gradients, optimizer moments (and f32 masters
- * of f16 weights) and one batch's activations (f32). Activations
- * per position and layer: the residual stream, two LayerNorms, qkv, attention out and its T
- * probabilities per head, the projections, the MLP's 4C twice; then the logits and their gradient.
+ * of f16 weights) and one batch's activations (f32). Activations per position and layer (sizes()):
+ * the residual stream, the norms, qkv, attention out and its T probabilities per head, the
+ * projections, the MLP's hidden activations; then the logits and their gradient.
  */
-export function estimateMemory(config: GPT2Config, use: ModelUse, dtype: 'f32' | 'f16' = 'f32'): MemoryEstimate {
-  const specs = paramSpecs(config);
+export function estimateMemory(config: ModelConfig, use: ModelUse, dtype: 'f32' | 'f16' = 'f32'): MemoryEstimate {
+  const { specs, perLayer: layer } = sizes(config);
   const params = specs.reduce((s, p) => s + numel(p.shape), 0);
   const matrices = specs.reduce((s, p) => s + (p.shape.length === 2 ? numel(p.shape) : 0), 0);
-  const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = config;
+  const { nLayer: L, nEmbd: C, vocabSize: V } = config;
   const T = Math.min(use.seq, config.nCtx);
   const positions = use.batch * T;
-  const perLayer = 17 * C + NH * T + 4;
+  const perLayer = layer(T);
   const weights = 4 * params - (dtype === 'f16' ? 2 * matrices : 0);
   const grads = use.train === 'none' ? 0 : 4 * params;
   const optimizer = use.train === 'adam' ? 8 * params : 0;
@@ -60,9 +79,9 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
  * Refuses, naming needed against available, a model that cannot fit: a tensor over maxBufferSize,
  * or an estimate over the memory there is. Call it before allocating the model.
  */
-export function checkFits(gpu: Pick<Gpu, 'limits' | 'summary' | 'availableMemory'>, what: string, config: GPT2Config, use: ModelUse, dtype: 'f32' | 'f16' = 'f32'): MemoryEstimate {
+export function checkFits(gpu: Pick<Gpu, 'limits' | 'summary' | 'availableMemory'>, what: string, config: ModelConfig, use: ModelUse, dtype: 'f32' | 'f16' = 'f32'): MemoryEstimate {
   const maxBuffer = gpu.limits.maxBufferSize;
-  for (const p of paramSpecs(config)) {
+  for (const p of sizes(config).specs) {
     const bytes = 4 * numel(p.shape);
     if (bytes > maxBuffer) throw new UserError(`${what}: tensor '${p.name}' ${fmtShape(p.shape)} needs ${bytes} bytes as f32, over this adapter's maxBufferSize of ${maxBuffer} bytes`);
   }

@@ -8,17 +8,16 @@ import { writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import { GPT2_SMALL, paramSpecs, type GPT2Config } from './config.ts';
+import { SMOLLM2_135M, writeRandomLlama } from './hf-write.ts';
+import type { LlamaConfig } from './llama-config.ts';
 
-export interface ModelShape {
-  family: 'gpt2';
-  config: GPT2Config;
-  /** Tokens per sequence the bench runs (the context is the config's). */
-  seq: number;
-}
+/** A family and its config; `seq`: tokens per sequence the bench runs (the context is the config's). */
+export type ModelShape = { family: 'gpt2'; config: GPT2Config; seq: number } | { family: 'llama'; config: LlamaConfig; seq: number };
 
 export const MODEL_SHAPES: Record<string, ModelShape> = {
   'gpt2-small': { family: 'gpt2', config: GPT2_SMALL, seq: 64 },
   'gpt2-tiny': { family: 'gpt2', config: { vocabSize: 257, nCtx: 128, nLayer: 2, nHead: 4, nEmbd: 128 }, seq: 64 },
+  'smollm2-135m': { family: 'llama', config: SMOLLM2_135M, seq: 64 },
 };
 
 export function modelShape(name: string): ModelShape {
@@ -40,8 +39,12 @@ export function randomGpt2Weights(config: GPT2Config, seed: number): Map<string,
   );
 }
 
-/** Writes `dir/model.safetensors` (HF GPT-2 names, `transformer.` prefix, F32) and `dir/config.json`. */
+/**
+ * Writes a random Hugging Face checkpoint of the shape into `dir`: GPT-2 as `model.safetensors` (HF
+ * names, `transformer.` prefix, F32) and `config.json`; a Llama-family folder as hf-write.ts does.
+ */
 export async function writeRandomCheckpoint(dir: string, shape: ModelShape, seed = 1): Promise<void> {
+  if (shape.family === 'llama') return writeRandomLlama(dir, shape.config, { seed });
   const c = shape.config;
   await makeDirectory(dir);
   const weights = randomGpt2Weights(c, seed);

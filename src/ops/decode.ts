@@ -36,15 +36,21 @@ export function embedStep(gpu: Gpu, tokens: U32, pos: U32, wte: Weight, wpe: Wei
   return out;
 }
 
-/** out[i] = src[rows[i]] for src (N,C): e.g. each sequence's last position after a prefill; NaN rows where rows[i] ≥ N. */
-export function gatherRows(gpu: Gpu, src: F32, rows: U32): F32 {
+/**
+ * out[i] = src[rows[i]] for src (N,C), stored f32 or f16 and bound in row chunks when over the
+ * binding limit (a token embedding table): e.g. each sequence's last position after a prefill, or
+ * a rotary model's token embedding. NaN rows where rows[i] ≥ N.
+ */
+export function gatherRows(gpu: Gpu, src: Weight, rows: U32): F32 {
   const op = 'gatherRows';
-  expect(op, 'src', src, [-1, -1]);
+  expect(op, 'src', src, [-1, -1], src.dtype);
   expect(op, 'rows', rows, [-1], 'u32');
   const [V, C] = src.shape as [number, number];
   const B = rows.size;
   const out = gpu.empty([B, C]);
-  gpu.dispatch(GATHER_ROWS, { params: { ...NONE, B, C, V }, tensors: [rows, src, out], workgroups: gpu.grid(B * C, WG) });
+  for (const [v0, v1] of vocabChunks(gpu, src)) {
+    gpu.dispatch({ ...GATHER_ROWS, types: { src_t: src.dtype } }, { params: { ...NONE, B, C, V, v0, v1 }, tensors: [rows, rowsOf(src, [v0, v1]), out], workgroups: gpu.grid(B * C, WG) });
+  }
   return out;
 }
 

@@ -77,7 +77,7 @@ function wteBackward(gpu: Gpu, dout: F32, tokens: Tokens, dwte: F32, params: { N
 }
 
 /** Rows (B·T, C): out[b·T+t] = wte[tokens[b,t]], a token embedding with no position table (rotary models). */
-export function tokenEmbedding(gpu: Gpu, tokens: Tokens, wte: F32): F32 {
+export function tokenEmbedding(gpu: Gpu, tokens: Tokens, wte: Weight): F32 {
   if (tokens.shape.length !== 2) throw new ShapeError(`tokenEmbedding: tokens must have shape [B×T], got ${tokens}`);
   return gatherRows(gpu, wte, tokens.reshape([tokens.size]));
 }

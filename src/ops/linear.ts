@@ -2,24 +2,24 @@
 // (GPT-2's Conv1D is (in, out): matmul/matmulBackward serve it directly). Backward (the gradient
 // convention): dW and dbias are added into; dx is added into the buffer given, else fresh.
 import type { Gpu } from '../gpu/gpu.ts';
-import type { F32 as Tensor } from '../gpu/tensor.ts';
+import type { F32 as Tensor, Weight } from '../gpu/tensor.ts';
 import { ShapeError, expect } from './check.ts';
 import { matmul } from './matmul.ts';
 
-function dims(op: string, x: Tensor, w: Tensor) {
+function dims(op: string, x: Tensor, w: Weight) {
   if (x.shape.length !== 2 || w.shape.length !== 2) throw new ShapeError(`${op}: x must be [N × in] and w [out × in], got ${x} and ${w}`);
   const [out, inp] = w.shape as [number, number];
   expect(op, 'x', x, [-1, inp]);
   return { N: x.shape[0]!, out, inp };
 }
 
-/** y (N, out) = x (N, in) · Wᵀ (+ bias). */
-export function linear(gpu: Gpu, x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+/** y (N, out) = x (N, in) · Wᵀ (+ bias); W stored f32 or f16. */
+export function linear(gpu: Gpu, x: Tensor, w: Weight, bias?: Tensor): Tensor {
   dims('linear', x, w);
   return matmul(gpu, x, w, { transB: true, bias });
 }
 
-export function linearBackward(gpu: Gpu, x: Tensor, w: Tensor, dy: Tensor, grads: { dw: Tensor; dbias?: Tensor; dx?: Tensor }): Tensor {
+export function linearBackward(gpu: Gpu, x: Tensor, w: Weight, dy: Tensor, grads: { dw: Tensor; dbias?: Tensor; dx?: Tensor }): Tensor {
   const op = 'linearBackward';
   const { N, out } = dims(op, x, w);
   expect(op, 'dy', dy, [N, out]);

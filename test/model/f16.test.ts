@@ -11,6 +11,9 @@ import { f16ToF32, f32ToF16 } from '../../src/io/safetensors.ts';
 import { paramSpecs, type GPT2Config } from '../../src/model/config.ts';
 import { generateTokens } from '../../src/model/generate.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
+import { Llama } from '../../src/model/llama.ts';
+import type { LlamaConfig } from '../../src/model/llama-config.ts';
+import type { LanguageModel } from '../../src/model/lm.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { Optimizer, DEFAULT_OPTIMIZE } from '../../src/model/optimize.ts';
 import { convert } from '../../src/ops/convert.ts';
@@ -69,32 +72,60 @@ async function models(seed: number) {
   return { g, half, rounded, full };
 }
 
-test('GPT-2 stored f16: matrices take half the bytes; logits, loss, gradients and greedy tokens equal the f32 model of the rounded weights; logits within 2e-3 of the f32 model', async () => {
-  const { g, half, rounded, full } = await models(3);
-  const bytes = (m: GPT2) => [...m.params.values()].reduce((s, t) => s + t.bytes, 0);
-  const matrices = paramSpecs(config).filter((s) => s.shape.length === 2).reduce((s, p) => s + p.shape[0]! * p.shape[1]!, 0);
-  assert.is(bytes(full) - bytes(half), 2 * matrices);
-  assert.is(half.dtype, 'f16');
-  assert.is(half.params.get('ln_f.bias')!.dtype, 'f32', 'vectors stay f32');
+/** Logits, loss, the named gradients and greedy tokens on fixed random tokens: what f16 storage must leave unchanged. */
+async function outputs(m: LanguageModel, grads: readonly string[]) {
+  const g = m.gpu;
   const r = rng(4);
-  const toks = g.tensor(Uint32Array.from({ length: 2 * 11 }, () => r.int(config.vocabSize)), [2, 11]);
-  const tgts = g.tensor(Uint32Array.from({ length: 2 * 11 }, () => r.int(config.vocabSize)), [2, 11]);
-  const run = async (m: GPT2) => {
-    const pass = m.forward(toks, tgts);
-    const grads = m.zerosLike();
-    pass.backward(grads);
-    const out = (await g.readMany([pass.logits, pass.loss!, grads.get('wte.weight')!, grads.get('h.1.mlp.c_fc.weight')!])) as Float32Array[];
-    const gen = (await generateTokens(m, [[1, 2, 3], [5]], { maxNew: 6 })).map((x) => x.tokens);
-    pass.release();
-    for (const t of grads.values()) t.release();
-    return { out, gen };
-  };
-  const [h, rd, f] = [await run(half), await run(rounded), await run(full)];
+  const V = m.config.vocabSize;
+  const toks = g.tensor(Uint32Array.from({ length: 2 * 11 }, () => r.int(V)), [2, 11]);
+  const tgts = g.tensor(Uint32Array.from({ length: 2 * 11 }, () => r.int(V)), [2, 11]);
+  const pass = m.forward(toks, tgts);
+  const gs = m.zerosLike();
+  pass.backward(gs);
+  const out = (await g.readMany([pass.logits, pass.loss!, ...grads.map((n) => gs.get(n)!)])) as Float32Array[];
+  const gen = (await generateTokens(m, [[1, 2, 3], [5]], { maxNew: 6 })).map((x) => x.tokens);
+  pass.release();
+  for (const t of [toks, tgts, ...gs.values()]) t.release();
+  return { out, gen };
+}
+
+/** The f16 model against the f32 model of its rounded weights (the same bits) and the unrounded one (logits within 2e-3). */
+async function matchesRounded(half: LanguageModel, rounded: LanguageModel, full: LanguageModel, grads: readonly string[]) {
+  const [h, rd, f] = [await outputs(half, grads), await outputs(rounded, grads), await outputs(full, grads)];
   h.out.forEach((x, i) => sameBits(x, rd.out[i]!, `output ${i}`));
   assert.equal(h.gen, rd.gen);
   // Rounding every weight by ≤ 2⁻¹¹ relative moves these logits (|logit| < 1) by less than 2e-3.
   close(h.out[0]!, f.out[0]!, 0, 2e-3, 'logits against f32');
+}
+
+const bytes = (m: LanguageModel) => [...m.params.values()].reduce((s, t) => s + t.bytes, 0);
+
+test('GPT-2 stored f16: matrices take half the bytes; logits, loss, gradients and greedy tokens equal the f32 model of the rounded weights; logits within 2e-3 of the f32 model', async () => {
+  const { half, rounded, full } = await models(3);
+  const matrices = paramSpecs(config).filter((s) => s.shape.length === 2).reduce((s, p) => s + p.shape[0]! * p.shape[1]!, 0);
+  assert.is(bytes(full) - bytes(half), 2 * matrices);
+  assert.is(half.dtype, 'f16');
+  assert.is(half.params.get('ln_f.bias')!.dtype, 'f32', 'vectors stay f32');
+  await matchesRounded(half, rounded, full, ['wte.weight', 'h.1.mlp.c_fc.weight']);
   for (const m of [half, rounded, full]) m.release();
+});
+
+test('Llama stored f16 (GQA, untied head, q/k/v biases): the same bits as the f32 model of the rounded weights; logits within 2e-3 of the f32 model', async () => {
+  const g = await gpu();
+  const live = g.liveTensors;
+  const c: LlamaConfig = { modelType: 'qwen2', vocabSize: 97, nCtx: 16, nLayer: 2, nEmbd: 24, nHead: 4, nKvHead: 2, headDim: 6, intermediate: 36, ropeTheta: 10000, ropeScaling: null, rmsEps: 1e-5, tied: false, qkvBias: true };
+  const init = Llama.init(g, c, 3);
+  const arrays = await init.toArrays();
+  init.release();
+  const half = Llama.fromArrays(g, c, arrays, 'f16');
+  const rounded = Llama.fromArrays(g, c, await half.toArrays(), 'f32');
+  const full = Llama.fromArrays(g, c, arrays, 'f32');
+  assert.is(half.dtype, 'f16');
+  assert.is(half.params.get('model.layers.0.self_attn.q_proj.bias')!.dtype, 'f32', 'vectors stay f32');
+  assert.ok(bytes(half) < 0.6 * bytes(full));
+  await matchesRounded(half, rounded, full, ['model.embed_tokens.weight', 'lm_head.weight', 'model.layers.1.mlp.gate_proj.weight', 'model.layers.0.self_attn.k_proj.bias']);
+  for (const m of [half, rounded, full]) m.release();
+  assert.is(g.liveTensors, live);
 });
 
 test('GPT-2 stored f16 with a shared prefix, rows and a partial gradient map: the same bits as the f32 model of the rounded weights', async () => {

@@ -16,6 +16,7 @@ import { loadModel } from '../../src/model/load.ts';
 import type { LanguageModel } from '../../src/model/lm.ts';
 import { resolveMask } from '../../src/model/mask.ts';
 import * as ref from '../../src/reference/llama.ts';
+import { dawnGpu, optionsFromEnv } from '../../src/io/dawn.ts';
 import { close, gpu, releaseGpu } from '../helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hf-llama-test-'));
@@ -49,12 +50,12 @@ async function folder(c: LlamaConfig = config, shards = 1): Promise<string> {
 }
 
 /** The loaded model's logits on tokens against the reference's on the given weights. */
-async function matchesReference(model: LanguageModel, c: LlamaConfig, weights: ref.Params, tokens: number[]): Promise<void> {
+async function matchesReference(model: LanguageModel, c: LlamaConfig, weights: ref.Params, tokens: number[], rel = 1e-4): Promise<void> {
   const g = model.gpu;
   const tt = g.tensor(Uint32Array.from(tokens), [1, tokens.length]);
   const pass = model.forward(tt);
   const want = ref.forward(c, weights, tokens, 1, tokens.length);
-  close(await g.read(pass.logits), want.logits, 1e-4, 1e-4 * Math.max(...want.logits.map(Math.abs)), 'logits');
+  close(await g.read(pass.logits), want.logits, rel, rel * Math.max(...want.logits.map(Math.abs)), 'logits');
   pass.release();
   tt.release();
 }
@@ -91,9 +92,15 @@ test('a sharded folder loads: weights as in the files, logits as the reference c
   assert.is(g.liveTensors, 0);
 });
 
-test('named errors, nothing left on the GPU: f16 weights asked for, missing shard, shape against config.json, unknown model_type, tokenizer vocabulary, a corrupt late tensor', async () => {
+test('named errors, nothing left on the GPU: a model too large for the adapter, missing shard, shape against config.json, unknown model_type, tokenizer vocabulary, a corrupt late tensor', async () => {
   const g = await gpu();
-  await rejects(loadModel(g, await folder(), { dtype: 'f16' }), /llama models run with f32 weights only; drop --dtype f16/);
+  const cramped = await dawnGpu({ ...optionsFromEnv(), memory: 10_000 });
+  try {
+    await rejects(loadModel(cramped, await folder()), /m\d+: the model needs about \d+ MiB of GPU memory \(weights \d+ MiB, activations \d+ MiB\) but 0 MiB are available/);
+    assert.is(cramped.liveTensors, 0);
+  } finally {
+    cramped.destroy();
+  }
   const sharded = await folder(config, 2);
   unlinkSync(join(sharded, 'model-00002-of-00002.safetensors'));
   await rejects(loadModel(g, sharded), /missing shard .*model-00002-of-00002\.safetensors \(listed in the index/);
@@ -136,6 +143,11 @@ test('qwen2 folder with biases and a tied head loads and matches the reference',
   const weights = new Map([...(await model.toArrays())].map(([k, v]) => [k, Float64Array.from(v)]));
   await matchesReference(model, c, weights, [5, 77, 299, 0, 12]);
   model.release();
+  // Stored f16: the file's weights rounded, so the logits move by the rounding (≤ 2⁻¹¹ relative per weight).
+  const { model: half } = await loadModel(g, dir, { dtype: 'f16' });
+  assert.is(half.dtype, 'f16');
+  await matchesReference(half, c, weights, [5, 77, 299, 0, 12], 2e-2);
+  half.release();
 });
 
 /** Rewrites a safetensors file's F32 tensors as BF16 (their top halves), as bf16 checkpoints are saved. */

@@ -13,7 +13,8 @@ import { GPT2_SMALL, paramSpecs, type GPT2Config } from '../../src/model/config.
 import { GPT2 } from '../../src/model/gpt2.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { dawnGpu, optionsFromEnv } from '../../src/io/dawn.ts';
-import { checkFits, estimateMemory, INFERENCE } from '../../src/model/memory.ts';
+import { checkFits, estimateMemory, INFERENCE, paramCountOf } from '../../src/model/memory.ts';
+import { SMOLLM2_135M } from '../../src/model/hf-write.ts';
 import * as ref from '../../src/reference/gpt2.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { close, gpu, releaseGpu, rng, sameBits } from '../helpers.ts';
@@ -123,6 +124,11 @@ test('a model too large for the adapter is refused before anything is on the GPU
   assert.is(adam.grads, infer.weights);
   assert.is(adam.optimizer, 2 * infer.weights);
   assert.ok(adam.activations > infer.activations);
+  // A Llama-family shape: SmolLM2-135M's 134.5 M parameters; f16 halves every matrix (all but the norms).
+  const smol = estimateMemory(SMOLLM2_135M, INFERENCE);
+  assert.is(paramCountOf(SMOLLM2_135M), 134_515_008);
+  assert.is(smol.weights, 4 * 134_515_008);
+  assert.is(estimateMemory(SMOLLM2_135M, INFERENCE, 'f16').weights, 2 * 134_515_008 + 2 * (2 * 30 + 1) * 576);
   assert.throws(
     () => checkFits(lavapipe(400 * 2 ** 20), 'gpt2', GPT2_SMALL, INFERENCE, 'f32'),
     /gpt2: the model needs about \d+ MiB of GPU memory \(weights 475 MiB, activations \d+ MiB\) but 400 MiB are available on llvmpipe; use a smaller model or batch, or --dtype f16/,

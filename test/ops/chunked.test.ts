@@ -8,6 +8,8 @@ import type { Gpu } from '../../src/gpu/gpu.ts';
 import { dawnGpu, optionsFromEnv } from '../../src/io/dawn.ts';
 import type { F32 } from '../../src/gpu/tensor.ts';
 import { GPT2 } from '../../src/model/gpt2.ts';
+import { Llama } from '../../src/model/llama.ts';
+import type { LanguageModel } from '../../src/model/lm.ts';
 import { generateTokens } from '../../src/model/generate.ts';
 import { applyEdits, editBackward, maskBlock, type DenseEdit } from '../../src/ops/edit.ts';
 import { embeddingBackward, embeddingForward } from '../../src/ops/embedding.ts';
@@ -141,29 +143,47 @@ test('dense edits and their gradient on a tensor over the limit: the same bits',
   for (let i = 0; i < a.length; i++) sameBits(b[i]!, a[i]!, `output ${i}`);
 });
 
-test('GPT-2 with wte over the limit: logits and loss bit for bit, gradients within rounding, the same greedy tokens', async () => {
-  // Only wte [320×16] (20 480 bytes) and the logits are over the limit.
-  const config = { vocabSize: 320, nCtx: 16, nLayer: 1, nHead: 2, nEmbd: 16 };
-  const toks = Uint32Array.from({ length: 2 * 9 }, () => r.int(320));
-  const tgts = Uint32Array.from({ length: 2 * 9 }, () => r.int(320));
+/**
+ * A model whose embedding (and logits) are over the limit, made on both Gpus from the same host
+ * arrays: logits and loss bit for bit, the named gradients within rounding (chunked sums), the same
+ * greedy tokens.
+ */
+async function splitModelMatches(make: (g: Gpu, arrays?: ReadonlyMap<string, Float32Array>) => LanguageModel, V: number, grads: readonly string[]) {
+  const toks = Uint32Array.from({ length: 2 * 9 }, () => r.int(V));
+  const tgts = Uint32Array.from({ length: 2 * 9 }, () => r.int(V));
   let arrays: Map<string, Float32Array> | null = null;
   const gens: number[][][] = [];
   const [a, b] = await both(async (g) => {
-    const init = GPT2.init(g, config, 5);
-    arrays ??= await init.toArrays();
-    init.release();
-    const model = GPT2.fromArrays(g, config, arrays);
+    if (!arrays) {
+      const init = make(g);
+      arrays = await init.toArrays();
+      init.release();
+    }
+    const model = make(g, arrays);
     const pass = model.forward(g.tensor(toks, [2, 9]), g.tensor(tgts, [2, 9]));
-    const grads = model.zerosLike();
-    pass.backward(grads);
+    const gs = model.zerosLike();
+    pass.backward(gs);
     gens.push((await generateTokens(model, [[1, 2, 3], [4]], { maxNew: 5 })).map((x) => x.tokens));
-    return [pass.logits, pass.loss!, grads.get('wte.weight')!, grads.get('h.0.mlp.c_fc.weight')!];
+    return [pass.logits, pass.loss!, ...grads.map((n) => gs.get(n)!)];
   });
   sameBits(b[0]!, a[0]!, 'logits');
   sameBits(b[1]!, a[1]!, 'loss');
-  close(b[2]!, a[2]!, 1e-4, 1e-6, 'dwte');
-  close(b[3]!, a[3]!, 1e-4, 1e-6, 'dW c_fc');
+  grads.forEach((n, i) => close(b[2 + i]!, a[2 + i]!, 1e-4, 1e-6, n));
   assert.equal(gens[1], gens[0]);
+}
+
+test('GPT-2 with wte over the limit: logits and loss bit for bit, gradients within rounding, the same greedy tokens', async () => {
+  // Only wte [320×16] (20 480 bytes) and the logits are over the limit.
+  const config = { vocabSize: 320, nCtx: 16, nLayer: 1, nHead: 2, nEmbd: 16 };
+  await splitModelMatches((g, arrays) => (arrays ? GPT2.fromArrays(g, config, arrays) : GPT2.init(g, config, 5)), 320, ['wte.weight', 'h.0.mlp.c_fc.weight']);
+});
+
+test('Llama with its embedding and untied head over the limit, f32 and f16: the same as unsplit', async () => {
+  // embed_tokens and lm_head [320×16] are 20 480 bytes as f32 (10 240 as f16), over the 8 KiB limit.
+  const c = { modelType: 'llama', vocabSize: 320, nCtx: 16, nLayer: 1, nEmbd: 16, nHead: 4, nKvHead: 2, headDim: 4, intermediate: 24, ropeTheta: 10000, ropeScaling: null, rmsEps: 1e-5, tied: false, qkvBias: false } as const;
+  for (const dtype of ['f32', 'f16'] as const) {
+    await splitModelMatches((g, arrays) => (arrays ? Llama.fromArrays(g, c, arrays, dtype) : Llama.init(g, c, 5)), 320, ['model.embed_tokens.weight', 'lm_head.weight', 'model.layers.0.mlp.up_proj.weight']);
+  }
 });
 
 test.run();
