@@ -11,9 +11,11 @@ import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { LanguageModel } from '../model/lm.ts';
 import { add, axpy } from '../ops/elementwise.ts';
+import { gatherRows } from '../ops/decode.ts';
 import { matmul } from '../ops/matmul.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
 import { gaussianLogProb, normalizeAdvantages, ppoLoss, ppoLossBackward, PpoStat } from '../ops/ppo.ts';
+import { normal } from '../ops/random.ts';
 import { ForgettingProbe, sampleLines } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { UserError } from '../util/errors.ts';
@@ -69,7 +71,10 @@ export interface TrainerState {
   best?: BestSnapshot;
 }
 
-/** The per-iteration generator: a resumed run draws exactly what an uninterrupted one would. */
+/**
+ * The per-iteration choice of passages (on the host); the sampling noise is the GPU stream keyed by
+ * (seed, iteration). Either way a resumed run draws exactly what an uninterrupted one would.
+ */
 export const iterationRng = (seed: number, iteration: number) => new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(iteration + 1, 0x85ebca6b)) >>> 0);
 
 const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -98,6 +103,9 @@ export class SealTrainer {
   best: BestSnapshot | undefined;
   readonly #forgetting: TrainerParts['forgetting'];
   readonly #release: TrainerParts['release'];
+  /** Every passage's pooled features, [size, featureDim] on the GPU: uploaded once, rows gathered per step. */
+  readonly #trainFeatures: F32;
+  readonly #validationFeatures: F32;
 
   constructor(parts: TrainerParts) {
     this.config = parts.config;
@@ -111,6 +119,9 @@ export class SealTrainer {
     this.#forgetting = parts.forgetting;
     this.#release = parts.release;
     if (parts.config.batch > parts.train.size) throw new UserError(`batch ${parts.config.batch} is larger than the training split (${parts.train.size} passages)`);
+    const upload = (t: EditTask) => this.gpu.tensor(concat([...Array(t.size).keys()].map((p) => t.pooled(p))), [t.size, t.featureDim], 'f32', 'seal.features');
+    this.#trainFeatures = upload(parts.train);
+    this.#validationFeatures = upload(parts.validation);
   }
 
   /**
@@ -158,7 +169,7 @@ export class SealTrainer {
     const t0 = performance.now();
     const rng = iterationRng(c.seed, this.iteration);
     const chosen = rng.shuffle([...Array(this.train.size).keys()]).slice(0, c.batch);
-    const m = c.algo === 'meta' ? await this.#metaStep(chosen) : await this.#sampledStep(chosen, rng);
+    const m = c.algo === 'meta' ? await this.#metaStep(chosen) : await this.#sampledStep(chosen);
     this.iteration++;
     const t1 = performance.now();
     if (this.iteration % c.evalEvery === 0 || this.iteration === c.iterations) Object.assign(m, await this.evaluateValidation());
@@ -220,7 +231,7 @@ export class SealTrainer {
   }
 
   /** PPO or ReST-EM: G sampled edits per chosen passage, scored, then the update. */
-  async #sampledStep(chosen: number[], rng: Rng): Promise<IterationMetrics> {
+  async #sampledStep(chosen: number[]): Promise<IterationMetrics> {
     const gpu = this.gpu;
     const c = this.config;
     const t0 = performance.now();
@@ -230,7 +241,7 @@ export class SealTrainer {
     const ctx = this.#contexts(ps);
     const policy = this.generator.policy;
     const pass = policy.forward(ctx);
-    const noise = gpu.tensor(rng.normalArray(N * K), [N, K]);
+    const noise = normal(gpu, [N, K], { seed: c.seed, stream: this.iteration });
     const actions = policy.sample(pass.mu, noise);
     const logpOld = gaussianLogProb(gpu, pass.mu, policy.params.get('log_std')!, actions);
     pass.release();
@@ -259,8 +270,12 @@ export class SealTrainer {
     return m;
   }
 
+  /** The passages' rows of the training features (a passage repeats for each of its G samples). */
   #contexts(ps: readonly number[]): F32 {
-    return this.gpu.tensor(concat(ps.map((p) => this.train.pooled(p))), [ps.length, this.train.featureDim]);
+    const idx = this.gpu.tensor(Uint32Array.from(ps), [ps.length]);
+    const ctx = gatherRows(this.gpu, this.#trainFeatures, idx);
+    idx.release();
+    return ctx;
   }
 
   /** PPO epochs over the whole batch; stops early once the approximate KL passes 1.5·targetKl. */
@@ -351,7 +366,7 @@ export class SealTrainer {
   async evaluateValidation(): Promise<{ validationReward: number; validationImprovement: number; validationMeasured: number; forgetting?: number }> {
     const K = this.generator.actionDim;
     const v = this.validation;
-    const mu = await this.generator.meanCoefficients([...Array(v.size).keys()].map((p) => v.pooled(p)));
+    const mu = await this.generator.meanCoefficients(this.#validationFeatures);
     const jobs = [...Array(v.size).keys()].map((p) => ({ p, coef: mu.subarray(p * K, (p + 1) * K) }));
     if (!mu.every(Number.isFinite)) return { validationReward: NaN, validationImprovement: NaN, validationMeasured: NaN };
     const outcomes = await v.score(jobs);
@@ -367,6 +382,8 @@ export class SealTrainer {
   }
 
   release(): void {
+    this.#trainFeatures.release();
+    this.#validationFeatures.release();
     this.generator.release();
     this.#release?.();
   }
