@@ -87,7 +87,13 @@ export class Adapter {
       generator.release();
       throw new UserError(`this generator makes ${want.actionDim} coefficients from ${want.inputDim} features; the model and mask need ${actionDim} from ${model.config.nEmbd}: wrong model for this generator`);
     }
-    return new Adapter(model, tok, config, (f) => generator.meanCoefficients([f.pooled]), generator);
+    const meanOf = async (f: PassageFeatures) => {
+      const ctx = model.gpu.tensor(f.pooled, [1, f.pooled.length]);
+      const mu = await generator.meanCoefficients(ctx);
+      ctx.release();
+      return mu;
+    };
+    return new Adapter(model, tok, config, meanOf, generator);
   }
 
   /** A fixed step (fixedStepRule) as an adapter. */

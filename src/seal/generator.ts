@@ -49,14 +49,11 @@ export class Generator {
     return this.policy.config.actionDim;
   }
 
-  /** Mean coefficients [N, K] for pooled features [N, d], read back. */
-  async meanCoefficients(pooled: readonly Float32Array[]): Promise<Float32Array> {
-    const gpu = this.policy.gpu;
-    const ctx = gpu.tensor(concat(pooled), [pooled.length, this.policy.config.inputDim]);
+  /** Mean coefficients [N, K] for pooled features ctx [N, d], read back. */
+  async meanCoefficients(ctx: F32): Promise<Float32Array> {
     const pass = this.policy.forward(ctx);
-    const mu = await gpu.read(pass.mu);
+    const mu = await this.policy.gpu.read(pass.mu);
     pass.release();
-    ctx.release();
     return mu as Float32Array;
   }
 

@@ -143,7 +143,7 @@ export class Policy {
     return new Pass(this, ctx, h, mu);
   }
 
-  /** actions = μ + exp(log_std) ⊙ noise, noise [N, D] standard normal (drawn by the caller from a seeded Rng). */
+  /** actions = μ + exp(log_std) ⊙ noise, noise [N, D] standard normal (the trainer draws it with ops/random.ts normal). */
   sample(mu: F32, noise: F32): F32 {
     expect('Policy.sample', 'mu', mu, [-1, this.config.actionDim]);
     return gaussianSample(this.gpu, mu, this.#p('log_std'), noise);

@@ -7,19 +7,22 @@
 // The validation split (never trained on) is scored every few iterations; the generator kept at the
 // end is the one with the best validation reward. The held-out split is not read here at all.
 import type { Gpu } from '../gpu/gpu.ts';
-import type { F32 } from '../gpu/tensor.ts';
+import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { LanguageModel } from '../model/lm.ts';
 import { add, axpy } from '../ops/elementwise.ts';
+import { gatherRows } from '../ops/decode.ts';
 import { matmul } from '../ops/matmul.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
 import { gaussianLogProb, normalizeAdvantages, ppoLoss, ppoLossBackward, PpoStat } from '../ops/ppo.ts';
+import { normal } from '../ops/random.ts';
 import { ForgettingProbe, sampleLines } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import type { SealConfig } from './config.ts';
 import { concat, Generator, type GeneratorArrays } from './generator.ts';
+import type { PolicyPass } from './policy.ts';
 import { editSpace, QATask, type EditJob, type EditOutcome, type EditTask } from './task.ts';
 
 export interface SealData {
@@ -69,7 +72,10 @@ export interface TrainerState {
   best?: BestSnapshot;
 }
 
-/** The per-iteration generator: a resumed run draws exactly what an uninterrupted one would. */
+/**
+ * The per-iteration choice of passages (on the host); the sampling noise is the GPU stream keyed by
+ * (seed, iteration). Either way a resumed run draws exactly what an uninterrupted one would.
+ */
 export const iterationRng = (seed: number, iteration: number) => new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(iteration + 1, 0x85ebca6b)) >>> 0);
 
 const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -98,6 +104,16 @@ export class SealTrainer {
   best: BestSnapshot | undefined;
   readonly #forgetting: TrainerParts['forgetting'];
   readonly #release: TrainerParts['release'];
+  /** Every passage's pooled features, [size, featureDim] on the GPU: uploaded once, rows gathered per step. */
+  readonly #trainFeatures: F32;
+  readonly #validationFeatures: F32;
+  /**
+   * Sample i of a sampled step is one of chosen passage ⌊i/G⌋'s G: `#spread` [N] copies a passage's
+   * μ to its samples, `#groupSum` [B, N] sums their gradients back. The policy then runs on the B
+   * passages, not on N = B·G copies of them.
+   */
+  readonly #spread: Tensor<'u32'>;
+  readonly #groupSum: F32;
 
   constructor(parts: TrainerParts) {
     this.config = parts.config;
@@ -111,6 +127,15 @@ export class SealTrainer {
     this.#forgetting = parts.forgetting;
     this.#release = parts.release;
     if (parts.config.batch > parts.train.size) throw new UserError(`batch ${parts.config.batch} is larger than the training split (${parts.train.size} passages)`);
+    const upload = (t: EditTask) => this.gpu.tensor(concat([...Array(t.size).keys()].map((p) => t.pooled(p))), [t.size, t.featureDim], 'f32', 'seal.features');
+    this.#trainFeatures = upload(parts.train);
+    this.#validationFeatures = upload(parts.validation);
+    const { batch: B, group: G } = parts.config;
+    const N = B * G;
+    this.#spread = this.gpu.tensor(Uint32Array.from({ length: N }, (_, i) => Math.floor(i / G)), [N], 'u32', 'seal.spread');
+    const sum = new Float32Array(B * N);
+    for (let i = 0; i < N; i++) sum[Math.floor(i / G) * N + i] = 1;
+    this.#groupSum = this.gpu.tensor(sum, [B, N], 'f32', 'seal.groupSum');
   }
 
   /**
@@ -158,7 +183,7 @@ export class SealTrainer {
     const t0 = performance.now();
     const rng = iterationRng(c.seed, this.iteration);
     const chosen = rng.shuffle([...Array(this.train.size).keys()]).slice(0, c.batch);
-    const m = c.algo === 'meta' ? await this.#metaStep(chosen) : await this.#sampledStep(chosen, rng);
+    const m = c.algo === 'meta' ? await this.#metaStep(chosen) : await this.#sampledStep(chosen);
     this.iteration++;
     const t1 = performance.now();
     if (this.iteration % c.evalEvery === 0 || this.iteration === c.iterations) Object.assign(m, await this.evaluateValidation());
@@ -220,21 +245,20 @@ export class SealTrainer {
   }
 
   /** PPO or ReST-EM: G sampled edits per chosen passage, scored, then the update. */
-  async #sampledStep(chosen: number[], rng: Rng): Promise<IterationMetrics> {
+  async #sampledStep(chosen: number[]): Promise<IterationMetrics> {
     const gpu = this.gpu;
     const c = this.config;
     const t0 = performance.now();
     const K = this.generator.actionDim;
     const ps = chosen.flatMap((p) => Array<number>(c.group).fill(p));
     const N = ps.length;
-    const ctx = this.#contexts(ps);
+    const ctx = this.#contexts(chosen);
     const policy = this.generator.policy;
-    const pass = policy.forward(ctx);
-    const noise = gpu.tensor(rng.normalArray(N * K), [N, K]);
-    const actions = policy.sample(pass.mu, noise);
-    const logpOld = gaussianLogProb(gpu, pass.mu, policy.params.get('log_std')!, actions);
-    pass.release();
-    noise.release();
+    const { pass, mu } = this.#sampledForward(ctx);
+    const noise = normal(gpu, [N, K], { seed: c.seed, stream: this.iteration });
+    const actions = policy.sample(mu, noise);
+    const logpOld = gaussianLogProb(gpu, mu, policy.params.get('log_std')!, actions);
+    for (const t of [pass, mu, noise]) t.release();
     const a = (await gpu.read(actions)) as Float32Array;
     const t1 = performance.now();
     // A non-finite coefficient cannot even be applied: its edit scores as a NaN reward.
@@ -259,8 +283,18 @@ export class SealTrainer {
     return m;
   }
 
+  /** The passages' rows of the training features. */
   #contexts(ps: readonly number[]): F32 {
-    return this.gpu.tensor(concat(ps.map((p) => this.train.pooled(p))), [ps.length, this.train.featureDim]);
+    const idx = this.gpu.tensor(Uint32Array.from(ps), [ps.length]);
+    const ctx = gatherRows(this.gpu, this.#trainFeatures, idx);
+    idx.release();
+    return ctx;
+  }
+
+  /** The policy on the chosen passages' features ctx [B, F], and its μ copied to their samples [N, K]. */
+  #sampledForward(ctx: F32): { pass: PolicyPass; mu: F32 } {
+    const pass = this.generator.policy.forward(ctx);
+    return { pass, mu: gatherRows(this.gpu, pass.mu, this.#spread) };
   }
 
   /** PPO epochs over the whole batch; stops early once the approximate KL passes 1.5·targetKl. */
@@ -275,22 +309,22 @@ export class SealTrainer {
     let stats = [0, 0, 0, 0, 0];
     let epochs = 0;
     for (let e = 0; e < c.epochs; e++) {
-      const pass = policy.forward(ctx);
-      const batch = { mu: pass.mu, logStd: policy.params.get('log_std')!, actions, logpOld, advantages };
+      const { pass, mu } = this.#sampledForward(ctx);
+      const batch = { mu, logStd: policy.params.get('log_std')!, actions, logpOld, advantages };
       const fwd = ppoLoss(gpu, batch, cfg);
       stats = Array.from((await gpu.read(fwd.stats)) as Float32Array);
       const go = stats[PpoStat.approxKl]! <= 1.5 * c.targetKl;
       if (go) {
         const { dMu, dLogStd } = ppoLossBackward(gpu, batch, fwd.ratio, cfg);
+        const dMuPassages = matmul(gpu, this.#groupSum, dMu) as F32;
         this.#zeroGrads();
-        pass.backward(dMu, this.generator.grads);
+        pass.backward(dMuPassages, this.generator.grads);
         axpy(gpu, 1, dLogStd, this.generator.grads.get('log_std')!);
-        dMu.release();
-        dLogStd.release();
+        for (const t of [dMu, dMuPassages, dLogStd]) t.release();
         this.#applyGrads();
         epochs++;
       }
-      for (const t of [fwd.logp, fwd.ratio, fwd.stats]) t.release();
+      for (const t of [fwd.logp, fwd.ratio, fwd.stats, mu]) t.release();
       pass.release();
       if (!go) break;
     }
@@ -311,17 +345,18 @@ export class SealTrainer {
     const kept = rewards.map((r, i) => r > 0 && r >= groupMean(i));
     const count = kept.filter(Boolean).length;
     if (count === 0) return { epochs: 0, kept: 0 };
-    // d/dμ of Σᵢ wᵢ·½‖μᵢ − aᵢ‖² with wᵢ = 1/count for kept edits: diag(w)·(μ − a), as a matmul.
-    const w = new Float32Array(N * N);
-    kept.forEach((k, i) => (w[i * N + i] = k ? 1 / count : 0));
-    const weights = gpu.tensor(w, [N, N]);
+    // d/dμ_b of Σᵢ wᵢ·½‖μ_⌊i/G⌋ − aᵢ‖² with wᵢ = 1/count for kept edits: Σ over b's samples of
+    // wᵢ·(μ_b − aᵢ), as a [B, N] matmul.
+    const w = new Float32Array(this.config.batch * N);
+    kept.forEach((k, i) => (w[Math.floor(i / G) * N + i] = k ? 1 / count : 0));
+    const weights = gpu.tensor(w, [this.config.batch, N]);
     for (let e = 0; e < this.config.epochs; e++) {
-      const pass = this.generator.policy.forward(ctx);
-      const diff = add(gpu, pass.mu, actions, -1);
+      const { pass, mu } = this.#sampledForward(ctx);
+      const diff = add(gpu, mu, actions, -1);
       const dMu = matmul(gpu, weights, diff) as F32;
       this.#zeroGrads();
       pass.backward(dMu, this.generator.grads);
-      for (const t of [diff, dMu]) t.release();
+      for (const t of [mu, diff, dMu]) t.release();
       pass.release();
       this.#applyGrads();
     }
@@ -351,7 +386,7 @@ export class SealTrainer {
   async evaluateValidation(): Promise<{ validationReward: number; validationImprovement: number; validationMeasured: number; forgetting?: number }> {
     const K = this.generator.actionDim;
     const v = this.validation;
-    const mu = await this.generator.meanCoefficients([...Array(v.size).keys()].map((p) => v.pooled(p)));
+    const mu = await this.generator.meanCoefficients(this.#validationFeatures);
     const jobs = [...Array(v.size).keys()].map((p) => ({ p, coef: mu.subarray(p * K, (p + 1) * K) }));
     if (!mu.every(Number.isFinite)) return { validationReward: NaN, validationImprovement: NaN, validationMeasured: NaN };
     const outcomes = await v.score(jobs);
@@ -367,6 +402,7 @@ export class SealTrainer {
   }
 
   release(): void {
+    for (const t of [this.#trainFeatures, this.#validationFeatures, this.#spread, this.#groupSum]) t.release();
     this.generator.release();
     this.#release?.();
   }
