@@ -15,7 +15,7 @@ export type ParamMap = Map<string, F32>;
 /** A model's own weights: f32, or with --dtype f16 every matrix in f16 (vectors stay f32). */
 export type WeightMap = Map<string, Weight>;
 export type WeightDtype = 'f32' | 'f16';
-/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`); model/lora.ts makes them. */
+/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`, `model.layers.0.self_attn.q_proj.weight`); model/lora.ts makes them. */
 export type Adapters = ReadonlyMap<string, LoraFactors>;
 /** Their gradients, by the same names. */
 export type AdapterGrads = ReadonlyMap<string, { da: F32; db: F32 }>;
@@ -71,9 +71,11 @@ export interface ModelPass {
   /**
    * Accumulates d(loss)/d(param) into `grads` for the parameters it holds (a map like zerosLike(),
    * or part of one; a parameter not in it gets no gradient). `dlosses` (B,T) weighs each position's
-   * loss instead of the mean's 1/count: the gradient of Σ dlosses·losses.
+   * loss instead of the mean's 1/count: the gradient of Σ dlosses·losses. With adapters in the
+   * forward, `adapterGrads` receives theirs (one for each adapter); `grads` null asks for no base
+   * gradient (a frozen base).
    */
-  backward(grads: ParamMap, dlosses?: F32): void;
+  backward(grads: ParamMap | null, dlosses?: F32, adapterGrads?: AdapterGrads): void;
   release(): void;
 }
 
