@@ -109,7 +109,7 @@ program
   .option('--model <file>', 'model to finetune', 'data/base.safetensors')
   .option('--out <file>', 'the adapter (or with --full the model), written atomically', 'runs/finetune/out.safetensors')
   .option('--full', 'train every weight instead of a LoRA adapter')
-  .option('--targets <globs>', 'comma-separated weight globs the LoRA adapts', DEFAULT_LORA.targets.join(','))
+  .option('--targets <globs>', "comma-separated weight globs the LoRA adapts (default: every linear of the model's blocks)")
   .option('--rank <n>', 'LoRA rank', int, DEFAULT_LORA.rank)
   .option('--alpha <x>', 'LoRA alpha (the term is scaled by alpha/rank)', num, DEFAULT_LORA.alpha)
   .option('--steps <n>', 'optimisation steps', int, 200)
