@@ -93,7 +93,10 @@ function fullCheckpoints(model: LanguageModel, tok: Tokenizer, out: string, sour
         return { state: JSON.parse(f.metadata.state!) as unknown, optimizer: { m: await read('adam.m.'), v: await read('adam.v.'), step: Number(f.metadata.step) } };
       }),
     async save(t) {
-      if (t) return writeSafetensors(file, await trainingTensors(model, t.opt), { step: String(t.opt.step), state: JSON.stringify(t.state) });
+      if (t) {
+        mkdirSync(out, { recursive: true });
+        return writeSafetensors(file, await trainingTensors(model, t.opt), { step: String(t.opt.step), state: JSON.stringify(t.state) });
+      }
       await saveLlamaFolder(out, model, source);
       rmSync(file, { force: true });
     },
