@@ -2,11 +2,12 @@
 // Two kernels the general matmul serves badly because one side is only r wide:
 // - `thin`: H[n, j] = Σ_k X[n, k]·Y(k, j) for j < r, Y read through strides (A, or Bᵀ in the
 //   backward's dH = dY·Bᵀ); one invocation per output element, a plain loop over k.
-// - `merge`: W'[i, j] = W[i, j] + s·Σ_t A[i, t]·B[t, j] (s < 0 unmerges).
+// - `merge`: W' = W + s·A·B for W [in, out] (GPT-2's Conv1D), or W + s·(A·B)ᵀ for W [out, in]
+//   (nn.Linear, `trans`); s < 0 unmerges.
 // Everything else (y += s·H·B, dB += s·Hᵀ·dY, dA += Xᵀ·dH, dX += dH·Aᵀ) is a full-width product for
 // matmul.wgsl.
 
-struct Params { n: u32, k: u32, r: u32, sYk: u32, sYj: u32, cols: u32, scale: f32 }
+struct Params { n: u32, k: u32, r: u32, sYk: u32, sYj: u32, cols: u32, trans: u32, scale: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -34,16 +35,19 @@ fn thin(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   out[i] = p.scale * acc;
 }
 
-// merged [k, cols] = W + scale · A [k, r] · B [r, cols]   (n = k·cols elements)
+// merged [n / cols, cols] = W + scale · A [in, r] · B [r, k], or its transpose's (trans): W [k, in]
 @compute @workgroup_size(WG)
 fn merge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = flat(wid, nwg, lid);
   if (i >= p.n) { return; }
   let row = i / p.cols;
   let col = i % p.cols;
+  // The input index (A's row) and the output index (B's column) of this element.
+  let ia = select(row, col, p.trans != 0u);
+  let jb = select(col, row, p.trans != 0u);
   var acc = 0.0;
   for (var t = 0u; t < p.r; t++) {
-    acc = fma(a[row * p.r + t], b[t * p.cols + col], acc);
+    acc = fma(a[ia * p.r + t], b[t * p.k + jb], acc);
   }
   merged[i] = fma(p.scale, acc, w[i]);
 }

@@ -2,11 +2,11 @@
 // under `adam.m.*` / `adam.v.*`, and the config, tokenizer and training state as metadata.
 // Written atomically (temp file + rename), so a killed run never leaves a torn checkpoint.
 import type { Gpu } from '../gpu/gpu.ts';
-import { SafetensorsError, withSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
+import { SafetensorsError, withSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { paramSpecs, validateConfig, type GPT2Config } from './config.ts';
 import type { F32, Weight } from '../gpu/tensor.ts';
 import { GPT2, type ParamMap, type WeightDtype } from './gpt2.ts';
-import { uploadWeight } from './lm.ts';
+import { readTraining, trainingTensors } from './lm.ts';
 import type { Optimizer } from './optimize.ts';
 import { readVersion } from '../util/format.ts';
 
@@ -21,14 +21,7 @@ export interface CheckpointMeta {
 }
 
 export async function saveCheckpoint(path: string, model: GPT2, meta: CheckpointMeta, optimizer?: Optimizer): Promise<void> {
-  const gpu = model.gpu;
-  // Weights stored f16 are written widened to f32: the file's format is one dtype.
-  const weights = await model.toArrays();
-  const tensors: [string, TensorToWrite][] = [...weights].map(([n, data]) => [n, { shape: model.params.get(n)!.shape, data }]);
-  const moments: [string, ParamMap][] = optimizer ? [['adam.m.', optimizer.m], ['adam.v.', optimizer.v]] : [];
-  const names = moments.flatMap(([prefix, map]) => [...map.keys()].map((k) => [prefix + k, map.get(k)!] as const));
-  const data = await gpu.readMany(names.map(([, t]) => t));
-  tensors.push(...names.map(([n, t], i): [string, TensorToWrite] => [n, { shape: t.shape, data: data[i] as Float32Array }]));
+  const tensors = await trainingTensors(model, optimizer);
   await writeSafetensors(path, tensors, {
     format: FORMAT,
     version: String(CHECKPOINT_VERSION),
@@ -55,17 +48,7 @@ export async function loadCheckpoint(gpu: Gpu, path: string, opts: { optimizer?:
     readVersion(path, 'checkpoint', f.metadata.version, CHECKPOINT_VERSION);
     const config = metadataJson(path, 'config', f.metadata.config, (x) => validateConfig(x as GPT2Config));
     const specs = paramSpecs(config);
-    // Tensors under a prefix, each uploaded as `dtype` says (moments f32; weights as the model stores them).
-    const read = async <T extends Weight>(prefix: string, dtype: WeightDtype): Promise<Map<string, T>> => {
-      const map = new Map<string, T>();
-      try {
-        for (const s of specs) map.set(s.name, uploadWeight(gpu, prefix + s.name, await f.getFinite(prefix + s.name, s.shape), s.shape, dtype) as T);
-      } catch (e) {
-        for (const t of map.values()) t.release();
-        throw e;
-      }
-      return map;
-    };
+    const read = <T extends Weight>(prefix: string, dtype: WeightDtype) => readTraining<T>(gpu, f, specs, prefix, dtype);
     const weights = await read<Weight>('', opts.dtype ?? 'f32');
     const model = new GPT2(gpu, config, weights);
     const result: LoadedCheckpoint = { model, tokenizer: f.metadata.tokenizer ?? 'byte' };

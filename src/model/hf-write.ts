@@ -1,14 +1,16 @@
 // Random Llama-family checkpoints in Hugging Face's folder layout (config.json, model.safetensors
 // or shards with model.safetensors.index.json, tokenizer.json, tokenizer_config.json): what the
 // tests load, and, at real shapes (SMOLLM2_135M), what measures a model too big to keep in a test.
-// One shard's tensors are in memory at a time.
+// One shard's tensors are in memory at a time. saveLlamaFolder writes a trained model the same way.
 import { writeFileAtomic } from '../io/atomic.ts';
-import { joinPath as join, makeDirectory } from '../io/files.ts';
+import { exists, joinPath as join, makeDirectory, readText } from '../io/files.ts';
 import { byteLevelTokenizerJson } from '../io/hf-tokenizer.ts';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { Rng } from '../util/random.ts';
 import { INDEX_FILE } from './hf-llama.ts';
 import { llamaParamSpecs, llamaToHf, validateLlama, type LlamaConfig } from './llama-config.ts';
+import type { Llama } from './llama.ts';
+import { trainingTensors } from './lm.ts';
 
 /** SmolLM2-135M's shape (HuggingFaceTB/SmolLM2-135M's config.json). */
 export const SMOLLM2_135M: LlamaConfig = {
@@ -60,7 +62,23 @@ export async function writeRandomLlama(dir: string, config: LlamaConfig, opts: W
   }
   if (shards > 1) await writeFileAtomic(join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2));
   const tok = byteLevelTokenizerJson(config.vocabSize);
-  await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(llamaToHf(config), null, 2));
+  await writeConfig(dir, config);
   await writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(tok.json));
   await writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...tok.config, model_max_length: config.nCtx }, null, 2));
+}
+
+const writeConfig = (dir: string, config: LlamaConfig) => writeFileAtomic(join(dir, 'config.json'), JSON.stringify(llamaToHf(config), null, 2));
+
+/**
+ * Writes a model as a Hugging Face folder `dir` (created if needed): config.json, model.safetensors
+ * (f32; f16 weights widened) and the tokenizer files of the folder it came from, `tokenizerDir`.
+ */
+export async function saveLlamaFolder(dir: string, model: Llama, tokenizerDir: string): Promise<void> {
+  await makeDirectory(dir);
+  await writeSafetensors(join(dir, 'model.safetensors'), await trainingTensors(model), { format: 'pt' });
+  await writeConfig(dir, model.config);
+  if (join(dir) === join(tokenizerDir)) return;
+  for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+    if (await exists(join(tokenizerDir, file))) await writeFileAtomic(join(dir, file), await readText(join(tokenizerDir, file)));
+  }
 }

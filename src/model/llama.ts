@@ -2,7 +2,8 @@
 // attention, SwiGLU MLP, tied or untied head, q/k/v biases where the config has them. Forward,
 // backward and KV-cache decoding through the kernel library, behind the LanguageModel interface.
 // Attention reuses GPT-2's fused kernels: q, k, v are rotated (ops/rope.ts), then packed into the
-// (N, 3·NH·HD) layout with each kv head repeated for its group (ops/gqa.ts).
+// (N, 3·NH·HD) layout with each kv head repeated for its group (ops/gqa.ts). LoRA adapters
+// (PassOptions.adapters) add s·(x·A)·B to the outputs of the linears they name, as on GPT-2.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../ops/attention.ts';
@@ -13,6 +14,7 @@ import { tokenEmbedding, tokenEmbeddingBackward } from '../ops/embedding.ts';
 import { gqaPack, gqaUnpack, type Heads } from '../ops/gqa.ts';
 import { linear, linearBackward } from '../ops/linear.ts';
 import { lmHead, lmHeadBackward } from '../ops/lmhead.ts';
+import { loraBackward, loraForward } from '../ops/lora.ts';
 import { rmsnormBackward, rmsnormForward, type RmsNormOut } from '../ops/rmsnorm.ts';
 import { ropeBackward, ropeForward, type RopeTables } from '../ops/rope.ts';
 import { gatherRows as gatherAt, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
@@ -20,7 +22,7 @@ import { swiglu, swigluBackward } from '../ops/swiglu.ts';
 import { Rng } from '../util/random.ts';
 import { padded, readAndRelease } from './generate.ts';
 import { llamaParamSpecs, ropeInvFreq, validateLlama, type LlamaConfig } from './llama-config.ts';
-import { checkParams, paramZeros, passDims, passLossAt, readParams, storedAs, uploadWeight, vec, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLossAt, readParams, storedAs, uploadWeight, vec, weightsOf, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap, type AdapterGrads, type Adapters } from './lm.ts';
 
 /** A weight by name: an override where there is one, else the model's own (matrices f32 or f16). */
 type Weights = (name: string) => Weight;
@@ -80,10 +82,10 @@ export class Llama implements LanguageModel {
     return storedAs(this.params, 'model.embed_tokens.weight');
   }
 
-  /** `opts.rows` is honoured (the head and loss at those rows); a shared prefix and LoRA adapters are GPT-2's alone. */
+  /** `opts.rows` (the head and loss at those rows) and `opts.adapters` are honoured; a shared prefix is GPT-2's alone. */
   forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, Weight>, opts: PassOptions = {}): LlamaPass {
-    if (opts.prefix || opts.adapters?.size) throw new RangeError(`Llama.forward: ${opts.prefix ? 'a shared prefix' : 'LoRA adapters'} are not supported on ${this.kind} models`);
-    return new LlamaPass(this, tokens, targets, overrides, opts.rows);
+    if (opts.prefix) throw new RangeError(`Llama.forward: a shared prefix is not supported on ${this.kind} models`);
+    return new LlamaPass(this, tokens, targets, overrides, opts);
   }
 
   /** Passes always start at the embedding (no shared prefix yet). */
@@ -146,33 +148,42 @@ interface BlockActs {
   x3: F32;
 }
 
+/** Adds an adapter's term to a linear's output y (from its input x), where one is on that weight (by name). */
+type Adapt = (x: F32, weight: string, y: F32) => void;
+const noAdapt: Adapt = () => {};
+
 const blockTensors = (a: BlockActs): F32[] => [a.ln1.out, a.ln1.rstd, a.qkv, ...(a.att ? [a.att] : []), a.attOut, a.x2, a.ln2.out, a.ln2.rstd, a.gate, a.up, a.act];
 
 /**
  * One transformer block on rows x (N,C) at positions pos (N). `attend` maps the packed, rotated
  * qkv (N, 3·NH·HD) to the attention output (N rows of NH·HD, any shape) and, for a training pass, the probabilities.
  */
-function block(gpu: Gpu, c: LlamaConfig, rope: RopeTables, w: Weights, l: number, x: F32, pos: U32, attend: (qkv: F32) => { out: F32; att: F32 | null }): BlockActs {
-  const p = (s: string) => w(`model.layers.${l}.${s}`);
+function block(gpu: Gpu, c: LlamaConfig, rope: RopeTables, w: Weights, l: number, x: F32, pos: U32, attend: (qkv: F32) => { out: F32; att: F32 | null }, adapt: Adapt = noAdapt): BlockActs {
   const pv = (s: string) => vec(w, `model.layers.${l}.${s}`);
   const bias = (s: string) => (c.qkvBias ? pv(`self_attn.${s}.bias`) : undefined);
+  const lin = (x: F32, proj: string, b?: F32) => {
+    const name = `model.layers.${l}.${proj}.weight`;
+    const y = linear(gpu, x, w(name), b);
+    adapt(x, name, y);
+    return y;
+  };
   const ln1 = rmsnormForward(gpu, x, pv('input_layernorm.weight'), c.rmsEps);
-  const q = linear(gpu, ln1.out, p('self_attn.q_proj.weight'), bias('q_proj'));
-  const k = linear(gpu, ln1.out, p('self_attn.k_proj.weight'), bias('k_proj'));
-  const v = linear(gpu, ln1.out, p('self_attn.v_proj.weight'), bias('v_proj'));
+  const q = lin(ln1.out, 'self_attn.q_proj', bias('q_proj'));
+  const k = lin(ln1.out, 'self_attn.k_proj', bias('k_proj'));
+  const v = lin(ln1.out, 'self_attn.v_proj', bias('v_proj'));
   ropeForward(gpu, q, pos, rope, c.headDim);
   ropeForward(gpu, k, pos, rope, c.headDim);
   const qkv = gqaPack(gpu, q, k, v, headsOf(c));
   for (const t of [q, k, v]) t.release();
   const { out: attOut, att } = attend(qkv);
-  const o = linear(gpu, attOut.reshape([x.shape[0]!, c.nHead * c.headDim]), p('self_attn.o_proj.weight'));
+  const o = lin(attOut.reshape([x.shape[0]!, c.nHead * c.headDim]), 'self_attn.o_proj');
   const x2 = add(gpu, x, o);
   o.release();
   const ln2 = rmsnormForward(gpu, x2, pv('post_attention_layernorm.weight'), c.rmsEps);
-  const gate = linear(gpu, ln2.out, p('mlp.gate_proj.weight'));
-  const up = linear(gpu, ln2.out, p('mlp.up_proj.weight'));
+  const gate = lin(ln2.out, 'mlp.gate_proj');
+  const up = lin(ln2.out, 'mlp.up_proj');
   const act = swiglu(gpu, gate, up);
-  const down = linear(gpu, act, p('mlp.down_proj.weight'));
+  const down = lin(act, 'mlp.down_proj');
   const x3 = add(gpu, x2, down);
   down.release();
   return { x, ln1, qkv, att, attOut, x2, ln2, gate, up, act, x3 };
@@ -206,9 +217,12 @@ export class LlamaPass implements ModelPass {
   readonly #rows: RowIndex | undefined;
   readonly #ceTargets: Tokens | undefined;
   readonly #ce: PassLoss | null;
+  readonly #adapters: Adapters | undefined;
+  /** x·A of each adapted linear, by weight name: the adapters' backward needs it. */
+  readonly #loraH = new Map<string, F32>();
   #owned: Tensor[] = [];
 
-  constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, Weight>, rows?: RowIndex) {
+  constructor(model: Llama, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, Weight>, { rows, adapters }: PassOptions = {}) {
     const { gpu, config: c } = model;
     const [B, T] = passDims('Llama', tokens, targets, c.nCtx);
     this.B = B;
@@ -220,8 +234,14 @@ export class LlamaPass implements ModelPass {
     const w = this.#w;
     const N = B * T;
     const QC = c.nHead * c.headDim;
+    const own = <X extends Tensor>(t: X): X => (this.#owned.push(t), t);
     this.#pos = trainPositions(gpu, B, T);
     this.#owned.push(this.#pos);
+    this.#adapters = adapters;
+    const adapt: Adapt = (x, name, y) => {
+      const f = adapters?.get(name);
+      if (f) this.#loraH.set(name, own(loraForward(gpu, x, f, y)));
+    };
 
     let x = tokenEmbedding(gpu, tokens, w('model.embed_tokens.weight'));
     this.#owned.push(x);
@@ -229,7 +249,7 @@ export class LlamaPass implements ModelPass {
       const a = block(gpu, c, model.rope, w, l, x, this.#pos, (qkv) => {
         const r = attentionForward(gpu, qkv.reshape([B, T, 3 * QC]), c.nHead);
         return { out: r.out, att: r.att };
-      });
+      }, adapt);
       this.#owned.push(...blockTensors(a), a.x3);
       this.#layers.push(a);
       this.hidden.push(a.x3.reshape([B, T, c.nEmbd]));
@@ -237,7 +257,6 @@ export class LlamaPass implements ModelPass {
     }
     if (rows && rows.of !== N) throw new RangeError(`Llama.forward: the row index is over ${rows.of} positions, not the ${N} of ${tokens}`);
     this.#rows = rows;
-    const own = <X extends Tensor>(t: X): X => (this.#owned.push(t), t);
     if (rows) x = own(gatherAt(gpu, x, rows));
     const h = head(gpu, c, w, x);
     this.#final = { x, norm: h.norm };
@@ -252,8 +271,17 @@ export class LlamaPass implements ModelPass {
     return this.#ce?.losses ?? null;
   }
 
-  backward(grads: ParamMap, dlosses?: F32): void {
+  /**
+   * Accumulates d(loss)/d(param) into `baseGrads` for the parameters it holds (a parameter not in it
+   * gets no weight gradient) and stops below the lowest layer one of them, or an adapter, is in.
+   * `dlosses` (B,T) weighs each position's loss instead of the mean's 1/count. With adapters in the
+   * forward, `adapterGrads` receives theirs too; `baseGrads` null asks for no base gradient (a frozen base).
+   */
+  backward(baseGrads: ParamMap | null, dlosses?: F32, adapterGrads?: AdapterGrads): void {
     if (!this.#ce || !this.#targets) throw new Error('LlamaPass.backward: the forward had no targets');
+    const grads: ReadonlyMap<string, F32> = baseGrads ?? new Map();
+    const ungiven = [...(this.#adapters?.keys() ?? [])].find((n) => !adapterGrads?.has(n));
+    if (ungiven) throw new Error(`LlamaPass.backward: no adapter gradients given for ${ungiven}`);
     const { gpu, config: c, rope } = this.#model;
     const { B, T } = this;
     const N = B * T;
@@ -261,8 +289,15 @@ export class LlamaPass implements ModelPass {
     const w = this.#w;
     const tmp: Tensor[] = [];
     const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
-    // A parameter not in grads gets its gradient in a scratch buffer, dropped (no early stop yet).
-    const g = (name: string) => grads.get(name) ?? t(gpu.zeros(w(name).shape));
+    // The layer a tensor is in: the embedding below every layer, the final norm and head above them.
+    const layerOf = (name: string) => (name === 'model.embed_tokens.weight' ? -1 : Number(/^model\.layers\.(\d+)\./.exec(name)?.[1] ?? c.nLayer));
+    const stop = Math.min(c.nLayer, ...[...grads.keys(), ...(this.#adapters?.keys() ?? [])].map(layerOf));
+    // An RMSNorm's input gradient added into dinp; its weight's where wanted (else a scratch one, dropped).
+    const norm = (dout: F32, inp: F32, name: string, rstd: F32, dinp: F32) => {
+      const dweight = grads.get(name);
+      const r = rmsnormBackward(gpu, dout, inp, vec(w, name), rstd, { dinp, ...(dweight ? { dweight } : {}) });
+      if (!dweight) t(r.dweight);
+    };
 
     const n = this.#rows ? this.#rows.idx.size : N;
     const dlogits = t(crossEntropyBackward(gpu, this.logits, this.#ceTargets!, this.#ce.lse, dlosses ?? this.#ce.dlosses)).reshape([n, c.vocabSize]);
@@ -270,13 +305,19 @@ export class LlamaPass implements ModelPass {
     const dnorm = t(lmHeadBackward(gpu, this.#final.norm.out, w(lm), dlogits, grads.get(lm)));
     const dx = t(gpu.zeros([N, c.nEmbd]));
     const dxTop = this.#rows ? t(gpu.zeros([n, c.nEmbd])) : dx;
-    rmsnormBackward(gpu, dnorm, this.#final.x, vec(w, 'model.norm.weight'), this.#final.norm.rstd, { dinp: dxTop, dweight: g('model.norm.weight') });
+    norm(dnorm, this.#final.x, 'model.norm.weight', this.#final.norm.rstd, dxTop);
     if (this.#rows) scatterRowsAdd(gpu, dxTop, this.#rows, dx);
-    for (let l = c.nLayer - 1; l >= 0; l--) {
+    for (let l = c.nLayer - 1; l >= Math.max(stop, 0); l--) {
       const a = this.#layers[l]!;
       const name = (s: string) => `model.layers.${l}.${s}`;
-      const lin = (x: F32, proj: string, dy: F32, opts: { bias?: boolean; dx?: F32 } = {}) =>
-        linearBackward(gpu, x, w(name(`${proj}.weight`)), dy, { dw: g(name(`${proj}.weight`)), dbias: opts.bias ? g(name(`${proj}.bias`)) : undefined, dx: opts.dx });
+      // A linear's backward (dx into opts.dx, else fresh), and its adapter's where there is one.
+      const lin = (x: F32, proj: string, dy: F32, opts: { bias?: boolean; dx?: F32 } = {}) => {
+        const weight = name(`${proj}.weight`);
+        const dxOut = linearBackward(gpu, x, w(weight), dy, { dw: grads.get(weight), dbias: opts.bias ? grads.get(name(`${proj}.bias`)) : undefined, dx: opts.dx });
+        const f = this.#adapters?.get(weight);
+        if (f) loraBackward(gpu, x, this.#loraH.get(weight)!, f, dy, { ...adapterGrads!.get(weight)!, dx: dxOut });
+        return dxOut;
+      };
       // x3 = x2 + down(swiglu(gate(ln2), up(ln2))).
       const dact = t(lin(a.act, 'mlp.down_proj', dx));
       const { dgate, dup } = swigluBackward(gpu, a.gate, a.up, dact);
@@ -284,7 +325,7 @@ export class LlamaPass implements ModelPass {
       t(dup);
       const dln2 = t(lin(a.ln2.out, 'mlp.gate_proj', dgate));
       lin(a.ln2.out, 'mlp.up_proj', dup, { dx: dln2 });
-      rmsnormBackward(gpu, dln2, a.x2, vec(w, name('post_attention_layernorm.weight')), a.ln2.rstd, { dinp: dx, dweight: g(name('post_attention_layernorm.weight')) });
+      norm(dln2, a.x2, name('post_attention_layernorm.weight'), a.ln2.rstd, dx);
       // x2 = x + o(attention(pack(rope(q), rope(k), v))).
       const datt = t(lin(a.attOut.reshape([N, QC]), 'self_attn.o_proj', dx));
       const dqkv = t(attentionBackward(gpu, datt.reshape([B, T, QC]), a.qkv.reshape([B, T, 3 * QC]), a.att!, c.nHead)).reshape([N, 3 * QC]);
@@ -296,9 +337,10 @@ export class LlamaPass implements ModelPass {
       const dln1 = t(lin(a.ln1.out, 'self_attn.q_proj', dq, { bias }));
       lin(a.ln1.out, 'self_attn.k_proj', dk, { bias, dx: dln1 });
       lin(a.ln1.out, 'self_attn.v_proj', dv, { bias, dx: dln1 });
-      rmsnormBackward(gpu, dln1, a.x, vec(w, name('input_layernorm.weight')), a.ln1.rstd, { dinp: dx, dweight: g(name('input_layernorm.weight')) });
+      norm(dln1, a.x, name('input_layernorm.weight'), a.ln1.rstd, dx);
     }
-    tokenEmbeddingBackward(gpu, dx, this.#tokens, g('model.embed_tokens.weight'));
+    const dwte = grads.get('model.embed_tokens.weight');
+    if (dwte) tokenEmbeddingBackward(gpu, dx, this.#tokens, dwte);
     for (const x of tmp) x.release();
   }
 

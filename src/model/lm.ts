@@ -4,7 +4,7 @@
 // (the gradient convention, docs/ARCHITECTURE.md). Generation goes through a Decoder the model makes.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor, Weight } from '../gpu/tensor.ts';
-import { f16ToF32, f32ToF16 } from '../io/safetensors.ts';
+import { f16ToF32, f32ToF16, type SafetensorsFile, type TensorToWrite } from '../io/safetensors.ts';
 import { crossEntropyForward, crossEntropyMean } from '../ops/crossentropy.ts';
 import type { LoraFactors } from '../ops/lora.ts';
 import { gatherRows, type RowIndex } from '../ops/rows.ts';
@@ -15,7 +15,7 @@ export type ParamMap = Map<string, F32>;
 /** A model's own weights: f32, or with --dtype f16 every matrix in f16 (vectors stay f32). */
 export type WeightMap = Map<string, Weight>;
 export type WeightDtype = 'f32' | 'f16';
-/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`); model/lora.ts makes them. */
+/** LoRA adapters by the weight they adapt (e.g. `h.0.mlp.c_fc.weight`, `model.layers.0.self_attn.q_proj.weight`); model/lora.ts makes them. */
 export type Adapters = ReadonlyMap<string, LoraFactors>;
 /** Their gradients, by the same names. */
 export type AdapterGrads = ReadonlyMap<string, { da: F32; db: F32 }>;
@@ -71,9 +71,11 @@ export interface ModelPass {
   /**
    * Accumulates d(loss)/d(param) into `grads` for the parameters it holds (a map like zerosLike(),
    * or part of one; a parameter not in it gets no gradient). `dlosses` (B,T) weighs each position's
-   * loss instead of the mean's 1/count: the gradient of Σ dlosses·losses.
+   * loss instead of the mean's 1/count: the gradient of Σ dlosses·losses. With adapters in the
+   * forward, `adapterGrads` receives theirs (one for each adapter); `grads` null asks for no base
+   * gradient (a frozen base).
    */
-  backward(grads: ParamMap, dlosses?: F32): void;
+  backward(grads: ParamMap | null, dlosses?: F32, adapterGrads?: AdapterGrads): void;
   release(): void;
 }
 
@@ -145,6 +147,29 @@ export async function readParams(gpu: Gpu, params: ReadonlyMap<string, Weight>):
   const names = [...params.keys()];
   const data = await gpu.readMany(names.map((n) => params.get(n)!));
   return new Map(names.map((n, i) => [n, data[i] instanceof Uint16Array ? f16ToF32(data[i]) : (data[i] as Float32Array)]));
+}
+
+/** A model's weights (f16 ones widened to f32: a file's format is one dtype) and AdamW's moments (`adam.m.*`, `adam.v.*`), named for a checkpoint file. */
+export async function trainingTensors(model: LanguageModel, optimizer?: { m: ParamMap; v: ParamMap }): Promise<[string, TensorToWrite][]> {
+  const weights = await model.toArrays();
+  const tensors: [string, TensorToWrite][] = [...weights].map(([n, data]) => [n, { shape: model.params.get(n)!.shape, data }]);
+  const moments: [string, ParamMap][] = optimizer ? [['adam.m.', optimizer.m], ['adam.v.', optimizer.v]] : [];
+  const names = moments.flatMap(([prefix, map]) => [...map.keys()].map((k) => [prefix + k, map.get(k)!] as const));
+  const data = await model.gpu.readMany(names.map(([, t]) => t));
+  tensors.push(...names.map(([n, t], i): [string, TensorToWrite] => [n, { shape: t.shape, data: data[i] as Float32Array }]));
+  return tensors;
+}
+
+/** Tensors of `specs` under a prefix ('' for the weights, `adam.m.` / `adam.v.` for the moments), uploaded as `dtype` (moments f32); on a failure nothing stays allocated. */
+export async function readTraining<T extends Weight>(gpu: Gpu, f: SafetensorsFile, specs: readonly { name: string; shape: readonly number[] }[], prefix: string, dtype: WeightDtype): Promise<Map<string, T>> {
+  const map = new Map<string, T>();
+  try {
+    for (const s of specs) map.set(s.name, uploadWeight(gpu, prefix + s.name, await f.getFinite(prefix + s.name, s.shape), s.shape, dtype) as T);
+  } catch (e) {
+    for (const t of map.values()) t.release();
+    throw e;
+  }
+  return map;
 }
 
 /** A pass's loss: per-position cross-entropy, its mean over targeted positions, and what backward needs. */

@@ -128,7 +128,7 @@ function fitting(model: LanguageModel, tok: Tokenizer, file: string): Tokenizer 
 const tooManyIds = (tok: Tokenizer, vocabSize: number, file: string) =>
   new UserError(`${file}: the ${tok.name} tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${vocabSize} (its embedding's rows): the tokenizer does not belong to this model`);
 
-/** The model as GPT-2, for what runs on GPT-2 alone (LoRA, the text variant); another family is a named error. */
+/** The model as GPT-2, for what runs on GPT-2 alone (the text variant, `seal selfedit`); another family is a named error. */
 export function gpt2Only(model: LanguageModel, what: string): GPT2 {
   if (model instanceof GPT2) return model;
   model.release();

@@ -1,8 +1,9 @@
-// LoRA adapters on a GPT2's linears: for each chosen weight W [in, out] (names by the same globs as
-// a mask, src/model/mask.ts), factors A [in, r] and B [r, out] whose term s·(x·A)·B, s = alpha/r,
-// the forward adds to the linear's output (GPT2.forward's `adapters`). B starts at zero, so a fresh
-// adapter is the base model exactly. LoraOptimizer trains the factors only: the base is read, never
-// written. Adapters save to and load from safetensors (`<weight>.lora_a` / `.lora_b`).
+// LoRA adapters on a model's linears, GPT-2 (Conv1D, W [in, out]) or the Llama family (nn.Linear,
+// W [out, in]): for each chosen weight (names by the same globs as a mask, src/model/mask.ts),
+// factors A [in, r] and B [r, out] whose term s·(x·A)·B, s = alpha/r, the forward adds to the
+// linear's output (LanguageModel.forward's `adapters`). B starts at zero, so a fresh adapter is the
+// base model exactly. LoraOptimizer trains the factors only: the base is read, never written.
+// Adapters save to and load from safetensors (`<weight>.lora_a` / `.lora_b`).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, SafetensorsError, type TensorToWrite } from '../io/safetensors.ts';
@@ -11,24 +12,58 @@ import { loraMerge, type LoraFactors } from '../ops/lora.ts';
 import { adamw, clipGradNorm } from '../ops/optimizer.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
-import type { Adapters, AdapterGrads, GPT2, ParamMap, Tokens } from './gpt2.ts';
+import type { AdapterGrads, LanguageModel, ParamMap, Tokens } from './lm.ts';
 import { resolveMask } from './mask.ts';
 
 export interface LoraSpec {
-  /** Globs over weight names, e.g. `h.*.mlp.c_fc.weight`; only the blocks' four linears qualify. */
+  /** Globs over weight names, e.g. `h.*.mlp.c_fc.weight`; only the blocks' linears qualify (loraLayout). */
   targets: string[];
   rank: number;
   /** The term is scaled by alpha / rank (as PEFT does), so changing the rank keeps the step size. */
   alpha: number;
 }
 
-export const DEFAULT_LORA: LoraSpec = {
-  targets: ['h.*.attn.c_attn.weight', 'h.*.attn.c_proj.weight', 'h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'],
-  rank: 8,
-  alpha: 16,
+/** Where a family's adaptable linears are and how their weights are laid out. */
+export interface LoraLayout {
+  /** The blocks' linear weights, by name. */
+  linear: RegExp;
+  /** Their names, for errors. */
+  names: string;
+  /** nn.Linear's W [out, in] (y = x·Wᵀ) rather than Conv1D's [in, out]. */
+  transposed: boolean;
+  /** Every one of them: the default targets. */
+  all: string[];
+}
+
+const GPT2_LAYOUT: LoraLayout = {
+  linear: /^h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/,
+  names: 'attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj',
+  transposed: false,
+  all: ['h.*.attn.c_attn.weight', 'h.*.attn.c_proj.weight', 'h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'],
 };
 
-const LINEAR = /^h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
+const LLAMA_LAYOUT: LoraLayout = {
+  linear: /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/,
+  names: 'self_attn.q_proj, k_proj, v_proj, o_proj, mlp.gate_proj, up_proj, down_proj',
+  transposed: true,
+  all: ['model.layers.*.self_attn.*_proj.weight', 'model.layers.*.mlp.*_proj.weight'],
+};
+
+/** The layout of a model of this kind (gpt2, or the Llama family: llama, qwen2). */
+export const loraLayout = (kind: string): LoraLayout => (kind === 'gpt2' ? GPT2_LAYOUT : LLAMA_LAYOUT);
+
+/** Rank 8, alpha 16 on every linear of the blocks of a model of this kind. */
+export const defaultLora = (kind: string): LoraSpec => ({ targets: loraLayout(kind).all, rank: 8, alpha: 16 });
+
+/** GPT-2's default (the text variant's, which runs on GPT-2). */
+export const DEFAULT_LORA: LoraSpec = defaultLora('gpt2');
+
+/** [in, out] of an adapted weight, whichever way the model stores it. */
+function inOut(model: LanguageModel, name: string): [number, number] {
+  const [r, c] = model.params.get(name)!.shape as [number, number];
+  return loraLayout(model.kind).transposed ? [c, r] : [r, c];
+}
+
 const FORMAT = 'seal-webgpu/lora';
 
 export class Lora {
@@ -41,22 +76,23 @@ export class Lora {
   }
 
   /** Which weights the spec adapts, checked against the model. */
-  static targets(model: GPT2, spec: LoraSpec): string[] {
+  static targets(model: LanguageModel, spec: LoraSpec): string[] {
     if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new UserError(`lora: rank must be a positive integer, got ${spec.rank}`);
+    const layout = loraLayout(model.kind);
     const shapes = new Map([...model.params].map(([k, t]) => [k, t.shape] as const));
     const names = resolveMask(shapes, { tensors: spec.targets }).entries.map((e) => e.name);
-    const bad = names.filter((n) => !LINEAR.test(n));
-    if (bad.length) throw new UserError(`lora: ${bad.join(', ')} is not a block's linear weight (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj)`);
+    const bad = names.filter((n) => !layout.linear.test(n));
+    if (bad.length) throw new UserError(`lora: ${bad.join(', ')} ${bad.length > 1 ? 'are not' : 'is not'} a block's linear weight (${layout.names})`);
     return names;
   }
 
   /** A fresh adapter: A ~ U(±1/√in) (PEFT's Kaiming init), B = 0. */
-  static create(model: GPT2, spec: LoraSpec, seed: number): Lora {
+  static create(model: LanguageModel, spec: LoraSpec, seed: number): Lora {
     const gpu = model.gpu;
     const rng = new Rng(seed);
     const adapters = new Map<string, LoraFactors>();
     for (const name of Lora.targets(model, spec)) {
-      const [nIn, nOut] = model.params.get(name)!.shape as [number, number];
+      const [nIn, nOut] = inOut(model, name);
       const bound = 1 / Math.sqrt(nIn);
       adapters.set(name, {
         a: gpu.tensor(rng.uniformArray(nIn * spec.rank, -bound, bound), [nIn, spec.rank], 'f32', `${name}.lora_a`),
@@ -74,14 +110,15 @@ export class Lora {
     return out;
   }
 
-  /** Merged copies W + s·A·B of the adapted weights: overrides for GPT2.forward or generation. */
-  merged(model: GPT2): ParamMap {
+  /** Merged copies W + s·A·B of the adapted weights, in the model's layout: overrides for its forward or generation. */
+  merged(model: LanguageModel): ParamMap {
+    const transposed = loraLayout(model.kind).transposed;
     return new Map(
       [...this.adapters].map(([name, f]) => {
         // An f16 base is widened first: merged copies are f32, as every edited copy.
         const w = model.params.get(name)!;
         const base = w.dtype === 'f16' ? convert(model.gpu, w, 'f32') : w;
-        const m = loraMerge(model.gpu, base as F32, f) as F32;
+        const m = loraMerge(model.gpu, base as F32, f, { transposed }) as F32;
         if (base !== w) base.release();
         return [name, m];
       }),
@@ -115,13 +152,13 @@ export class Lora {
   }
 
   /** Loads an adapter saved by `save` for this model; `state` is what was saved with it. */
-  static async load(model: GPT2, path: string): Promise<{ lora: Lora; state?: unknown; optimizer?: { m: Map<string, F32>; v: Map<string, F32>; step: number } }> {
+  static async load(model: LanguageModel, path: string): Promise<{ lora: Lora; state?: unknown; optimizer?: { m: Map<string, F32>; v: Map<string, F32>; step: number } }> {
     return withSafetensors(path, async (f) => {
       if (f.metadata.format !== FORMAT || !f.metadata.spec) throw new SafetensorsError(`${path}: not a LoRA adapter (no '${FORMAT}' metadata)`);
       const spec = JSON.parse(f.metadata.spec) as LoraSpec;
       const adapters = new Map<string, LoraFactors>();
       for (const name of Lora.targets(model, spec)) {
-        const [nIn, nOut] = model.params.get(name)!.shape as [number, number];
+        const [nIn, nOut] = inOut(model, name);
         const get = async (suffix: string, shape: number[]) => model.gpu.tensor(await f.getFinite(name + suffix, shape), shape, 'f32', name + suffix);
         adapters.set(name, { a: await get('.lora_a', [nIn, spec.rank]), b: await get('.lora_b', [spec.rank, nOut]), scale: spec.alpha / spec.rank });
       }
@@ -151,7 +188,7 @@ export const DEFAULT_LORA_OPTIMIZE: LoraOptimizeConfig = { lr: 1e-3, weightDecay
 
 /** AdamW on an adapter's factors alone; the backward skips the frozen base's parameter gradients. */
 export class LoraOptimizer {
-  readonly model: GPT2;
+  readonly model: LanguageModel;
   readonly lora: Lora;
   readonly config: LoraOptimizeConfig;
   readonly grads: Map<string, { da: F32; db: F32 }>;
@@ -159,7 +196,7 @@ export class LoraOptimizer {
   readonly v: Map<string, F32>;
   step = 0;
 
-  constructor(model: GPT2, lora: Lora, config: LoraOptimizeConfig, state?: { m: Map<string, F32>; v: Map<string, F32>; step: number }) {
+  constructor(model: LanguageModel, lora: Lora, config: LoraOptimizeConfig, state?: { m: Map<string, F32>; v: Map<string, F32>; step: number }) {
     const gpu = model.gpu;
     this.model = model;
     this.lora = lora;
@@ -173,13 +210,13 @@ export class LoraOptimizer {
 
   /**
    * One step on a batch (targets IGNORE_INDEX where no loss; `dlosses` weighs positions as
-   * Pass.backward takes it); resolves to the batch's mean loss before the update, or NaN without
+   * ModelPass.backward takes it); resolves to the batch's mean loss before the update, or NaN without
    * `read` (then nothing waits for the GPU: k steps go out as one batch of work).
    */
   async update(tokens: Tokens, targets: Tokens, dlosses?: F32, lr = this.config.lr, read = true): Promise<number> {
     const gpu = this.model.gpu;
     for (const g of this.grads.values()) gpu.clear(g.da), gpu.clear(g.db);
-    const pass = this.model.forward(tokens, targets, undefined, { adapters: this.lora.adapters as Adapters });
+    const pass = this.model.forward(tokens, targets, undefined, { adapters: this.lora.adapters });
     pass.backward(null, dlosses, this.grads as AdapterGrads);
     const flat = [...this.grads.values()].flatMap((g) => [g.da, g.db]);
     const norm = clipGradNorm(gpu, flat, this.config.gradClip);

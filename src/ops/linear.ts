@@ -1,6 +1,7 @@
 // nn.Linear as Hugging Face's Llama-family checkpoints store it: W is (out, in) and y = x·Wᵀ + b
 // (GPT-2's Conv1D is (in, out): matmul/matmulBackward serve it directly). Backward (the gradient
-// convention): dW and dbias are added into; dx is added into the buffer given, else fresh.
+// convention): dW and dbias are added into where given (none for a frozen weight); dx is added into
+// the buffer given, else fresh.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 as Tensor, Weight } from '../gpu/tensor.ts';
 import { ShapeError, expect } from './check.ts';
@@ -19,13 +20,15 @@ export function linear(gpu: Gpu, x: Tensor, w: Weight, bias?: Tensor): Tensor {
   return matmul(gpu, x, w, { transB: true, bias });
 }
 
-export function linearBackward(gpu: Gpu, x: Tensor, w: Weight, dy: Tensor, grads: { dw: Tensor; dbias?: Tensor; dx?: Tensor }): Tensor {
+export function linearBackward(gpu: Gpu, x: Tensor, w: Weight, dy: Tensor, grads: { dw?: Tensor; dbias?: Tensor; dx?: Tensor }): Tensor {
   const op = 'linearBackward';
   const { N, out } = dims(op, x, w);
   expect(op, 'dy', dy, [N, out]);
-  expect(op, 'dw', grads.dw, w.shape);
-  // dW (out, in) += dyᵀ·x
-  matmul(gpu, dy, x, { transA: true, accumulate: true, out: grads.dw });
+  if (grads.dw) {
+    expect(op, 'dw', grads.dw, w.shape);
+    // dW (out, in) += dyᵀ·x
+    matmul(gpu, dy, x, { transA: true, accumulate: true, out: grads.dw });
+  }
   if (grads.dbias) {
     expect(op, 'dbias', grads.dbias, [out]);
     const ones = gpu.tensor(new Float32Array(N).fill(1), [1, N]);

@@ -1,5 +1,6 @@
 // LoRA ops: a rank-r adapter (A [in, r], B [r, out], scale s) on a linear layer y = x·W, adding
-// s·(x·A)·B to its output; the backward of that term; merging s·A·B into W (and out again).
+// s·(x·A)·B to its output; the backward of that term; merging s·A·B into W (and out again), W
+// stored [in, out] (GPT-2's Conv1D) or [out, in] (nn.Linear, y = x·Wᵀ: the Llama family).
 // Gradient convention (docs/ARCHITECTURE.md): loraBackward adds into dA, dB and dx, all given.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
@@ -8,7 +9,7 @@ import { expect, noAlias } from './check.ts';
 import { matmul } from './matmul.ts';
 
 const WG = 64;
-const PARAMS = ['n:u32', 'k:u32', 'r:u32', 'sYk:u32', 'sYj:u32', 'cols:u32', 'scale:f32'];
+const PARAMS = ['n:u32', 'k:u32', 'r:u32', 'sYk:u32', 'sYj:u32', 'cols:u32', 'trans:u32', 'scale:f32'];
 const THIN: KernelSpec = { shader: 'lora.wgsl', entry: 'thin', params: PARAMS, constants: { WG } };
 const MERGE: KernelSpec = { shader: 'lora.wgsl', entry: 'merge', params: PARAMS, constants: { WG } };
 
@@ -31,7 +32,7 @@ function dims(op: string, f: LoraFactors): { nIn: number; r: number; nOut: numbe
 function thin(gpu: Gpu, x: Tensor, y: Tensor, r: number, sYk: number, sYj: number, scale: number): Tensor {
   const [n, k] = x.shape as [number, number];
   const out = gpu.empty([n, r]);
-  gpu.dispatch(THIN, { params: { n, k, r, sYk, sYj, cols: 0, scale }, tensors: [x, y, out], workgroups: gpu.grid(n * r, WG) });
+  gpu.dispatch(THIN, { params: { n, k, r, sYk, sYj, cols: 0, trans: 0, scale }, tensors: [x, y, out], workgroups: gpu.grid(n * r, WG) });
   return out;
 }
 
@@ -69,14 +70,24 @@ export function loraBackward(gpu: Gpu, x: Tensor, h: Tensor, f: LoraFactors, dy:
   dh.release();
 }
 
-/** W + sign·s·A·B into `out` (fresh when absent): sign 1 merges the adapter, −1 takes it out again. */
-export function loraMerge(gpu: Gpu, w: Tensor, f: LoraFactors, sign: 1 | -1 = 1, out?: Tensor): Tensor {
+export interface MergeOptions {
+  /** 1 merges the adapter, −1 takes it out again. */
+  sign?: 1 | -1;
+  /** W stored [out, in] (nn.Linear): W + s·(A·B)ᵀ. */
+  transposed?: boolean;
+  /** Written instead of a fresh tensor. */
+  out?: Tensor;
+}
+
+/** W + sign·s·A·B (in W's layout) into `out`, fresh when absent. */
+export function loraMerge(gpu: Gpu, w: Tensor, f: LoraFactors, { sign = 1, transposed = false, out }: MergeOptions = {}): Tensor {
   const op = 'loraMerge';
   const { nIn, r, nOut } = dims(op, f);
-  expect(op, 'w', w, [nIn, nOut]);
+  expect(op, 'w', w, transposed ? [nOut, nIn] : [nIn, nOut]);
   const o = out ?? gpu.empty(w.shape);
   expect(op, 'out', o, w.shape);
   noAlias(op, o, w, f.a, f.b);
-  gpu.dispatch(MERGE, { params: { n: nIn * nOut, k: nIn, r, sYk: 0, sYj: 0, cols: nOut, scale: sign * f.scale }, tensors: [w, f.a, f.b, o], workgroups: gpu.grid(nIn * nOut, WG) });
+  const params = { n: nIn * nOut, k: nOut, r, sYk: 0, sYj: 0, cols: w.shape[1]!, trans: transposed ? 1 : 0, scale: sign * f.scale };
+  gpu.dispatch(MERGE, { params, tensors: [w, f.a, f.b, o], workgroups: gpu.grid(nIn * nOut, WG) });
   return o;
 }

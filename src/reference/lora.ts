@@ -35,8 +35,8 @@ export function loraTermBackward(x: ArrayLike<number>, n: number, f: RefLora, dy
   return { da, db, dx };
 }
 
-/** W + sign·s·A·B. */
-export function loraMerge(w: ArrayLike<number>, f: RefLora, sign = 1): Float64Array {
+/** W + sign·s·A·B, or with `transposed` (W [out, in]) W + sign·s·(A·B)ᵀ. */
+export function loraMerge(w: ArrayLike<number>, f: RefLora, sign = 1, transposed = false): Float64Array {
   const ab = gemm(f.a, f.b, f.nIn, f.r, f.nOut);
-  return Float64Array.from(w, (v, i) => v + sign * f.scale * ab[i]!);
+  return Float64Array.from(w, (v, i) => v + sign * f.scale * ab[transposed ? (i % f.nIn) * f.nOut + Math.floor(i / f.nIn) : i]!);
 }

@@ -58,19 +58,21 @@ test('forward adds s·(x·A)·B into y; backward adds dA, dB, dx; both match the
   }
 });
 
-test('merge matches the reference; unmerging the merged weight gives the base back', async () => {
+test('merge matches the reference in both layouts ([in, out] and nn.Linear\'s [out, in]); unmerging gives the base back', async () => {
   const g = await gpu();
   for (const [, nIn, rank, nOut] of SHAPES) {
-    const f = host(nIn, rank, nOut, 0.5);
-    const w = r.uniformArray(nIn * nOut);
-    const factors = { a: g.tensor(Float32Array.from(f.a), [nIn, rank]), b: g.tensor(Float32Array.from(f.b), [rank, nOut]), scale: f.scale };
-    const tw = g.tensor(w, [nIn, nOut]);
-    const merged = loraMerge(g, tw, factors);
-    const back = loraMerge(g, merged, factors, -1);
-    const [m, b] = await g.readMany([merged, back]);
-    close(m!, ref.loraMerge(w, f), 1e-6, 1e-6, 'merged');
-    close(b!, w, 1e-6, 1e-6, 'unmerged');
-    for (const x of [tw, merged, back, factors.a, factors.b]) x.release();
+    for (const transposed of [false, true]) {
+      const f = host(nIn, rank, nOut, 0.5);
+      const w = r.uniformArray(nIn * nOut);
+      const factors = { a: g.tensor(Float32Array.from(f.a), [nIn, rank]), b: g.tensor(Float32Array.from(f.b), [rank, nOut]), scale: f.scale };
+      const tw = g.tensor(w, transposed ? [nOut, nIn] : [nIn, nOut]);
+      const merged = loraMerge(g, tw, factors, { transposed });
+      const back = loraMerge(g, merged, factors, { sign: -1, transposed });
+      const [m, b] = await g.readMany([merged, back]);
+      close(m!, ref.loraMerge(w, f, 1, transposed), 1e-6, 1e-6, `merged ${transposed ? '[out, in]' : '[in, out]'}`);
+      close(b!, w, 1e-6, 1e-6, 'unmerged');
+      for (const x of [tw, merged, back, factors.a, factors.b]) x.release();
+    }
   }
 });
 
@@ -80,8 +82,9 @@ test('shapes and aliasing are checked', async () => {
   assert.throws(() => loraForward(g, g.zeros([5, 3]), f, g.zeros([5, 3])), /loraForward: x must have shape \[\*×4\], got \[5×3\]/);
   assert.throws(() => loraForward(g, g.zeros([5, 4]), { ...f, b: g.zeros([3, 3]) }, g.zeros([5, 3])), /loraForward: b must have shape \[2×\*\]/);
   assert.throws(() => loraMerge(g, g.zeros([4, 4]), f), /loraMerge: w must have shape \[4×3\]/);
+  assert.throws(() => loraMerge(g, g.zeros([4, 3]), f, { transposed: true }), /loraMerge: w must have shape \[3×4\]/);
   const w = g.zeros([4, 3]);
-  assert.throws(() => loraMerge(g, w, f, 1, w), /out must not be one of the inputs/);
+  assert.throws(() => loraMerge(g, w, f, { out: w }), /out must not be one of the inputs/);
 });
 
 test.run();
