@@ -79,7 +79,7 @@ test('an empty self-edit in a batch is no update; the others are merged as train
       // W + s·A·B from the reference factors, on the host.
       const w = (await model.toArrays()).get(n)!;
       const [a, b] = [ref.get(`${n}.lora_a`)!, ref.get(`${n}.lora_b`)!];
-      const [nIn, r] = [w.length / (b.length / O.lora.rank), O.lora.rank];
+      const r = O.lora.rank;
       const nOut = b.length / r;
       const expect = w.map((v, k) => {
         const [row, col] = [Math.floor(k / nOut), k % nOut];
@@ -87,7 +87,6 @@ test('an empty self-edit in a batch is no update; the others are merged as train
         for (let t = 0; t < r; t++) s += a[row * r + t]! * b[t * nOut + col]!;
         return v + (O.lora.alpha / r) * s;
       });
-      assert.is(expect.length, nIn * nOut);
       close(m, expect, RTOL, ATOL, `text ${i}: merged ${n}`);
     }
   }
