@@ -2,7 +2,7 @@
 // adapter on its text for k steps (optionally with the passage before it); the updated model then
 // answers the passage's questions with no passage in context. reward = the drop in the scored
 // questions' answer NLL against the base model (QAScorer: -a questions score, -b only measure).
-// Inner loops run batched: up to `batch` self-edits train at once as one stacked LoRA (adapter g on
+// Inner loops may run batched: up to `batch` self-edits train at once as one stacked LoRA (adapter g on
 // text g's rows, each text padded to the same rows, its loss its own mean), one forward and
 // backward per step for all of them; adapter g ends where training it alone would (within f32
 // summation order), and the updated models are scored one after another.
@@ -25,7 +25,10 @@ export interface InnerOptions {
   withPassage: boolean;
   /** Seed of every fresh adapter's A (the same for every self-edit, so rewards compare texts). */
   seed: number;
-  /** Self-edits whose inner loops train together, as one stacked adapter (memory grows with it); default 8. */
+  /**
+   * Self-edits whose inner loops train together, as one stacked adapter (memory grows with it);
+   * default 1: on lavapipe batching measured slower (bench/inner-batch.ts: 0.66× at 16, 0.78× at 4).
+   */
   batch?: number;
 }
 
@@ -145,7 +148,7 @@ export class InnerLoop implements Rewarder {
   async #scoreTexts(ps: readonly number[], texts: readonly string[]): Promise<UpdateScore[]> {
     const base = await this.base();
     const out: UpdateScore[] = [];
-    const batch = this.options.batch ?? 8;
+    const batch = this.options.batch ?? 1;
     for (let i0 = 0; i0 < texts.length; i0 += batch) {
       await loraUpdates(this.model, this.tok, texts.slice(i0, i0 + batch), this.options, async (i, overrides) => {
         const p = ps[i0 + i]!;
