@@ -1,9 +1,10 @@
 // Optimiser kernels: AdamW in place, and the pieces of global-norm gradient clipping that follow the
 // deterministic sum of squares (reduce.wgsl): the square root, and the scaling, which reads the
-// norm from a tensor so that the host never waits for it.
+// norm from a tensor so that the host never waits for it. Per-group clipping (G stacked adapters)
+// has G norms: element i of a gradient is scaled by norm[(base + i) / seg].
 
 struct AdamParams { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, bc1: f32, bc2: f32 }
-struct ClipParams { n: u32, max_norm: f32 }
+struct ClipParams { n: u32, max_norm: f32, base: u32, seg: u32 }
 
 @group(0) @binding(0) var<uniform> adam: AdamParams;
 @group(0) @binding(0) var<uniform> clip: ClipParams;
@@ -13,7 +14,7 @@ struct ClipParams { n: u32, max_norm: f32 }
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
-// sqrt_scalar and clip_scale read `src` and write `dst`.
+// sqrt_each and clip_scale read `src` and write `dst`.
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
@@ -33,18 +34,20 @@ fn adamw(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   param[i] = w - adam.lr * ((mi / adam.bc1) / (sqrt(vi / adam.bc2) + adam.eps) + adam.weight_decay * w);
 }
 
-// dst[0] = sqrt(src[0]): the norm from the sum of squares.
-@compute @workgroup_size(1)
-fn sqrt_scalar() {
-  dst[0] = sqrt(src[0]);
+// dst[i] = sqrt(src[i]) for i < n: norms from sums of squares.
+@compute @workgroup_size(WG)
+fn sqrt_each(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wid, nwg, lid);
+  if (i >= clip.n) { return; }
+  dst[i] = sqrt(src[i]);
 }
 
-// dst *= min(1, max_norm / (norm + 1e-6)) with norm = src[0], as torch.nn.utils.clip_grad_norm_.
+// dst *= min(1, max_norm / (norm + 1e-6)) with norm = src[(base + i) / seg], as torch.nn.utils.clip_grad_norm_.
 // A NaN norm gives NaN gradients (like torch.clamp), so the min is a select, not min().
 @compute @workgroup_size(WG)
 fn clip_scale(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = flat(wid, nwg, lid);
   if (i >= clip.n) { return; }
-  let c = clip.max_norm / (src[0] + 1e-6);
+  let c = clip.max_norm / (src[(clip.base + i) / clip.seg] + 1e-6);
   dst[i] *= select(c, 1.0, c > 1.0);
 }

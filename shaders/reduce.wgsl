@@ -1,10 +1,12 @@
-// Row sums: out[base + r] = alpha · Σ_j f(x[r·len + j]) over j < len with r·len + j < n, where f is
+// Row sums: out[base + r·step] = alpha · Σ_j f(x[r·len + j]) over j < len with r·len + j < n, where f is
 // the identity or the square. One workgroup per row (grid folded past 65535): lanes sum strided
 // slices in order, then a fixed tree adds the lanes. No atomics, so the bits depend only on the
-// sizes. Whole-tensor sums run it twice (rows of fixed-size chunks, then one row of partials).
+// sizes. Whole-tensor sums run it twice (rows of fixed-size chunks, then one row of partials);
+// per-group sums of several tensors write each tensor's G rows with step = the number of tensors,
+// so that the second pass sums each group's row of partials.
 // dot_rows is the same walk over x[r·len + j]·y[j]: a matrix-vector product with a long reduction.
 
-struct Params { rows: u32, len: u32, n: u32, alpha: f32, square: u32, base: u32 }
+struct Params { rows: u32, len: u32, n: u32, alpha: f32, square: u32, base: u32, step: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -28,7 +30,7 @@ fn rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     s += select(v, v * v, p.square != 0u);
   }
   let total = tree(lid.x, s);
-  if (lid.x == 0u) { out[p.base + r] = p.alpha * total; }
+  if (lid.x == 0u) { out[p.base + r * p.step] = p.alpha * total; }
 }
 
 @compute @workgroup_size(WG)

@@ -3,7 +3,9 @@
 // factors A [in, r] and B [r, out] whose term s·(x·A)·B, s = alpha/r, the forward adds to the
 // linear's output (LanguageModel.forward's `adapters`). B starts at zero, so a fresh adapter is the
 // base model exactly. LoraOptimizer trains the factors only: the base is read, never written.
-// Adapters save to and load from safetensors (`<weight>.lora_a` / `.lora_b`).
+// Adapters save to and load from safetensors (`<weight>.lora_a` / `.lora_b`). A stack of G adapters
+// (factors [G, in, r], [G, r, out]) trains G at once, sequence block g through adapter g
+// (ops/lora.ts), each clipped by its own gradient norm: the batched inner loops of SEAL variant B.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32 } from '../gpu/tensor.ts';
 import { withSafetensors, writeSafetensors, SafetensorsError, type TensorToWrite } from '../io/safetensors.ts';
@@ -86,21 +88,35 @@ export class Lora {
     return names;
   }
 
-  /** A fresh adapter: A ~ U(±1/√in) (PEFT's Kaiming init), B = 0. */
-  static create(model: LanguageModel, spec: LoraSpec, seed: number): Lora {
+  /**
+   * A fresh adapter: A ~ U(±1/√in) (PEFT's Kaiming init), B = 0. With `stack` G, G copies of that
+   * adapter stacked ([G, in, r], [G, r, out]) to train G at once.
+   */
+  static create(model: LanguageModel, spec: LoraSpec, seed: number, stack?: number): Lora {
+    if (stack !== undefined && (!Number.isInteger(stack) || stack < 1)) throw new RangeError(`lora: a stack must hold a positive integer number of adapters, got ${stack}`);
     const gpu = model.gpu;
     const rng = new Rng(seed);
+    const lead = stack === undefined ? [] : [stack];
     const adapters = new Map<string, LoraFactors>();
     for (const name of Lora.targets(model, spec)) {
       const [nIn, nOut] = inOut(model, name);
       const bound = 1 / Math.sqrt(nIn);
+      const a = rng.uniformArray(nIn * spec.rank, -bound, bound);
+      const stacked = new Float32Array(a.length * (stack ?? 1));
+      for (let g = 0; g < (stack ?? 1); g++) stacked.set(a, g * a.length);
       adapters.set(name, {
-        a: gpu.tensor(rng.uniformArray(nIn * spec.rank, -bound, bound), [nIn, spec.rank], 'f32', `${name}.lora_a`),
-        b: gpu.zeros([spec.rank, nOut], 'f32', `${name}.lora_b`),
+        a: gpu.tensor(stacked, [...lead, nIn, spec.rank], 'f32', `${name}.lora_a`),
+        b: gpu.zeros([...lead, spec.rank, nOut], 'f32', `${name}.lora_b`),
         scale: spec.alpha / spec.rank,
       });
     }
     return new Lora(spec, adapters);
+  }
+
+  /** How many adapters are stacked (G), or undefined for a single one. */
+  get stack(): number | undefined {
+    const a = this.adapters.values().next().value?.a;
+    return a?.shape.length === 3 ? a.shape[0] : undefined;
   }
 
   /** The factors as named tensors (`<weight>.lora_a`, `<weight>.lora_b`), in a fixed order. */
@@ -110,15 +126,18 @@ export class Lora {
     return out;
   }
 
-  /** Merged copies W + s·A·B of the adapted weights, in the model's layout: overrides for its forward or generation. */
-  merged(model: LanguageModel): ParamMap {
+  /**
+   * Merged copies W + s·A·B of the adapted weights (adapter `adapter` of a stack), in the model's
+   * layout: overrides for its forward or generation.
+   */
+  merged(model: LanguageModel, adapter = 0): ParamMap {
     const transposed = loraLayout(model.kind).transposed;
     return new Map(
       [...this.adapters].map(([name, f]) => {
         // An f16 base is widened first: merged copies are f32, as every edited copy.
         const w = model.params.get(name)!;
         const base = w.dtype === 'f16' ? convert(model.gpu, w, 'f32') : w;
-        const m = loraMerge(model.gpu, base as F32, f, { transposed }) as F32;
+        const m = loraMerge(model.gpu, base as F32, f, { transposed, adapter }) as F32;
         if (base !== w) base.release();
         return [name, m];
       }),
@@ -144,6 +163,7 @@ export class Lora {
 
   /** Writes the factors (and, for a resumable checkpoint, the optimizer's moments and step) atomically. */
   async save(path: string, gpu: Gpu, state?: unknown, optimizer?: LoraOptimizer): Promise<void> {
+    if (this.stack !== undefined) throw new RangeError(`lora: a stack of ${this.stack} adapters is not saved; merge or train one adapter`);
     const named = [...this.tensors()];
     if (optimizer) for (const [prefix, map] of [['adam.m.', optimizer.m], ['adam.v.', optimizer.v]] as const) for (const [n, t] of map) named.push([prefix + n, t]);
     const data = await gpu.readMany(named.map(([, t]) => t));
@@ -210,7 +230,8 @@ export class LoraOptimizer {
 
   /**
    * One step on a batch (targets IGNORE_INDEX where no loss; `dlosses` weighs positions as
-   * ModelPass.backward takes it); resolves to the batch's mean loss before the update, or NaN without
+   * ModelPass.backward takes it; a stack's adapter g sees the g-th of G equal blocks of sequences,
+   * and its gradient is clipped by its own norm); resolves to the batch's mean loss before the update, or NaN without
    * `read` (then nothing waits for the GPU: k steps go out as one batch of work).
    */
   async update(tokens: Tokens, targets: Tokens, dlosses?: F32, lr = this.config.lr, read = true): Promise<number> {
@@ -219,7 +240,7 @@ export class LoraOptimizer {
     const pass = this.model.forward(tokens, targets, undefined, { adapters: this.lora.adapters });
     pass.backward(null, dlosses, this.grads as AdapterGrads);
     const flat = [...this.grads.values()].flatMap((g) => [g.da, g.db]);
-    const norm = clipGradNorm(gpu, flat, this.config.gradClip);
+    const norm = clipGradNorm(gpu, flat, this.config.gradClip, this.lora.stack);
     this.step++;
     for (const [name, f] of this.lora.adapters) {
       const g = this.grads.get(name)!;

@@ -1,11 +1,12 @@
 // Optimiser ops: AdamW in place (llm.c / PyTorch semantics), and global-norm gradient clipping
 // whose norm is reduced deterministically on the GPU (reduce.ts) and handed to the scaling kernel
-// as a tensor, so the hot path never waits for a readback.
+// as a tensor, so the hot path never waits for a readback; or per group of stacked gradients (G
+// adapters trained at once, each clipped by its own norm, as if trained alone).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
 import { expect, noAlias, sameShape } from './check.ts';
-import { sumSquares } from './reduce.ts';
+import { sumSquares, sumSquaresGroups } from './reduce.ts';
 import { elementChunks, elementsOf } from './chunks.ts';
 
 const WG = 256;
@@ -16,8 +17,9 @@ const ADAMW: KernelSpec = {
   params: ['n:u32', 'lr:f32', 'beta1:f32', 'beta2:f32', 'eps:f32', 'weight_decay:f32', 'bc1:f32', 'bc2:f32'],
   constants: { WG },
 };
-const SQRT: KernelSpec = { shader: SHADER, entry: 'sqrt_scalar' };
-const CLIP: KernelSpec = { shader: SHADER, entry: 'clip_scale', params: ['n:u32', 'max_norm:f32'], constants: { WG } };
+const CLIP_PARAMS = ['n:u32', 'max_norm:f32', 'base:u32', 'seg:u32'];
+const SQRT: KernelSpec = { shader: SHADER, entry: 'sqrt_each', params: CLIP_PARAMS, constants: { WG } };
+const CLIP: KernelSpec = { shader: SHADER, entry: 'clip_scale', params: CLIP_PARAMS, constants: { WG } };
 
 export interface AdamWConfig {
   lr: number;
@@ -52,27 +54,33 @@ export function adamw(gpu: Gpu, param: Tensor, grad: Tensor, m: Tensor, v: Tenso
 
 /** [1] tensor: the L2 norm of all the tensors taken as one vector (deterministic; see reduce.ts). */
 export function globalNorm(gpu: Gpu, xs: readonly Tensor[]): Tensor {
-  const squares = sumSquares(gpu, xs);
-  const norm = gpu.empty([1], 'f32', 'globalNorm');
-  gpu.dispatch(SQRT, { tensors: [squares, norm], workgroups: [1] });
+  return norms(gpu, sumSquares(gpu, xs), 'globalNorm');
+}
+
+/** Square roots of fresh sums of squares (released). */
+function norms(gpu: Gpu, squares: Tensor, label: string): Tensor {
+  const out = gpu.empty(squares.shape, 'f32', label);
+  gpu.dispatch(SQRT, { params: { n: squares.size, max_norm: 0, base: 0, seg: 1 }, tensors: [squares, out], workgroups: gpu.grid(squares.size, WG) });
   squares.release();
-  return norm;
+  return out;
 }
 
 /**
  * Scales the gradients in place by min(1, maxNorm / (norm + 1e-6)), norm being their global L2
  * norm (torch.nn.utils.clip_grad_norm_). Returns the norm, before clipping, as a [1] tensor for
- * logging; nothing is read back.
+ * logging; nothing is read back. With `groups` G > 1 every gradient is [G, …] and group g (G
+ * stacked adapters' g-th) is clipped by the norm of its own slices alone: the norms come back [G].
  */
-export function clipGradNorm(gpu: Gpu, grads: readonly Tensor[], maxNorm: number): Tensor {
+export function clipGradNorm(gpu: Gpu, grads: readonly Tensor[], maxNorm: number, groups = 1): Tensor {
   const op = 'clipGradNorm';
   if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new RangeError(`${op}: maxNorm must be a positive number, got ${maxNorm}`);
   if (new Set(grads).size !== grads.length) throw new Error(`${op}: a gradient appears twice in the list; it would be counted and scaled twice`);
-  const norm = globalNorm(gpu, grads);
+  const norm = groups === 1 ? globalNorm(gpu, grads) : norms(gpu, sumSquaresGroups(gpu, grads, groups), `${op} per group`);
   for (const grad of grads) {
+    const seg = Math.max(1, grad.size / groups);
     for (const r of elementChunks(gpu, grad)) {
       const g = elementsOf(grad, r);
-      gpu.dispatch(CLIP, { params: { n: g.size, max_norm: maxNorm }, tensors: [norm, g], workgroups: gpu.grid(g.size, WG) });
+      gpu.dispatch(CLIP, { params: { n: g.size, max_norm: maxNorm, base: r[0], seg }, tensors: [norm, g], workgroups: gpu.grid(g.size, WG) });
     }
   }
   return norm;

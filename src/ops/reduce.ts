@@ -1,6 +1,7 @@
 // Deterministic reductions: over the last axis (per row), and over whole tensors to a scalar in
 // two stages (fixed-size chunks to partials, then the partials), for tensors of millions of
-// elements. The squared L2 norm takes a list of tensors for global grad-norm clipping.
+// elements. The squared L2 norm takes a list of tensors for global grad-norm clipping, or per group
+// of stacked tensors ([G, …] each: G adapters trained at once, each clipped by its own norm).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/kernel.ts';
 import type { F32 as Tensor } from '../gpu/tensor.ts';
@@ -8,7 +9,7 @@ import { ShapeError, expect, noAlias } from './check.ts';
 import { rowChunks } from './chunks.ts';
 
 const WG = 256;
-const PARAMS = ['rows:u32', 'len:u32', 'n:u32', 'alpha:f32', 'square:u32', 'base:u32'];
+const PARAMS = ['rows:u32', 'len:u32', 'n:u32', 'alpha:f32', 'square:u32', 'base:u32', 'step:u32'];
 const ROWS: KernelSpec = { shader: 'reduce.wgsl', entry: 'rows', params: PARAMS, constants: { WG } };
 const DOT_ROWS: KernelSpec = { shader: 'reduce.wgsl', entry: 'dot_rows', params: PARAMS, constants: { WG } };
 // Stage 1 gives each tensor at most this many partials, each a chunk of at least 4 lanes' worth.
@@ -22,10 +23,12 @@ interface RowsPass {
   alpha?: number;
   square?: boolean;
   base?: number;
+  /** Row r goes to out[base + r·step]. */
+  step?: number;
 }
 
-function rowsPass(gpu: Gpu, x: Tensor, out: Tensor, { rows, len, n, alpha = 1, square = false, base = 0 }: RowsPass): void {
-  gpu.dispatch(ROWS, { params: { rows, len, n, alpha, square: square ? 1 : 0, base }, tensors: [x, out], workgroups: gpu.grid(rows, 1) });
+function rowsPass(gpu: Gpu, x: Tensor, out: Tensor, { rows, len, n, alpha = 1, square = false, base = 0, step = 1 }: RowsPass): void {
+  gpu.dispatch(ROWS, { params: { rows, len, n, alpha, square: square ? 1 : 0, base, step }, tensors: [x, out], workgroups: gpu.grid(rows, 1) });
 }
 
 function overRows(gpu: Gpu, op: string, x: Tensor, mean: boolean, out: Tensor | undefined): Tensor {
@@ -61,7 +64,7 @@ export function dotRows(gpu: Gpu, x: Tensor, y: Tensor): Tensor {
   const [R, n] = x.shape as [number, number];
   expect(op, 'y', y, [n]);
   const out = gpu.empty([R]);
-  if (R > 0) gpu.dispatch(DOT_ROWS, { params: { rows: R, len: n, n: R * n, alpha: 1, square: 0, base: 0 }, tensors: [x, out, y], workgroups: gpu.grid(R, 1) });
+  if (R > 0) gpu.dispatch(DOT_ROWS, { params: { rows: R, len: n, n: R * n, alpha: 1, square: 0, base: 0, step: 1 }, tensors: [x, out, y], workgroups: gpu.grid(R, 1) });
   return out;
 }
 
@@ -96,4 +99,23 @@ export function sum(gpu: Gpu, x: Tensor): Tensor {
 /** Squared L2 norm of a tensor, or of several together (global grad norm), as a [1] tensor. */
 export function sumSquares(gpu: Gpu, xs: Tensor | readonly Tensor[]): Tensor {
   return total(gpu, 'sumSquares', Array.isArray(xs) ? xs : [xs as Tensor], true);
+}
+
+/**
+ * Squared L2 norms per group: each tensor is [G, …]; out[g] sums the squares of every tensor's g-th
+ * slice ([G]). One workgroup walks each slice, so a slice must fit one storage binding.
+ */
+export function sumSquaresGroups(gpu: Gpu, xs: readonly Tensor[], G: number): Tensor {
+  const op = 'sumSquaresGroups';
+  if (!Number.isInteger(G) || G < 1) throw new RangeError(`${op}: G must be a positive integer, got ${G}`);
+  xs.forEach((x, i) => {
+    if (x.shape[0] !== G) throw new ShapeError(`${op}: xs[${i}] must have ${G} groups on its first axis, got ${x}`);
+  });
+  // partials [G, tensors]: tensor i's G slices go to column i.
+  const partials = gpu.empty([G, xs.length], 'f32', `${op}.partials`);
+  xs.forEach((x, i) => rowsPass(gpu, x, partials, { rows: G, len: x.size / G, n: x.size, square: true, base: i, step: xs.length }));
+  const out = gpu.empty([G]);
+  rowsPass(gpu, partials, out, { rows: G, len: xs.length, n: partials.size });
+  partials.release();
+  return out;
 }

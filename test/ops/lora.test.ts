@@ -76,6 +76,41 @@ test('merge matches the reference in both layouts ([in, out] and nn.Linear\'s [o
   }
 });
 
+test('stacked adapters: row block g goes through adapter g, forward, backward and merge, each as the reference of its own block', async () => {
+  const g = await gpu();
+  for (const [G, m, nIn, rank, nOut] of [[3, 5, 7, 3, 11], [2, 70, 13, 5, 9]] as const) {
+    const fs = Array.from({ length: G }, () => host(nIn, rank, nOut));
+    const x = r.uniformArray(G * m * nIn);
+    const y0 = r.uniformArray(G * m * nOut);
+    const dy = r.uniformArray(G * m * nOut);
+    const cat = (xs: ArrayLike<number>[]) => Float32Array.from(xs.flatMap((a) => [...(a as Float32Array)]));
+    const factors = { a: g.tensor(cat(fs.map((f) => f.a)), [G, nIn, rank]), b: g.tensor(cat(fs.map((f) => f.b)), [G, rank, nOut]), scale: fs[0]!.scale };
+    const t = { x: g.tensor(x, [G * m, nIn]), y: g.tensor(y0, [G * m, nOut]), dy: g.tensor(dy, [G * m, nOut]) };
+    const grads = { da: g.zeros([G, nIn, rank]), db: g.zeros([G, rank, nOut]), dx: g.zeros([G * m, nIn]) };
+    const h = loraForward(g, t.x, factors, t.y);
+    loraBackward(g, t.x, h, factors, t.dy, grads);
+    const w = r.uniformArray(nIn * nOut);
+    const tw = g.tensor(w, [nIn, nOut]);
+    const merged = fs.map((_, k) => loraMerge(g, tw, factors, { adapter: k }));
+    const [y, da, db, dx, ...ms] = await g.readMany([t.y, grads.da, grads.db, grads.dx, ...merged]);
+    for (let k = 0; k < G; k++) {
+      const part = (a: ArrayLike<number>, len: number) => (a as Float32Array).subarray(k * len, (k + 1) * len);
+      const xk = part(x, m * nIn);
+      const term = ref.loraTerm(xk, m, fs[k]!);
+      const e = ref.loraTermBackward(xk, m, fs[k]!, part(dy, m * nOut));
+      const what = `G=${G} adapter ${k}`;
+      close(part(y!, m * nOut), part(y0, m * nOut).map((v, i) => v + term[i]!), 1e-5, 1e-5, `y ${what}`);
+      close(part(da!, nIn * rank), e.da, 1e-5, 1e-5, `dA ${what}`);
+      close(part(db!, rank * nOut), e.db, 1e-5, 1e-5, `dB ${what}`);
+      close(part(dx!, m * nIn), e.dx, 1e-5, 1e-5, `dx ${what}`);
+      close(ms[k]!, ref.loraMerge(w, fs[k]!), 1e-6, 1e-6, `merged ${what}`);
+    }
+    assert.throws(() => loraForward(g, g.zeros([G * m + 1, nIn]), factors, g.zeros([G * m + 1, nOut])), /loraForward: \d+ rows of x do not split into \d equal blocks, one per stacked adapter/);
+    assert.throws(() => loraMerge(g, tw, factors, { adapter: G }), /loraMerge: adapter \d is not one of the \d stacked/);
+    for (const v of [h, tw, ...merged, ...Object.values(t), factors.a, factors.b, ...Object.values(grads)]) v.release();
+  }
+});
+
 test('shapes and aliasing are checked', async () => {
   const g = await gpu();
   const f = { a: g.zeros([4, 2]), b: g.zeros([2, 3]), scale: 1 };

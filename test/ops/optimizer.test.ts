@@ -64,6 +64,25 @@ test('clipGradNorm scales by min(1, maxNorm/(norm+1e-6)) and returns the norm', 
   }
 });
 
+test('clipGradNorm per group: each group of stacked gradients is clipped by its own norm, as if alone', async () => {
+  const g = await gpu();
+  const r = rng(15);
+  const G = 3;
+  // Per tensor: G slices of a prime size; group 1 is small enough to pass unclipped.
+  const slices = [7, 300, 1].map((n) => Array.from({ length: G }, (_, k) => r.uniformArray(n, k === 1 ? -1e-3 : -2, k === 1 ? 1e-3 : 2)));
+  const ts = slices.map((s) => g.tensor(Float32Array.from(s.flatMap((x) => [...x])), [G, s[0]!.length]));
+  const norms = clipGradNorm(g, ts, 0.5, G);
+  const out = await g.readMany([norms, ...ts]);
+  for (let k = 0; k < G; k++) {
+    const alone = slices.map((s) => Float32Array.from(s[k]!));
+    const expected = ref.clipGradNorm(alone, 0.5);
+    close([out[0]![k]!], [expected], 1e-5, 0, `norm of group ${k}`);
+    alone.forEach((x, i) => close((out[i + 1] as Float32Array).subarray(k * x.length, (k + 1) * x.length), x, 1e-5, 1e-7, `group ${k} tensor ${i}`));
+  }
+  assert.throws(() => clipGradNorm(g, [g.zeros([2, 3])], 1, G), /sumSquaresGroups: xs\[0\] must have 3 groups on its first axis/);
+  for (const t of [norms, ...ts]) t.release();
+});
+
 test('the norm is deterministic', async () => {
   const g = await gpu();
   const r = rng(14);
