@@ -305,6 +305,7 @@ program
   .option('--gen-steps <n>', 'generator updates per round (minibatches of 4)', int, 8)
   .option('--inner-steps <n>', 'LoRA finetuning steps per self-edit (k)', int, 10)
   .option('--inner-lr <x>', "the inner loop's learning rate (1e-3: best of 1e-3, 3e-3 on 3 validation passages)", num, 1e-3)
+  .option('--inner-batch <n>', 'self-edits whose LoRAs train at once, stacked in one pass per step (default 1: on lavapipe batching measured slower; bench/inner-batch.ts)', int)
   .option('--rank <n>', 'LoRA rank (generator and inner loop; alpha = 2·rank)', int, 8)
   .option('--with-passage', 'the inner loop trains on the passage followed by the self-edit')
   .option('--passages <n>', 'held-out passages to evaluate', int, 8)

@@ -30,6 +30,8 @@ export interface SelfEditCliOptions {
   genSteps: number;
   innerSteps: number;
   innerLr: number;
+  /** Self-edits whose LoRAs train at once, stacked (1: one at a time). */
+  innerBatch?: number;
   rank: number;
   withPassage?: boolean;
   passages: number;
@@ -73,7 +75,7 @@ export async function selfEditCommand(dev: DawnOptions, o: SelfEditCliOptions): 
   });
   const [model, tok] = [gpt2Only(loaded.model, 'seal selfedit'), loaded.tokenizer];
   const lora = { ...DEFAULT_LORA, rank: o.rank, alpha: 2 * o.rank };
-  const inner: InnerOptions = { ...DEFAULT_INNER, steps: o.innerSteps, lr: o.innerLr, lora, withPassage: Boolean(o.withPassage) };
+  const inner: InnerOptions = { ...DEFAULT_INNER, steps: o.innerSteps, lr: o.innerLr, lora, withPassage: Boolean(o.withPassage), ...(o.innerBatch ? { batch: o.innerBatch } : {}) };
   const outer: OuterOptions = { ...DEFAULT_OUTER, algo: o.algo, keep: o.keep, lr: o.genLr, updateSteps: o.genSteps, sampling: { ...DEFAULT_OUTER.sampling, samples: o.samples, maxNew: o.maxNew, temperature: o.temperature } };
   const generator = Lora.create(model, lora, 1);
   const trainer = new SelfEditTrainer(model, tok, generator, outer);
