@@ -20,14 +20,14 @@ const LANES: u32 = 8u;
 fn regs_subgroup(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
   let z = wid.z;
   let b = z / p.splits;
-  let ks = kRange(z);
   let j0 = (wid.x * WG + lid.x) * 4u;
   let i0 = wid.y * RB;
+  let ks = kRange(z, i0, RB);
   let t = sl % LANES;
   let first = sl - t; // lane 0 of this lane's group of 8
-  let a0 = b * p.sAb + min(i0 + t, p.M - 1u) * p.sAi;
-  let a1 = b * p.sAb + min(i0 + LANES + t, p.M - 1u) * p.sAi;
-  let bj = b * p.sBb + vec4u(min(j0, p.N - 1u), min(j0 + 1u, p.N - 1u), min(j0 + 2u, p.N - 1u), min(j0 + 3u, p.N - 1u)) * p.sBj;
+  let a0 = aBase(b) + min(i0 + t, p.M - 1u) * p.sAi;
+  let a1 = aBase(b) + min(i0 + LANES + t, p.M - 1u) * p.sAi;
+  let bj = bBase(b) + vec4u(min(j0, p.N - 1u), min(j0 + 1u, p.N - 1u), min(j0 + 2u, p.N - 1u), min(j0 + 3u, p.N - 1u)) * p.sBj;
   var acc: array<vec4f, MAX_RB>;
   for (var r = 0u; r < RB; r++) { acc[r] = vec4f(0.0); }
   for (var k = ks.x; k < ks.y; k++) {

@@ -6,13 +6,18 @@ import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.t
 
 test.after(releaseGpu);
 
-// [B, T, C, NH]: T = 1, one head, three heads, head size 1, C not a multiple of 4, B·NH·T past 64.
+// [B, T, C, NH]: T = 1 (also with B > 1 and heads), one head, three heads, head size 1, C not a
+// multiple of 4, B·NH·T past 64, T past the matmul's row blocks (16) and column span (4·8) and not
+// a multiple of them, past 64 (two row-block rows of the workgroup grid's x), the bundled head size.
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 4, 1],
+  [3, 1, 8, 2],
   [2, 5, 6, 3],
   [1, 7, 5, 1],
   [3, 9, 3, 3],
   [2, 17, 12, 2],
+  [2, 37, 24, 3],
+  [1, 70, 64, 2],
 ];
 
 test('CPU backward matches finite differences of the CPU forward (f64)', async () => {

@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, formatChoice, matmul, matmulBackward, resetMatmulTuning, subgroupsUsable } from '../../src/ops/matmul.ts';
-import { gemm, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
+import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, formatChoice, matmul, matmulBackward, matmulStrided, resetMatmulTuning, subgroupsUsable, type Gemm } from '../../src/ops/matmul.ts';
+import { gemm, gemmStrided, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
 import { TuningCache, tuningFromEnv } from '../../src/io/tuning-cache.ts';
 import { fastest } from '../../src/gpu/autotune.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
@@ -91,6 +91,38 @@ test('batched: both operands, a shared B (weights), a shared A', async () => {
     await check(g, 9, 17, 6, { variant, batch: 2, batched: 'b', transB: true, accumulate: new Float32Array() });
   }
   await check(g, 5, 8, 11, { batch: 4, batched: 'both', transA: true });
+});
+
+test('strided views: offsets, a (batch × inner) batch, strided C, triangular A skipped; every variant', async () => {
+  const g = await gpu();
+  // batch 2 × inner 3 matrices inside larger buffers, A (M = K = 19) zero above (or below) its
+  // diagonal as causal attention's probabilities are; C's rows are 13 apart (N = 10), the gaps kept.
+  const [batch, inner, M, K, N] = [2, 3, 19, 19, 10];
+  const r = rng(11);
+  const a = r.uniformArray(5 + batch * inner * M * K);
+  const b = r.uniformArray(3 + K * 60);
+  const c = r.uniformArray(7 + batch * inner * M * 13);
+  const base = { M, N, K, batch, inner, oB: 3, sBb: 30, sBh: 10, sBk: 60, sBj: 1, oC: 7, sCb: inner * M * 13, sCh: M * 13, sCi: 13 };
+  const cases: [string, Gemm, 'lower' | 'upper', boolean][] = [
+    ['lower', { ...base, oA: 5, sAb: inner * M * K, sAh: M * K, sAi: K, sAk: 1 }, 'lower', false],
+    ['upper (A read transposed), accumulate', { ...base, oA: 5, sAb: inner * M * K, sAh: M * K, sAi: 1, sAk: K }, 'upper', true],
+  ];
+  for (const variant of await variants(g)) {
+    for (const [what, gm, triangle, accumulate] of cases) {
+      const tri = Float32Array.from(a, (v, e) => {
+        const x = (e - 5) % (M * K);
+        const [row, col] = [Math.floor(x / K), x % K]; // storage row and column
+        const [i, k] = gm.sAi === K ? [row, col] : [col, row];
+        return e >= 5 && (triangle === 'lower' ? k > i : k < i) ? 0 : v;
+      });
+      const [ta, tb, tc] = [g.tensor(tri, [tri.length]), g.tensor(b, [b.length]), g.tensor(c, [c.length])];
+      matmulStrided(g, 'strided', ta, tb, tc, gm, { alpha: 0.5, accumulate, triangle, variant });
+      close(await g.read(tc), gemmStrided(tri, b, c, gm, 0.5, accumulate), 1e-5, 1e-5, `${variant} ${what}`);
+      for (const t of [ta, tb, tc]) t.release();
+    }
+  }
+  const [small, big] = [g.zeros([4]), g.zeros([10])];
+  assert.throws(() => matmulStrided(g, 'strided', small, big, g.zeros([10]), { ...cases[0]![1], M: 1, N: 1, K: 1, batch: 1, inner: 1 }), /strided: the strides reach element 5 of a/);
 });
 
 test('split-K is deterministic: same bits on rerun', async () => {
