@@ -22,6 +22,15 @@ const ACCUMULATE: u32 = 4u;
 // as causal attention's probabilities are: a row block skips the k range that only adds zeros.
 const A_LOWER: u32 = 8u;
 const A_UPPER: u32 = 16u;
+// Only C's lower triangle (j ≤ i) is wanted, as causal scores: blocks wholly above it are skipped
+// and left unwritten.
+const C_LOWER: u32 = 32u;
+
+// Whether the block of C at rows i0..i0+rows-1 from column j0 on lies wholly above the diagonal
+// of a C_LOWER product (uniform over the workgroup, so it may return before subgroup operations).
+fn skipBlock(i0: u32, rows: u32, j0: u32) -> bool {
+  return (p.flags & C_LOWER) != 0u && j0 >= i0 + rows;
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;

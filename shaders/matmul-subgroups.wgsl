@@ -22,6 +22,7 @@ fn regs_subgroup(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
   let b = z / p.splits;
   let j0 = (wid.x * WG + lid.x) * 4u;
   let i0 = wid.y * RB;
+  if (skipBlock(i0, RB, wid.x * WG * 4u)) { return; }
   let ks = kRange(z, i0, RB);
   let t = sl % LANES;
   let first = sl - t; // lane 0 of this lane's group of 8

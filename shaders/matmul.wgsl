@@ -37,6 +37,7 @@ fn regs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let b = z / p.splits;
   let j0 = (wid.x * WG + lid.x) * 4u;
   let i0 = wid.y * RB;
+  if (skipBlock(i0, RB, wid.x * WG * 4u)) { return; }
   let ks = kRange(z, i0, RB);
   // Clamped columns keep loads in bounds; their results are dropped by store().
   let bj = bBase(b) + vec4u(min(j0, p.N - 1u), min(j0 + 1u, p.N - 1u), min(j0 + 2u, p.N - 1u), min(j0 + 3u, p.N - 1u)) * p.sBj;
@@ -65,6 +66,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: v
   let BT = TS * TM; // rows (and columns) of C per workgroup
   let i0 = wid.y * BT;
   let j0 = wid.x * BT;
+  if (skipBlock(i0, BT, j0)) { return; }
   let ks = kRange(z, i0, BT);
   var acc: array<array<f32, MAX_TM>, MAX_TM>;
   for (var k0 = ks.x; k0 < ks.y; k0 += TK) {

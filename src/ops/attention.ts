@@ -65,7 +65,7 @@ export function attentionForward(gpu: Gpu, qkv: Tensor, NH: number): AttentionOu
   const { B, T, C, HD } = d;
   const out = gpu.empty([B, T, C]);
   const att = gpu.empty([B, NH, T, T]);
-  product(gpu, d, 'attention q·kᵀ', [qkv, head(d, 0)], [qkv, head(d, 1, true)], [att, square(d)], T, T, HD, { alpha: d.scale });
+  product(gpu, d, 'attention q·kᵀ', [qkv, head(d, 0)], [qkv, head(d, 1, true)], [att, square(d)], T, T, HD, { alpha: d.scale, lowerC: true });
   gpu.dispatch(SOFTMAX, { params: { rows: B * NH * T, T }, tensors: [att], workgroups: gpu.grid(B * NH * T, WG), label: 'attention softmax' });
   product(gpu, d, 'attention att·v', [att, square(d)], [qkv, head(d, 2)], [out, headOf(d)], T, HD, T, { triangle: 'lower' });
   return { out, att };
@@ -86,7 +86,7 @@ export function attentionBackward(gpu: Gpu, dout: Tensor, qkv: Tensor, att: Tens
   product(gpu, d, 'attention dv', [att, square(d, true)], [dout, headOf(d)], into(2), T, HD, T, { accumulate: true, triangle: 'upper' });
   // datt = dout·vᵀ, then d(scores) in place
   const ds = gpu.empty([B, NH, T, T], 'f32', 'attention.dscores');
-  product(gpu, d, 'attention datt', [dout, headOf(d)], [qkv, head(d, 2, true)], [ds, square(d)], T, T, HD, {});
+  product(gpu, d, 'attention datt', [dout, headOf(d)], [qkv, head(d, 2, true)], [ds, square(d)], T, T, HD, { lowerC: true });
   gpu.dispatch(SOFTMAX_BACKWARD, { params: { rows: B * NH * T, T }, tensors: [att, ds], workgroups: gpu.grid(B * NH * T, WG), label: 'attention softmax backward' });
   // dq += dscores·k/√HD, dk += dscoresᵀ·q/√HD
   product(gpu, d, 'attention dq', [ds, square(d)], [qkv, head(d, 1)], into(0), T, HD, T, { alpha: d.scale, accumulate: true, triangle: 'lower' });

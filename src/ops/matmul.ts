@@ -10,7 +10,7 @@ import { fastest, type TuningEntry, type TuningStore } from '../gpu/autotune.ts'
 import { ShapeError, expect, noAlias } from './check.ts';
 
 const PARAMS = ['M:u32', 'N:u32', 'K:u32', 'inner:u32', 'oA:u32', 'oB:u32', 'oC:u32', 'sAb:u32', 'sAh:u32', 'sAi:u32', 'sAk:u32', 'sBb:u32', 'sBh:u32', 'sBk:u32', 'sBj:u32', 'sCb:u32', 'sCh:u32', 'sCi:u32', 'splits:u32', 'kChunk:u32', 'alpha:f32', 'flags:u32'];
-const FLAG = { bias: 1, gelu: 2, accumulate: 4, lower: 8, upper: 16 };
+const FLAG = { bias: 1, gelu: 2, accumulate: 4, lower: 8, upper: 16, lowerC: 32 };
 const WG = 64;
 
 interface Variant {
@@ -35,7 +35,8 @@ const subgroup = (rb: number): Variant => ({
 /**
  * Lanes past N still run (clamped loads, dropped stores), so a C narrower than 4·WG columns gets
  * the narrowest power-of-two workgroup covering it, at least 8 lanes (one subgroup of
- * regs_subgroup). Each result is the same sum in the same order, so the bits do not change.
+ * regs_subgroup); a lower-triangular C takes 32 columns per workgroup, so that blocks above the
+ * diagonal can be skipped. Each result is the same sum in the same order: the bits do not change.
  */
 function narrowed(v: Variant, N: number): { spec: KernelSpec; cols: number } {
   if (!v.lanes) return v;
@@ -186,6 +187,8 @@ export interface StridedOptions {
   accumulate?: boolean;
   /** A is zero above ('lower') or below ('upper') its diagonal: those k ranges are skipped. */
   triangle?: 'lower' | 'upper';
+  /** Only C's lower triangle (j ≤ i) is wanted: blocks wholly above it are skipped, left unwritten. */
+  lowerC?: boolean;
   variant?: MatmulVariant | string;
 }
 
@@ -226,10 +229,10 @@ function gemm(gpu: Gpu, op: string, a: Tensor, b: Weight, g: Gemm, outOrShape: T
   if (batch * M * N === 0) return out;
   const alpha = opts.alpha ?? 1;
   if (!Number.isFinite(alpha)) throw new RangeError(`${op}: alpha must be finite, got ${alpha}`);
-  const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0) | (opts.triangle ? FLAG[opts.triangle] : 0);
+  const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0) | (opts.triangle ? FLAG[opts.triangle] : 0) | (opts.lowerC ? FLAG.lowerC : 0);
   const choice = opts.variant ? parseChoice(opts.variant) : chooseMatmul(gpu, M, N, K);
   const v = MATMUL_VARIANTS[choice.variant];
-  const { spec: vspec, cols } = narrowed(v, N);
+  const { spec: vspec, cols } = narrowed(v, opts.lowerC ? Math.min(N, 32) : N);
   // An f16 B (weights stored in half precision) is loaded as f32: the same kernel, another type.
   const spec: KernelSpec = b.dtype === 'f16' ? { ...vspec, types: { b_t: 'f16' } } : vspec;
   if (v.subgroups && !subgroupsUsable(gpu)) throw new Error(`${op}: variant ${choice.variant} needs subgroups of 8 or more lanes, which this adapter lacks`);

@@ -121,6 +121,16 @@ test('strided views: offsets, a (batch × inner) batch, strided C, triangular A 
       for (const t of [ta, tb, tc]) t.release();
     }
   }
+  // Only C's lower triangle wanted (j ≤ i), over several column blocks: the rest is left unwritten.
+  const L = { M: 70, N: 70, K: 7, batch: 1, inner: 1, oA: 0, oB: 0, oC: 0, sAb: 0, sAh: 0, sAi: 7, sAk: 1, sBb: 0, sBh: 0, sBk: 70, sBj: 1, sCb: 0, sCh: 0, sCi: 70 };
+  const [la, lb] = [r.uniformArray(70 * 7), r.uniformArray(7 * 70)];
+  const lower = (x: ArrayLike<number>) => Array.from(x).filter((_, e) => e % 70 <= Math.floor(e / 70));
+  for (const variant of await variants(g)) {
+    const [ta, tb, tc] = [g.tensor(la, [70, 7]), g.tensor(lb, [7, 70]), g.empty([70, 70])];
+    matmulStrided(g, 'strided', ta, tb, tc, L, { lowerC: true, variant });
+    close(lower(await g.read(tc)), lower(gemmStrided(la, lb, new Float32Array(70 * 70), L)), 1e-5, 1e-5, `${variant} lower C`);
+    for (const t of [ta, tb, tc]) t.release();
+  }
   const [small, big] = [g.zeros([4]), g.zeros([10])];
   assert.throws(() => matmulStrided(g, 'strided', small, big, g.zeros([10]), { ...cases[0]![1], M: 1, N: 1, K: 1, batch: 1, inner: 1 }), /strided: the strides reach element 5 of a/);
 });
