@@ -40,8 +40,6 @@ fn skipBlock(i0: u32, rows: u32, j0: u32) -> bool {
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-// Most rows of C one invocation of `regs` / `regs_subgroup` keeps in registers.
-const MAX_RB: u32 = 16;
 
 fn epilogue(v: f32, biasJ: f32, old: f32) -> f32 {
   var y = p.alpha * v;

@@ -25,6 +25,7 @@
 override WG: u32 = 64;
 // Rows per invocation of `regs` (≤ MAX_RB; loops over RB unroll once the override is fixed).
 override RB: u32 = 8;
+const MAX_RB: u32 = 16;
 // `tiled`: TS×TS invocations, each TM×TM outputs (TM ≤ MAX_TM); k staged TK at a time.
 override TS: u32 = 16;
 override TM: u32 = 4;

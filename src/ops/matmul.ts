@@ -32,22 +32,27 @@ const subgroup = (rb: number): Variant => ({
   lanes: true,
 });
 
-/**
- * Lanes past N still run (clamped loads, dropped stores), so a C narrower than 4·WG columns gets
- * the narrowest power-of-two workgroup covering it, at least 8 lanes (one subgroup of
- * regs_subgroup); a lower-triangular C takes 32 columns per workgroup, so that blocks above the
- * diagonal can be skipped. Each result is the same sum in the same order: the bits do not change.
- */
-function narrowed(v: Variant, N: number): { spec: KernelSpec; cols: number } {
-  if (!v.lanes) return v;
-  const wg = Math.min(WG, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(N / 4))))));
-  return wg === WG ? v : { spec: { ...v.spec, constants: { ...v.spec.constants, WG: wg } }, cols: 4 * wg };
-}
 const tiled = (ts: number, tm: number): Variant => ({
   spec: { shader: 'matmul.wgsl', entry: 'tiled', params: PARAMS, constants: { TS: ts, TM: tm, TK: 16 } },
   rows: ts * tm,
   cols: ts * tm,
 });
+
+/**
+ * Lanes past N and rows past M still run (clamped loads, dropped stores), so a C narrower than 4·WG
+ * columns gets the narrowest power-of-two workgroup covering it, at least 8 lanes (one subgroup of
+ * regs_subgroup), and regs_subgroup on fewer rows than RB takes the fewest rows (8, 16) covering
+ * them. A lower-triangular C takes 32 columns per workgroup, so that blocks above the diagonal can
+ * be skipped. Each result is the same sum in the same order: the bits do not change.
+ */
+function narrowed(v: Variant, M: number, N: number): { spec: KernelSpec; rows: number; cols: number } {
+  if (!v.lanes) return v;
+  const pow2 = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, 2 ** Math.ceil(Math.log2(Math.max(1, n)))));
+  const wg = pow2(Math.ceil(N / 4), 8, WG);
+  const rows = v.subgroups ? pow2(M, 8, v.rows) : v.rows;
+  if (wg === WG && rows === v.rows) return v;
+  return { spec: { ...v.spec, constants: { ...v.spec.constants, WG: wg, RB: rows } }, rows, cols: 4 * wg };
+}
 
 /** Every kernel variant, by name. `regs-rb4` doubles as the small-M path (M ≤ 4, one row block). */
 export const MATMUL_VARIANTS = {
@@ -56,6 +61,7 @@ export const MATMUL_VARIANTS = {
   'regs-rb16': regs(16),
   'subgroup-rb8': subgroup(8),
   'subgroup-rb16': subgroup(16),
+  'subgroup-rb32': subgroup(32),
   'tiled-8x4': tiled(8, 4),
   'tiled-16x4': tiled(16, 4),
 } satisfies Record<string, Variant>;
@@ -232,7 +238,7 @@ function gemm(gpu: Gpu, op: string, a: Tensor, b: Weight, g: Gemm, outOrShape: T
   const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0) | (opts.triangle ? FLAG[opts.triangle] : 0) | (opts.lowerC ? FLAG.lowerC : 0);
   const choice = opts.variant ? parseChoice(opts.variant) : chooseMatmul(gpu, M, N, K);
   const v = MATMUL_VARIANTS[choice.variant];
-  const { spec: vspec, cols } = narrowed(v, opts.lowerC ? Math.min(N, 32) : N);
+  const { spec: vspec, rows, cols } = narrowed(v, M, opts.lowerC ? Math.min(N, 32) : N);
   // An f16 B (weights stored in half precision) is loaded as f32: the same kernel, another type.
   const spec: KernelSpec = b.dtype === 'f16' ? { ...vspec, types: { b_t: 'f16' } } : vspec;
   if (v.subgroups && !subgroupsUsable(gpu)) throw new Error(`${op}: variant ${choice.variant} needs subgroups of 8 or more lanes, which this adapter lacks`);
@@ -240,7 +246,7 @@ function gemm(gpu: Gpu, op: string, a: Tensor, b: Weight, g: Gemm, outOrShape: T
   const splits = Math.max(1, Math.min(choice.splits, K));
   const kChunk = Math.ceil(K / splits);
   const params = { ...g, splits, kChunk, alpha, flags };
-  const workgroups = [Math.ceil(N / cols), Math.ceil(M / v.rows), batch * splits] as const;
+  const workgroups = [Math.ceil(N / cols), Math.ceil(M / rows), batch * splits] as const;
   const bias = opts.bias ?? a; // bound but unread without the bias flag
   if (splits === 1) {
     gpu.dispatch(spec, { params, tensors: [a, b, out, bias], workgroups, label: `${op} ${choice.variant}` });
@@ -281,7 +287,7 @@ const isCpuAdapter = (gpu: Gpu) => gpu.summary.isFallbackAdapter || gpu.summary.
 /** The candidates the autotune times for a class on this adapter. */
 export function candidates(gpu: Gpu, cls: ShapeClass): string[] {
   const sg = subgroupsUsable(gpu);
-  const base: string[] = ['regs-rb8', 'tiled-16x4', ...(sg ? ['subgroup-rb16'] : [])];
+  const base: string[] = ['regs-rb8', 'tiled-16x4', ...(sg ? ['subgroup-rb16', 'subgroup-rb32'] : [])];
   if (cls === 'small-m') return ['regs-rb4', 'regs-rb4/split4', 'tiled-8x4', ...(sg ? ['subgroup-rb8'] : [])];
   if (cls === 'long-k') return [...base, ...base.map((c) => `${c}/split4`), ...base.map((c) => `${c}/split16`)];
   return [...base, 'regs-rb16', 'tiled-8x4', ...(sg ? ['subgroup-rb8'] : [])];
@@ -290,7 +296,7 @@ export function candidates(gpu: Gpu, cls: ShapeClass): string[] {
 /** Built-in choices: CPU rasterisers want register blocking (subgroup-shared A when possible), GPUs tiling. */
 export function defaultChoice(gpu: Gpu, cls: ShapeClass): MatmulChoice {
   const cpu = isCpuAdapter(gpu);
-  const general: MatmulVariant = cpu ? (subgroupsUsable(gpu) ? 'subgroup-rb16' : 'regs-rb8') : 'tiled-16x4';
+  const general: MatmulVariant = cpu ? (subgroupsUsable(gpu) ? 'subgroup-rb32' : 'regs-rb8') : 'tiled-16x4';
   if (cls === 'small-m') return { variant: cpu ? 'regs-rb4' : 'tiled-8x4', splits: 1 };
   if (cls === 'long-k') return { variant: general, splits: cpu ? 4 : 16 };
   return { variant: general, splits: 1 };

@@ -26,7 +26,7 @@ const SHAPES: [number, number, number][] = [
 
 async function variants(g: Gpu): Promise<string[]> {
   const all = Object.keys(MATMUL_VARIANTS).filter((v) => !MATMUL_VARIANTS[v as keyof typeof MATMUL_VARIANTS].subgroups || subgroupsUsable(g));
-  return [...all, 'regs-rb8/split3', 'tiled-8x4/split5', ...(subgroupsUsable(g) ? ['subgroup-rb16/split4'] : [])];
+  return [...all, 'regs-rb8/split3', 'tiled-8x4/split5', ...(subgroupsUsable(g) ? ['subgroup-rb16/split4', 'subgroup-rb32/split4'] : [])];
 }
 
 /** Runs matmul with `opts` and compares with the reference on random data. */
