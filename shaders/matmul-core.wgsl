@@ -18,13 +18,17 @@ struct Params {
 const HAS_BIAS: u32 = 1u;
 const GELU: u32 = 2u;
 const ACCUMULATE: u32 = 4u;
-// A is known zero above (A_LOWER: A(i,k) = 0 for k > i) or below (A_UPPER: k < i) its diagonal,
-// as causal attention's probabilities are: a row block skips the k range that only adds zeros.
-const A_LOWER: u32 = 8u;
-const A_UPPER: u32 = 16u;
+// A is known zero above (TRIANGLE = A_LOWER: A(i,k) = 0 for k > i) or below (A_UPPER: k < i) its
+// diagonal, as causal attention's probabilities are: a row block skips the k range that only adds
+// zeros, and within the block each row skips the k outside its triangle rather than multiplying by
+// zero (0·NaN is NaN: a NaN in a later position must not reach an earlier row). An override, so
+// the per-row test folds away in every other product.
+const A_LOWER: u32 = 1u;
+const A_UPPER: u32 = 2u;
+override TRIANGLE: u32 = 0u;
 // Only C's lower triangle (j ≤ i) is wanted, as causal scores: blocks wholly above it are skipped
 // and left unwritten.
-const C_LOWER: u32 = 32u;
+const C_LOWER: u32 = 8u;
 
 // Whether the block of C at rows i0..i0+rows-1 from column j0 on lies wholly above the diagonal
 // of a C_LOWER product (uniform over the workgroup, so it may return before subgroup operations).
@@ -70,7 +74,12 @@ fn store(z: u32, i: u32, j: u32, v: f32) {
 fn kRange(z: u32, i0: u32, rows: u32) -> vec2u {
   var k0 = (z % p.splits) * p.kChunk;
   var k1 = min(p.K, k0 + p.kChunk);
-  if ((p.flags & A_LOWER) != 0u) { k1 = min(k1, i0 + rows); }
-  if ((p.flags & A_UPPER) != 0u) { k0 = max(k0, i0); }
+  if (TRIANGLE == A_LOWER) { k1 = min(k1, i0 + rows); }
+  if (TRIANGLE == A_UPPER) { k0 = max(k0, i0); }
   return vec2u(k0, k1);
+}
+
+// Whether row i takes the product of k (inside A's triangle; always without one).
+fn inTriangle(i: u32, k: u32) -> bool {
+  return (TRIANGLE != A_LOWER || k <= i) && (TRIANGLE != A_UPPER || k >= i);
 }

@@ -40,7 +40,7 @@ fn regs_subgroup(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
     for (var g = 0u; g < RB / LANES; g++) { av[g] = A[arow[g] + k * p.sAk]; }
     for (var r = 0u; r < RB; r++) {
       let a = subgroupShuffle(av[r / LANES], first + r % LANES);
-      acc[r] = fma(vec4f(a), bv, acc[r]);
+      acc[r] = select(acc[r], fma(vec4f(a), bv, acc[r]), inTriangle(i0 + r, k));
     }
   }
   for (var r = 0u; r < RB; r++) {

@@ -49,7 +49,7 @@ fn regs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     let bv = vec4f(f32(B[bk.x]), f32(B[bk.y]), f32(B[bk.z]), f32(B[bk.w]));
     for (var r = 0u; r < RB; r++) {
       let a = A[aBase(b) + min(i0 + r, p.M - 1u) * p.sAi + k * p.sAk];
-      acc[r] = fma(vec4f(a), bv, acc[r]);
+      acc[r] = select(acc[r], fma(vec4f(a), bv, acc[r]), inTriangle(i0 + r, k));
     }
   }
   for (var r = 0u; r < RB; r++) {
@@ -92,7 +92,8 @@ fn tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: v
         bv[t] = tileB[kk * BT + lid.x + t * TS];
       }
       for (var r = 0u; r < TM; r++) {
-        for (var c = 0u; c < TM; c++) { acc[r][c] = fma(av[r], bv[c], acc[r][c]); }
+        let live = inTriangle(i0 + lid.y + r * TS, k0 + kk);
+        for (var c = 0u; c < TM; c++) { acc[r][c] = select(acc[r][c], fma(av[r], bv[c], acc[r][c]), live); }
       }
     }
     workgroupBarrier();

@@ -10,7 +10,9 @@ import { fastest, type TuningEntry, type TuningStore } from '../gpu/autotune.ts'
 import { ShapeError, expect, noAlias } from './check.ts';
 
 const PARAMS = ['M:u32', 'N:u32', 'K:u32', 'inner:u32', 'oA:u32', 'oB:u32', 'oC:u32', 'sAb:u32', 'sAh:u32', 'sAi:u32', 'sAk:u32', 'sBb:u32', 'sBh:u32', 'sBk:u32', 'sBj:u32', 'sCb:u32', 'sCh:u32', 'sCi:u32', 'splits:u32', 'kChunk:u32', 'alpha:f32', 'flags:u32'];
-const FLAG = { bias: 1, gelu: 2, accumulate: 4, lower: 8, upper: 16, lowerC: 32 };
+const FLAG = { bias: 1, gelu: 2, accumulate: 4, lowerC: 8 };
+/** matmul-core.wgsl's TRIANGLE override. */
+const TRIANGLE = { lower: 1, upper: 2 };
 const WG = 64;
 
 interface Variant {
@@ -191,7 +193,7 @@ export interface StridedOptions {
   alpha?: number;
   /** C += result. */
   accumulate?: boolean;
-  /** A is zero above ('lower') or below ('upper') its diagonal: those k ranges are skipped. */
+  /** A is zero above ('lower') or below ('upper') its diagonal: each row skips the k outside. */
   triangle?: 'lower' | 'upper';
   /** Only C's lower triangle (j ≤ i) is wanted: blocks wholly above it are skipped, left unwritten. */
   lowerC?: boolean;
@@ -235,12 +237,13 @@ function gemm(gpu: Gpu, op: string, a: Tensor, b: Weight, g: Gemm, outOrShape: T
   if (batch * M * N === 0) return out;
   const alpha = opts.alpha ?? 1;
   if (!Number.isFinite(alpha)) throw new RangeError(`${op}: alpha must be finite, got ${alpha}`);
-  const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0) | (opts.triangle ? FLAG[opts.triangle] : 0) | (opts.lowerC ? FLAG.lowerC : 0);
+  const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0) | (opts.lowerC ? FLAG.lowerC : 0);
   const choice = opts.variant ? parseChoice(opts.variant) : chooseMatmul(gpu, M, N, K);
   const v = MATMUL_VARIANTS[choice.variant];
   const { spec: vspec, rows, cols } = narrowed(v, M, opts.lowerC ? Math.min(N, 32) : N);
+  const triangular: KernelSpec = opts.triangle ? { ...vspec, constants: { ...vspec.constants, TRIANGLE: TRIANGLE[opts.triangle] } } : vspec;
   // An f16 B (weights stored in half precision) is loaded as f32: the same kernel, another type.
-  const spec: KernelSpec = b.dtype === 'f16' ? { ...vspec, types: { b_t: 'f16' } } : vspec;
+  const spec: KernelSpec = b.dtype === 'f16' ? { ...triangular, types: { b_t: 'f16' } } : triangular;
   if (v.subgroups && !subgroupsUsable(gpu)) throw new Error(`${op}: variant ${choice.variant} needs subgroups of 8 or more lanes, which this adapter lacks`);
   // Splits beyond K would leave empty chunks; K = 0 still runs one pass so the epilogue applies.
   const splits = Math.max(1, Math.min(choice.splits, K));

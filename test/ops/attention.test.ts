@@ -74,6 +74,23 @@ test('large scores stay finite (the softmax subtracts the row max)', async () =>
   close(att!, [1, 0, 0, 0.5, 0.5, 0, 1 / 3, 1 / 3, 1 / 3], 1e-6, 1e-7, 'att');
 });
 
+test('a NaN at a later position reaches no earlier row of out or dq (causal: zeros are skipped, not multiplied)', async () => {
+  const g = await gpu();
+  const [B, T, C, NH] = [2, 40, 16, 2];
+  const r = rng(9);
+  const qkv = r.uniformArray(B * T * 3 * C);
+  qkv.fill(NaN, (T - 1) * 3 * C, T * 3 * C); // batch 0's last position
+  const tq = g.tensor(qkv, [B, T, 3 * C]);
+  const f = attentionForward(g, tq, NH);
+  const dqkv = attentionBackward(g, g.tensor(r.uniformArray(B * T * C), [B, T, C]), tq, f.att, NH);
+  const [out, dq] = await g.readMany([f.out, dqkv]);
+  for (let t = 0; t < T - 1; t++) {
+    assert.ok(out!.subarray(t * C, (t + 1) * C).every(Number.isFinite), `out row ${t}`);
+    assert.ok(dq!.subarray(t * 3 * C, t * 3 * C + C).every(Number.isFinite), `dq row ${t}`);
+  }
+  assert.ok(Number.isNaN(out![(T - 1) * C]), 'the NaN row itself');
+});
+
 test('shape errors and aliasing are named', async () => {
   const g = await gpu();
   const qkv = g.zeros([2, 3, 12]);
