@@ -341,7 +341,8 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
   for (const cls of classes) {
     const cands = candidates(gpu, cls);
     const hit = cache.get(`matmul:${cls}`);
-    const valid = hit && cands.includes(hit.choice);
+    // A cached answer stands only if it timed every current candidate (one added since is measured).
+    const valid = hit && cands.includes(hit.choice) && cands.every((c) => c in hit.ms);
     const entry = valid && !opts.force ? hit : await fastest(cands, (c) => time(c, cls));
     if (!valid || opts.force) cache.set(`matmul:${cls}`, entry);
     table[cls] = parseChoice(entry.choice);

@@ -266,6 +266,13 @@ test('autotune: cache round-trip, corrupt cache ignored with a warning, SEAL_AUT
 
   const file = new TuningCache(g.summary, env).file;
   assert.ok(JSON.parse(readFileSync(file, 'utf8')).entries['matmul:small-m']);
+  // A cache from before a candidate was added (no timing for it) is measured again.
+  const cached = JSON.parse(readFileSync(file, 'utf8'));
+  delete cached.entries['matmul:general'].ms[candidates(g, 'general')[0]!];
+  writeFileSync(file, JSON.stringify(cached));
+  const stale = await autotuneMatmul(g, { ...tuningFromEnv(g.summary, env), time });
+  assert.is(stale.general.source, 'measured');
+  assert.is(stale['long-k'].source, 'cache');
   writeFileSync(file, '{ not json');
   const warnings: string[] = [];
   const third = await autotuneMatmul(g, { store: new TuningCache(g.summary, env, (m) => warnings.push(m)), time });
