@@ -5,40 +5,42 @@
 // Why it exists: lavapipe, inside any loop, loads storage memory lane by lane (a branch, a bounds
 // check and a scalar load per lane and component) even when the address is uniform, so `regs`
 // spends 8 loads per A element. Here each lane of a group of 8 loads a different row's A(i,k) and
-// the rows are shared with subgroupShuffle, one load per lane instead of RB. Needs a subgroup size
+// the rows are shared with subgroupShuffle: RB/8 loads per lane instead of RB. Needs a subgroup size
 // that is a multiple of 8 (the wrapper checks the adapter's minimum).
 enable subgroups;
 
 // #include "matmul-core.wgsl"
 
 override WG: u32 = 64;
-// Rows per invocation: 8 or 16 (lanes load rows t and t + 8 of the block).
+// Rows per invocation, a multiple of 8 up to MAX_RB: lane t loads rows t, t + 8, … of the block.
+// 32 rows (128 accumulator floats per lane; some spill) beat 16 on lavapipe, 64 spill too much.
 override RB: u32 = 16;
+const MAX_RB: u32 = 32;
 const LANES: u32 = 8u;
 
 @compute @workgroup_size(WG)
 fn regs_subgroup(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
   let z = wid.z;
   let b = z / p.splits;
-  let ks = kRange(z);
   let j0 = (wid.x * WG + lid.x) * 4u;
   let i0 = wid.y * RB;
+  if (skipBlock(i0, RB, wid.x * WG * 4u)) { return; }
+  let ks = kRange(z, i0, RB);
   let t = sl % LANES;
   let first = sl - t; // lane 0 of this lane's group of 8
-  let a0 = b * p.sAb + min(i0 + t, p.M - 1u) * p.sAi;
-  let a1 = b * p.sAb + min(i0 + LANES + t, p.M - 1u) * p.sAi;
-  let bj = b * p.sBb + vec4u(min(j0, p.N - 1u), min(j0 + 1u, p.N - 1u), min(j0 + 2u, p.N - 1u), min(j0 + 3u, p.N - 1u)) * p.sBj;
+  var arow: array<u32, MAX_RB / LANES>;
+  for (var g = 0u; g < RB / LANES; g++) { arow[g] = aBase(b) + min(i0 + g * LANES + t, p.M - 1u) * p.sAi; }
+  let bj = bBase(b) + vec4u(min(j0, p.N - 1u), min(j0 + 1u, p.N - 1u), min(j0 + 2u, p.N - 1u), min(j0 + 3u, p.N - 1u)) * p.sBj;
   var acc: array<vec4f, MAX_RB>;
   for (var r = 0u; r < RB; r++) { acc[r] = vec4f(0.0); }
   for (var k = ks.x; k < ks.y; k++) {
     let bk = bj + k * p.sBk;
     let bv = vec4f(f32(B[bk.x]), f32(B[bk.y]), f32(B[bk.z]), f32(B[bk.w]));
-    let lo = A[a0 + k * p.sAk];
-    var hi = 0.0;
-    if (RB > LANES) { hi = A[a1 + k * p.sAk]; }
+    var av: array<f32, MAX_RB / LANES>;
+    for (var g = 0u; g < RB / LANES; g++) { av[g] = A[arow[g] + k * p.sAk]; }
     for (var r = 0u; r < RB; r++) {
-      let a = subgroupShuffle(select(hi, lo, r < LANES), first + r % LANES);
-      acc[r] = fma(vec4f(a), bv, acc[r]);
+      let a = subgroupShuffle(av[r / LANES], first + r % LANES);
+      acc[r] = select(acc[r], fma(vec4f(a), bv, acc[r]), inTriangle(i0 + r, k));
     }
   }
   for (var r = 0u; r < RB; r++) {

@@ -9,8 +9,10 @@ import type { F32 as Tensor, Weight } from '../gpu/tensor.ts';
 import { fastest, type TuningEntry, type TuningStore } from '../gpu/autotune.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
 
-const PARAMS = ['M:u32', 'N:u32', 'K:u32', 'sAb:u32', 'sAi:u32', 'sAk:u32', 'sBb:u32', 'sBk:u32', 'sBj:u32', 'splits:u32', 'kChunk:u32', 'alpha:f32', 'flags:u32'];
-const FLAG = { bias: 1, gelu: 2, accumulate: 4 };
+const PARAMS = ['M:u32', 'N:u32', 'K:u32', 'inner:u32', 'oA:u32', 'oB:u32', 'oC:u32', 'sAb:u32', 'sAh:u32', 'sAi:u32', 'sAk:u32', 'sBb:u32', 'sBh:u32', 'sBk:u32', 'sBj:u32', 'sCb:u32', 'sCh:u32', 'sCi:u32', 'splits:u32', 'kChunk:u32', 'alpha:f32', 'flags:u32'];
+const FLAG = { bias: 1, gelu: 2, accumulate: 4, lowerC: 8 };
+/** matmul-core.wgsl's TRIANGLE override. */
+const TRIANGLE = { lower: 1, upper: 2 };
 const WG = 64;
 
 interface Variant {
@@ -19,20 +21,40 @@ interface Variant {
   rows: number;
   cols: number;
   subgroups?: boolean;
+  /** One lane per 4 columns (cols = 4·WG): a narrow C may take a narrower workgroup. */
+  lanes?: boolean;
 }
 
-const regs = (rb: number): Variant => ({ spec: { shader: 'matmul.wgsl', entry: 'regs', params: PARAMS, constants: { WG, RB: rb } }, rows: rb, cols: 4 * WG });
+const regs = (rb: number): Variant => ({ spec: { shader: 'matmul.wgsl', entry: 'regs', params: PARAMS, constants: { WG, RB: rb } }, rows: rb, cols: 4 * WG, lanes: true });
 const subgroup = (rb: number): Variant => ({
   spec: { shader: 'matmul-subgroups.wgsl', entry: 'regs_subgroup', params: PARAMS, constants: { WG, RB: rb } },
   rows: rb,
   cols: 4 * WG,
   subgroups: true,
+  lanes: true,
 });
+
 const tiled = (ts: number, tm: number): Variant => ({
   spec: { shader: 'matmul.wgsl', entry: 'tiled', params: PARAMS, constants: { TS: ts, TM: tm, TK: 16 } },
   rows: ts * tm,
   cols: ts * tm,
 });
+
+/**
+ * Lanes past N and rows past M still run (clamped loads, dropped stores), so a C narrower than 4·WG
+ * columns gets the narrowest power-of-two workgroup covering it, at least 8 lanes (one subgroup of
+ * regs_subgroup), and regs_subgroup on fewer rows than RB takes the fewest rows (8, 16) covering
+ * them. A lower-triangular C takes 32 columns per workgroup, so that blocks above the diagonal can
+ * be skipped. Each result is the same sum in the same order: the bits do not change.
+ */
+function narrowed(v: Variant, M: number, N: number): { spec: KernelSpec; rows: number; cols: number } {
+  if (!v.lanes) return v;
+  const pow2 = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, 2 ** Math.ceil(Math.log2(Math.max(1, n)))));
+  const wg = pow2(Math.ceil(N / 4), 8, WG);
+  const rows = v.subgroups ? pow2(M, 8, v.rows) : v.rows;
+  if (wg === WG && rows === v.rows) return v;
+  return { spec: { ...v.spec, constants: { ...v.spec.constants, WG: wg, RB: rows } }, rows, cols: 4 * wg };
+}
 
 /** Every kernel variant, by name. `regs-rb4` doubles as the small-M path (M ≤ 4, one row block). */
 export const MATMUL_VARIANTS = {
@@ -41,6 +63,7 @@ export const MATMUL_VARIANTS = {
   'regs-rb16': regs(16),
   'subgroup-rb8': subgroup(8),
   'subgroup-rb16': subgroup(16),
+  'subgroup-rb32': subgroup(32),
   'tiled-8x4': tiled(8, 4),
   'tiled-16x4': tiled(16, 4),
 } satisfies Record<string, Variant>;
@@ -79,19 +102,35 @@ export interface MatmulOptions {
   variant?: MatmulVariant | string;
 }
 
-/** What a dispatch needs: sizes and element strides of both operands (0 batch stride broadcasts). */
-interface Gemm {
+/**
+ * What a dispatch needs: sizes, start offsets and element strides of A, B and C (0 batch stride
+ * broadcasts). The batch index b runs over batch·inner and splits as (b / inner, b % inner), each
+ * part with its own stride (…b, …h); C's columns are contiguous.
+ */
+export interface Gemm {
   M: number;
   N: number;
   K: number;
   batch: number;
+  inner: number;
+  oA: number;
+  oB: number;
+  oC: number;
   sAb: number;
+  sAh: number;
   sAi: number;
   sAk: number;
   sBb: number;
+  sBh: number;
   sBk: number;
   sBj: number;
+  sCb: number;
+  sCh: number;
+  sCi: number;
 }
+
+/** A gemm over `batch` matrices with C contiguous [batch, M, N] and no inner batch split. */
+const plain = (g: Omit<Gemm, 'inner' | 'oA' | 'oB' | 'oC' | 'sAh' | 'sBh' | 'sCb' | 'sCh' | 'sCi'>): Gemm => ({ ...g, inner: 1, oA: 0, oB: 0, oC: 0, sAh: 0, sBh: 0, sCb: g.M * g.N, sCh: 0, sCi: g.N });
 
 /**
  * C = op(A)·op(B). A is [M,K] or [batch,M,K] ([K,M] / [batch,K,M] with transA), B is [K,N] or
@@ -111,7 +150,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Weight, opts: MatmulOptions = {})
   expect(op, 'a', a, [...lead(a), ar, ac]);
   const N = opts.transB ? b.shape.at(-2)! : b.shape.at(-1)!;
   expect(op, 'b', b, [...lead(b), ...(opts.transB ? [N, K] : [K, N])], b.dtype === 'f16' ? 'f16' : 'f32');
-  const g: Gemm = {
+  const g = plain({
     M, N, K, batch,
     sAb: a.shape.length === 3 ? M * K : 0,
     sAi: opts.transA ? 1 : K,
@@ -119,7 +158,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Weight, opts: MatmulOptions = {})
     sBb: b.shape.length === 3 ? K * N : 0,
     sBk: opts.transB ? 1 : N,
     sBj: opts.transB ? K : 1,
-  };
+  });
   return gemm(gpu, op, a, b, g, batched ? [batch, M, N] : [M, N], opts);
 }
 
@@ -139,40 +178,78 @@ export function matmulBackward(gpu: Gpu, x: Tensor, w: Weight, dy: Tensor, grads
   const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
   const variant = grads.variant;
   // dx[rows,K] = dy[rows,N]·W[K,N]ᵀ
-  const dx = gemm(gpu, op, dy, w, { M: rows, N: K, K: N, batch: 1, sAb: 0, sAi: N, sAk: 1, sBb: 0, sBk: 1, sBj: N }, x.shape, { variant });
+  const dx = gemm(gpu, op, dy, w, plain({ M: rows, N: K, K: N, batch: 1, sAb: 0, sAi: N, sAk: 1, sBb: 0, sBk: 1, sBj: N }), x.shape, { variant });
   // dW[K,N] += x[rows,K]ᵀ·dy[rows,N]
-  if (grads.dw) gemm(gpu, op, x, dy, { M: K, N, K: rows, batch: 1, sAb: 0, sAi: 1, sAk: K, sBb: 0, sBk: N, sBj: 1 }, [K, N], { out: grads.dw, accumulate: true, variant });
+  if (grads.dw) gemm(gpu, op, x, dy, plain({ M: K, N, K: rows, batch: 1, sAb: 0, sAi: 1, sAk: K, sBb: 0, sBk: N, sBj: 1 }), [K, N], { out: grads.dw, accumulate: true, variant });
   if (!grads.dbias) return dx;
   // dbias[1,N] += 1[1,rows]·dy[rows,N]: A is one 1.0 read through zero strides.
   const one = gpu.constant(1);
-  gemm(gpu, op, one, dy, { M: 1, N, K: rows, batch: 1, sAb: 0, sAi: 0, sAk: 0, sBb: 0, sBk: N, sBj: 1 }, [N], { out: grads.dbias, accumulate: true, variant });
+  gemm(gpu, op, one, dy, plain({ M: 1, N, K: rows, batch: 1, sAb: 0, sAi: 0, sAk: 0, sBb: 0, sBk: N, sBj: 1 }), [N], { out: grads.dbias, accumulate: true, variant });
   return dx;
 }
 
-function gemm(gpu: Gpu, op: string, a: Tensor, b: Weight, g: Gemm, outShape: readonly number[], opts: MatmulOptions): Tensor {
-  const { M, N, K, batch } = g;
+/** Options of `matmulStrided`. */
+export interface StridedOptions {
+  alpha?: number;
+  /** C += result. */
+  accumulate?: boolean;
+  /** A is zero above ('lower') or below ('upper') its diagonal: each row skips the k outside. */
+  triangle?: 'lower' | 'upper';
+  /** Only C's lower triangle (j ≤ i) is wanted: blocks wholly above it are skipped, left unwritten. */
+  lowerC?: boolean;
+  variant?: MatmulVariant | string;
+}
+
+/**
+ * C(b,i,j) = alpha·Σ_k A(b,i,k)·B(b,k,j) (added into C with `accumulate`) over operands addressed
+ * by the strides of `g`: views into packed tensors (attention's heads in qkv) need no copy. Every
+ * offset the strides reach is checked against its tensor's size.
+ */
+export function matmulStrided(gpu: Gpu, op: string, a: Tensor, b: Tensor, out: Tensor, g: Gemm, opts: StridedOptions = {}): Tensor {
+  const n = g.batch * g.inner;
+  const last = (base: number, strides: [number, number][]) => base + strides.reduce((s, [d, st]) => s + Math.max(0, d - 1) * st, 0);
+  const reach: [string, Tensor, number][] = [
+    ['a', a, last(g.oA, [[g.batch, g.sAb], [g.inner, g.sAh], [g.M, g.sAi], [g.K, g.sAk]])],
+    ['b', b, last(g.oB, [[g.batch, g.sBb], [g.inner, g.sBh], [g.K, g.sBk], [g.N, g.sBj]])],
+    ['out', out, last(g.oC, [[g.batch, g.sCb], [g.inner, g.sCh], [g.M, g.sCi], [g.N, 1]])],
+  ];
+  if (n * g.M * g.N > 0) {
+    for (const [what, t, end] of reach) if (end >= t.size) throw new ShapeError(`${op}: the strides reach element ${end} of ${what}, ${t}`);
+  }
+  return gemm(gpu, op, a, b, g, out, opts);
+}
+
+function gemm(gpu: Gpu, op: string, a: Tensor, b: Weight, g: Gemm, outOrShape: Tensor | readonly number[], opts: MatmulOptions & StridedOptions): Tensor {
+  const { M, N, K } = g;
+  const batch = g.batch * g.inner;
   if (opts.bias) {
     expect(op, 'bias', opts.bias, [N]);
     if (batch * M > 0 && opts.bias === opts.out) throw new Error(`${op}: out must not be the bias tensor`);
   }
-  if (opts.accumulate && !opts.out) throw new Error(`${op}: accumulate needs the tensor to add into (out)`);
-  const out = opts.out ?? gpu.empty(outShape);
-  expect(op, 'out', out, outShape);
+  let out: Tensor;
+  if ('size' in outOrShape) out = outOrShape;
+  else {
+    if (opts.accumulate && !opts.out) throw new Error(`${op}: accumulate needs the tensor to add into (out)`);
+    out = opts.out ?? gpu.empty(outOrShape);
+    expect(op, 'out', out, outOrShape);
+  }
   noAlias(op, out, a, b, ...(opts.bias ? [opts.bias] : []));
-  if (out.size === 0) return out;
+  if (batch * M * N === 0) return out;
   const alpha = opts.alpha ?? 1;
   if (!Number.isFinite(alpha)) throw new RangeError(`${op}: alpha must be finite, got ${alpha}`);
-  const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0);
+  const flags = (opts.bias ? FLAG.bias : 0) | (opts.gelu ? FLAG.gelu : 0) | (opts.accumulate ? FLAG.accumulate : 0) | (opts.lowerC ? FLAG.lowerC : 0);
   const choice = opts.variant ? parseChoice(opts.variant) : chooseMatmul(gpu, M, N, K);
   const v = MATMUL_VARIANTS[choice.variant];
+  const { spec: vspec, rows, cols } = narrowed(v, M, opts.lowerC ? Math.min(N, 32) : N);
+  const triangular: KernelSpec = opts.triangle ? { ...vspec, constants: { ...vspec.constants, TRIANGLE: TRIANGLE[opts.triangle] } } : vspec;
   // An f16 B (weights stored in half precision) is loaded as f32: the same kernel, another type.
-  const spec: KernelSpec = b.dtype === 'f16' ? { ...v.spec, types: { b_t: 'f16' } } : v.spec;
+  const spec: KernelSpec = b.dtype === 'f16' ? { ...triangular, types: { b_t: 'f16' } } : triangular;
   if (v.subgroups && !subgroupsUsable(gpu)) throw new Error(`${op}: variant ${choice.variant} needs subgroups of 8 or more lanes, which this adapter lacks`);
   // Splits beyond K would leave empty chunks; K = 0 still runs one pass so the epilogue applies.
   const splits = Math.max(1, Math.min(choice.splits, K));
   const kChunk = Math.ceil(K / splits);
   const params = { ...g, splits, kChunk, alpha, flags };
-  const workgroups = [Math.ceil(N / v.cols), Math.ceil(M / v.rows), batch * splits] as const;
+  const workgroups = [Math.ceil(N / cols), Math.ceil(M / rows), batch * splits] as const;
   const bias = opts.bias ?? a; // bound but unread without the bias flag
   if (splits === 1) {
     gpu.dispatch(spec, { params, tensors: [a, b, out, bias], workgroups, label: `${op} ${choice.variant}` });
@@ -213,7 +290,7 @@ const isCpuAdapter = (gpu: Gpu) => gpu.summary.isFallbackAdapter || gpu.summary.
 /** The candidates the autotune times for a class on this adapter. */
 export function candidates(gpu: Gpu, cls: ShapeClass): string[] {
   const sg = subgroupsUsable(gpu);
-  const base: string[] = ['regs-rb8', 'tiled-16x4', ...(sg ? ['subgroup-rb16'] : [])];
+  const base: string[] = ['regs-rb8', 'tiled-16x4', ...(sg ? ['subgroup-rb16', 'subgroup-rb32'] : [])];
   if (cls === 'small-m') return ['regs-rb4', 'regs-rb4/split4', 'tiled-8x4', ...(sg ? ['subgroup-rb8'] : [])];
   if (cls === 'long-k') return [...base, ...base.map((c) => `${c}/split4`), ...base.map((c) => `${c}/split16`)];
   return [...base, 'regs-rb16', 'tiled-8x4', ...(sg ? ['subgroup-rb8'] : [])];
@@ -222,7 +299,7 @@ export function candidates(gpu: Gpu, cls: ShapeClass): string[] {
 /** Built-in choices: CPU rasterisers want register blocking (subgroup-shared A when possible), GPUs tiling. */
 export function defaultChoice(gpu: Gpu, cls: ShapeClass): MatmulChoice {
   const cpu = isCpuAdapter(gpu);
-  const general: MatmulVariant = cpu ? (subgroupsUsable(gpu) ? 'subgroup-rb16' : 'regs-rb8') : 'tiled-16x4';
+  const general: MatmulVariant = cpu ? (subgroupsUsable(gpu) ? 'subgroup-rb32' : 'regs-rb8') : 'tiled-16x4';
   if (cls === 'small-m') return { variant: cpu ? 'regs-rb4' : 'tiled-8x4', splits: 1 };
   if (cls === 'long-k') return { variant: general, splits: cpu ? 4 : 16 };
   return { variant: general, splits: 1 };
@@ -264,7 +341,8 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
   for (const cls of classes) {
     const cands = candidates(gpu, cls);
     const hit = cache.get(`matmul:${cls}`);
-    const valid = hit && cands.includes(hit.choice);
+    // A cached answer stands only if it timed every current candidate (one added since is measured).
+    const valid = hit && cands.includes(hit.choice) && cands.every((c) => c in hit.ms);
     const entry = valid && !opts.force ? hit : await fastest(cands, (c) => time(c, cls));
     if (!valid || opts.force) cache.set(`matmul:${cls}`, entry);
     table[cls] = parseChoice(entry.choice);

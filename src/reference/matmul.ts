@@ -1,5 +1,6 @@
 // CPU references for the matmul family: plain loops accumulating in f64. The GPU kernels and the
 // benchmarks' plain-JavaScript peer are checked against these; nothing fast belongs here.
+import type { Gemm } from '../ops/matmul.ts';
 import { geluOf } from './ops.ts';
 
 export interface GemmOptions {
@@ -43,6 +44,27 @@ export function gemm(a: ArrayLike<number>, b: ArrayLike<number>, M: number, K: n
     }
   }
   return c;
+}
+
+/**
+ * C(b,i,j) = alpha·Σ_k A(b,i,k)·B(b,k,j) (+ the old C(b,i,j) with `accumulate`) on strided views, as
+ * src/ops/matmul.ts's Gemm addresses them; returns a copy of `c` with the addressed elements set.
+ */
+export function gemmStrided(a: ArrayLike<number>, b: ArrayLike<number>, c: ArrayLike<number>, g: Gemm, alpha = 1, accumulate = false): Float32Array {
+  const out = Float32Array.from(c);
+  for (let z = 0; z < g.batch * g.inner; z++) {
+    const [zb, zh] = [Math.floor(z / g.inner), z % g.inner];
+    const [ao, bo, co] = [g.oA + zb * g.sAb + zh * g.sAh, g.oB + zb * g.sBb + zh * g.sBh, g.oC + zb * g.sCb + zh * g.sCh];
+    for (let i = 0; i < g.M; i++) {
+      for (let j = 0; j < g.N; j++) {
+        let s = 0;
+        for (let k = 0; k < g.K; k++) s += a[ao + i * g.sAi + k * g.sAk]! * b[bo + k * g.sBk + j * g.sBj]!;
+        const at = co + i * g.sCi + j;
+        out[at] = alpha * s + (accumulate ? c[at]! : 0);
+      }
+    }
+  }
+  return out;
 }
 
 /** C[M,N] = A[M,K]·B[K,N]. */

@@ -15,7 +15,7 @@ test('reads each entry point’s uniform fields and tensor count from the WGSL',
   assert.equal(checkContract(LAYERNORM, code('layernorm.wgsl')), { params: ['N:u32', 'C:u32', 'eps:f32'], tensors: 6 });
   // Through the include; reduce_splits binds (partials, bias, C) and not matmul's bias at 4.
   const matmul = entryContract(code('matmul.wgsl'), 'regs');
-  assert.is(matmul.params.length, 13);
+  assert.is(matmul.params.length, 22);
   assert.is(matmul.tensors, 4);
   assert.is(entryContract(code('matmul.wgsl'), 'reduce_splits').tensors, 3);
   // Entry points of one file that reuse a binding number for different variables.

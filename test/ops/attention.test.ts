@@ -6,13 +6,18 @@ import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.t
 
 test.after(releaseGpu);
 
-// [B, T, C, NH]: T = 1, one head, three heads, head size 1, C not a multiple of 4, B·NH·T past 64.
+// [B, T, C, NH]: T = 1 (also with B > 1 and heads), one head, three heads, head size 1, C not a
+// multiple of 4, B·NH·T past 64, T past the matmul's row blocks (16) and column span (4·8) and not
+// a multiple of them, past 64 (two row-block rows of the workgroup grid's x), the bundled head size.
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 4, 1],
+  [3, 1, 8, 2],
   [2, 5, 6, 3],
   [1, 7, 5, 1],
   [3, 9, 3, 3],
   [2, 17, 12, 2],
+  [2, 37, 24, 3],
+  [1, 70, 64, 2],
 ];
 
 test('CPU backward matches finite differences of the CPU forward (f64)', async () => {
@@ -67,6 +72,23 @@ test('large scores stay finite (the softmax subtracts the row max)', async () =>
   const [out, att] = await g.readMany([f.out, f.att]);
   close(out!, new Float32Array(B * T * C).fill(30), 1e-6, 0, 'out');
   close(att!, [1, 0, 0, 0.5, 0.5, 0, 1 / 3, 1 / 3, 1 / 3], 1e-6, 1e-7, 'att');
+});
+
+test('a NaN at a later position reaches no earlier row of out or dq (causal: zeros are skipped, not multiplied)', async () => {
+  const g = await gpu();
+  const [B, T, C, NH] = [2, 40, 16, 2];
+  const r = rng(9);
+  const qkv = r.uniformArray(B * T * 3 * C);
+  qkv.fill(NaN, (T - 1) * 3 * C, T * 3 * C); // batch 0's last position
+  const tq = g.tensor(qkv, [B, T, 3 * C]);
+  const f = attentionForward(g, tq, NH);
+  const dqkv = attentionBackward(g, g.tensor(r.uniformArray(B * T * C), [B, T, C]), tq, f.att, NH);
+  const [out, dq] = await g.readMany([f.out, dqkv]);
+  for (let t = 0; t < T - 1; t++) {
+    assert.ok(out!.subarray(t * C, (t + 1) * C).every(Number.isFinite), `out row ${t}`);
+    assert.ok(dq!.subarray(t * 3 * C, t * 3 * C + C).every(Number.isFinite), `dq row ${t}`);
+  }
+  assert.ok(Number.isNaN(out![(T - 1) * C]), 'the NaN row itself');
 });
 
 test('shape errors and aliasing are named', async () => {

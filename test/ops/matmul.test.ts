@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, formatChoice, matmul, matmulBackward, resetMatmulTuning, subgroupsUsable } from '../../src/ops/matmul.ts';
-import { gemm, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
+import { MATMUL_VARIANTS, autotuneMatmul, candidates, chooseMatmul, defaultChoice, formatChoice, matmul, matmulBackward, matmulStrided, resetMatmulTuning, subgroupsUsable, type Gemm } from '../../src/ops/matmul.ts';
+import { gemm, gemmStrided, linearBackward, type GemmOptions } from '../../src/reference/matmul.ts';
 import { TuningCache, tuningFromEnv } from '../../src/io/tuning-cache.ts';
 import { fastest } from '../../src/gpu/autotune.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
@@ -26,7 +26,7 @@ const SHAPES: [number, number, number][] = [
 
 async function variants(g: Gpu): Promise<string[]> {
   const all = Object.keys(MATMUL_VARIANTS).filter((v) => !MATMUL_VARIANTS[v as keyof typeof MATMUL_VARIANTS].subgroups || subgroupsUsable(g));
-  return [...all, 'regs-rb8/split3', 'tiled-8x4/split5', ...(subgroupsUsable(g) ? ['subgroup-rb16/split4'] : [])];
+  return [...all, 'regs-rb8/split3', 'tiled-8x4/split5', ...(subgroupsUsable(g) ? ['subgroup-rb16/split4', 'subgroup-rb32/split4'] : [])];
 }
 
 /** Runs matmul with `opts` and compares with the reference on random data. */
@@ -91,6 +91,48 @@ test('batched: both operands, a shared B (weights), a shared A', async () => {
     await check(g, 9, 17, 6, { variant, batch: 2, batched: 'b', transB: true, accumulate: new Float32Array() });
   }
   await check(g, 5, 8, 11, { batch: 4, batched: 'both', transA: true });
+});
+
+test('strided views: offsets, a (batch × inner) batch, strided C, triangular A skipped; every variant', async () => {
+  const g = await gpu();
+  // batch 2 × inner 3 matrices inside larger buffers, A (M = K = 19) zero above (or below) its
+  // diagonal as causal attention's probabilities are; C's rows are 13 apart (N = 10), the gaps kept.
+  const [batch, inner, M, K, N] = [2, 3, 19, 19, 10];
+  const r = rng(11);
+  const a = r.uniformArray(5 + batch * inner * M * K);
+  const b = r.uniformArray(3 + K * 60);
+  const c = r.uniformArray(7 + batch * inner * M * 13);
+  const base = { M, N, K, batch, inner, oB: 3, sBb: 30, sBh: 10, sBk: 60, sBj: 1, oC: 7, sCb: inner * M * 13, sCh: M * 13, sCi: 13 };
+  const cases: [string, Gemm, 'lower' | 'upper', boolean][] = [
+    ['lower', { ...base, oA: 5, sAb: inner * M * K, sAh: M * K, sAi: K, sAk: 1 }, 'lower', false],
+    ['upper (A read transposed), accumulate', { ...base, oA: 5, sAb: inner * M * K, sAh: M * K, sAi: 1, sAk: K }, 'upper', true],
+  ];
+  for (const variant of await variants(g)) {
+    for (const [what, gm, triangle, accumulate] of cases) {
+      const tri = Float32Array.from(a, (v, e) => {
+        const x = (e - 5) % (M * K);
+        const [row, col] = [Math.floor(x / K), x % K]; // storage row and column
+        const [i, k] = gm.sAi === K ? [row, col] : [col, row];
+        return e >= 5 && (triangle === 'lower' ? k > i : k < i) ? 0 : v;
+      });
+      const [ta, tb, tc] = [g.tensor(tri, [tri.length]), g.tensor(b, [b.length]), g.tensor(c, [c.length])];
+      matmulStrided(g, 'strided', ta, tb, tc, gm, { alpha: 0.5, accumulate, triangle, variant });
+      close(await g.read(tc), gemmStrided(tri, b, c, gm, 0.5, accumulate), 1e-5, 1e-5, `${variant} ${what}`);
+      for (const t of [ta, tb, tc]) t.release();
+    }
+  }
+  // Only C's lower triangle wanted (j ≤ i), over several column blocks: the rest is left unwritten.
+  const L = { M: 70, N: 70, K: 7, batch: 1, inner: 1, oA: 0, oB: 0, oC: 0, sAb: 0, sAh: 0, sAi: 7, sAk: 1, sBb: 0, sBh: 0, sBk: 70, sBj: 1, sCb: 0, sCh: 0, sCi: 70 };
+  const [la, lb] = [r.uniformArray(70 * 7), r.uniformArray(7 * 70)];
+  const lower = (x: ArrayLike<number>) => Array.from(x).filter((_, e) => e % 70 <= Math.floor(e / 70));
+  for (const variant of await variants(g)) {
+    const [ta, tb, tc] = [g.tensor(la, [70, 7]), g.tensor(lb, [7, 70]), g.empty([70, 70])];
+    matmulStrided(g, 'strided', ta, tb, tc, L, { lowerC: true, variant });
+    close(lower(await g.read(tc)), lower(gemmStrided(la, lb, new Float32Array(70 * 70), L)), 1e-5, 1e-5, `${variant} lower C`);
+    for (const t of [ta, tb, tc]) t.release();
+  }
+  const [small, big] = [g.zeros([4]), g.zeros([10])];
+  assert.throws(() => matmulStrided(g, 'strided', small, big, g.zeros([10]), { ...cases[0]![1], M: 1, N: 1, K: 1, batch: 1, inner: 1 }), /strided: the strides reach element 5 of a/);
 });
 
 test('split-K is deterministic: same bits on rerun', async () => {
@@ -224,6 +266,13 @@ test('autotune: cache round-trip, corrupt cache ignored with a warning, SEAL_AUT
 
   const file = new TuningCache(g.summary, env).file;
   assert.ok(JSON.parse(readFileSync(file, 'utf8')).entries['matmul:small-m']);
+  // A cache from before a candidate was added (no timing for it) is measured again.
+  const cached = JSON.parse(readFileSync(file, 'utf8'));
+  delete cached.entries['matmul:general'].ms[candidates(g, 'general')[0]!];
+  writeFileSync(file, JSON.stringify(cached));
+  const stale = await autotuneMatmul(g, { ...tuningFromEnv(g.summary, env), time });
+  assert.is(stale.general.source, 'measured');
+  assert.is(stale['long-k'].source, 'cache');
   writeFileSync(file, '{ not json');
   const warnings: string[] = [];
   const third = await autotuneMatmul(g, { store: new TuningCache(g.summary, env, (m) => warnings.push(m)), time });
