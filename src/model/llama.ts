@@ -67,9 +67,10 @@ export class Llama implements LanguageModel {
     }
   }
 
-  /** `opts.rows` is honoured (the head and loss at those rows); a shared prefix and LoRA adapters are GPT-2's alone. */
+  /** `opts.rows` is honoured (the head and loss at those rows); a shared prefix, LoRA adapters and variants are GPT-2's alone. */
   forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, Weight>, opts: PassOptions = {}): LlamaPass {
-    if (opts.prefix || opts.adapters?.size) throw new RangeError(`Llama.forward: ${opts.prefix ? 'a shared prefix' : 'LoRA adapters'} are not supported on ${this.kind} models`);
+    const unsupported = opts.prefix ? 'a shared prefix' : opts.adapters?.size ? 'LoRA adapters' : (opts.variants ?? 1) > 1 ? 'batched variants' : null;
+    if (unsupported) throw new RangeError(`Llama.forward: ${unsupported} are not supported on ${this.kind} models`);
     return new LlamaPass(this, tokens, targets, overrides, opts.rows);
   }
 

@@ -4,9 +4,9 @@
 // knowledge task on a frozen GPT-2; tests plug in small synthetic tasks.
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { LanguageModel, ParamMap } from '../model/lm.ts';
+import { logitRows, type LanguageModel, type ParamMap } from '../model/lm.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
-import { applyEdits, type DenseEdit } from '../ops/edit.ts';
+import { combineEdits } from '../ops/edit.ts';
 import { dotRows } from '../ops/reduce.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
@@ -58,8 +58,10 @@ export interface EditTask {
 
 /**
  * Writes edits into scratch copies of the masked tensors: tensor k gets base + Σ_r coef[k·R + r]·
- * direction_r(k) of the passage's features. The base is only read; the scratch tensors are rewritten
- * by each edit (GPU order: work encoded after apply sees that edit).
+ * direction_r(k) of the passage's features, one dispatch per tensor (ops/edit.ts combineEdits). The
+ * base is only read; the scratch tensors are rewritten by each edit (GPU order: work encoded after
+ * apply sees that edit). applyMany writes several edits as stacked [G, ...shape] copies, the
+ * per-variant weights of a batched pass (PassOptions.variants).
  */
 export class EditWriter {
   readonly model: LanguageModel;
@@ -68,6 +70,8 @@ export class EditWriter {
   readonly rows: number;
   /** The edited tensors by name: pass as overrides. */
   readonly overrides = new Map<string, F32>();
+  /** Stacked copies for applyMany, grown to the largest group asked for. */
+  #stacked = new Map<string, F32>();
 
   constructor(model: LanguageModel, mask: Mask, spec: DirectionSpec) {
     this.model = model;
@@ -80,15 +84,55 @@ export class EditWriter {
     return this.mask.entries.length * this.rows;
   }
 
+  /** The most stacked copies of every masked tensor that fit one storage binding. */
+  get maxCopies(): number {
+    const largest = Math.max(...this.mask.entries.map((e) => this.model.params.get(e.name)!.size));
+    return Math.max(1, Math.floor(this.model.gpu.bindingLimit / (4 * largest)));
+  }
+
   apply(f: PassageFeatures, coef: ArrayLike<number>): ReadonlyMap<string, F32> {
-    if (coef.length !== this.actionDim) throw new RangeError(`edit: ${coef.length} coefficients for ${this.actionDim} directions`);
-    for (const c of Array.from(coef)) if (!Number.isFinite(c)) throw new RangeError(`edit: non-finite coefficient ${c}`);
-    const R = this.rows;
-    this.mask.entries.forEach((e, k) => {
-      const edits: DenseEdit[] = Array.from({ length: R }, (_, r) => ({ kind: 'dense', mask: [e.block], delta: f.directions[k]!, offset: r * e.size, alpha: coef[k * R + r]! }));
-      applyEdits(this.model.gpu, this.model.params.get(e.name)!, edits, this.overrides.get(e.name));
-    });
+    this.#write([f], [coef], (name) => this.overrides.get(name)!.reshape([1, ...this.overrides.get(name)!.shape]));
     return this.overrides;
+  }
+
+  /**
+   * Edit g (features fs[g], or fs[0] for all: the edits of one passage) into copy g of stacked
+   * [G, ...shape] tensors; valid until the next applyMany.
+   */
+  applyMany(fs: readonly PassageFeatures[], coefs: readonly ArrayLike<number>[]): ReadonlyMap<string, F32> {
+    const G = coefs.length;
+    if (G > this.maxCopies) throw new RangeError(`edit: ${G} stacked copies do not fit one storage binding (at most ${this.maxCopies})`);
+    const gpu = this.model.gpu;
+    const out = new Map<string, F32>();
+    for (const e of this.mask.entries) {
+      let t = this.#stacked.get(e.name);
+      if (!t || t.shape[0]! < G) {
+        t?.release();
+        t = gpu.empty([G, ...e.shape], 'f32', `${e.name}.edited×${G}`);
+        this.#stacked.set(e.name, t);
+      }
+      out.set(e.name, t.view(0, [G, ...e.shape]));
+    }
+    this.#write(fs, coefs, (name) => out.get(name)!);
+    return out;
+  }
+
+  /** One combine per tensor when every edit is of the same passage, else one per edit and tensor. */
+  #write(fs: readonly PassageFeatures[], coefs: readonly ArrayLike<number>[], into: (name: string) => F32): void {
+    const R = this.rows;
+    for (const coef of coefs) {
+      if (coef.length !== this.actionDim) throw new RangeError(`edit: ${coef.length} coefficients for ${this.actionDim} directions`);
+      for (const c of Array.from(coef)) if (!Number.isFinite(c)) throw new RangeError(`edit: non-finite coefficient ${c}`);
+    }
+    const gpu = this.model.gpu;
+    const groups = fs.length === 1 ? [{ f: fs[0]!, first: 0, coefs }] : coefs.map((c, g) => ({ f: fs[g]!, first: g, coefs: [c] }));
+    this.mask.entries.forEach((e, k) => {
+      for (const grp of groups) {
+        const c = gpu.tensor(Float32Array.from(grp.coefs.flatMap((a) => Array.from({ length: R }, (_, r) => a[k * R + r]!))), [grp.coefs.length, R]);
+        combineEdits(gpu, this.model.params.get(e.name)!, e.block, grp.f.directions[k]!, c, into(e.name), grp.first);
+        c.release();
+      }
+    });
   }
 
   /** ‖Δ‖ from the directions' Gram matrices (no GPU work). */
@@ -102,7 +146,7 @@ export class EditWriter {
   }
 
   release(): void {
-    for (const t of this.overrides.values()) t.release();
+    for (const t of [...this.overrides.values(), ...this.#stacked.values()]) t.release();
   }
 }
 
@@ -178,12 +222,28 @@ export class QATask implements EditTask {
     return { improvement: b.scored - s.scored, measured: b.measured - s.measured, norm: this.writer.norm(this.features[job.p]!, job.coef) };
   }
 
+  /**
+   * The edits of one passage are scored together, as one pass of G variants (stacked per-edit
+   * weights; groups as large as a binding holds), a lone edit as a plain pass.
+   */
   async score(jobs: readonly EditJob[]): Promise<EditOutcome[]> {
+    const byPassage = new Map<number, number[]>();
+    jobs.forEach((j, i) => byPassage.set(j.p, [...(byPassage.get(j.p) ?? []), i]));
+    const groups = [...byPassage].flatMap(([p, idx]) => {
+      const most = Math.max(1, Math.min(this.writer.maxCopies, Math.floor(logitRows(this.model) / this.#scorer.rows(p))));
+      return Array.from({ length: Math.ceil(idx.length / most) }, (_, k) => idx.slice(k * most, (k + 1) * most));
+    });
     const scores = await this.#scorer.score(
       this.model.gpu,
-      jobs.map((j) => ({ p: j.p, overrides: this.overrides, before: () => this.apply(j) })),
+      groups.map((idx) => {
+        const p = jobs[idx[0]!]!.p;
+        const coefs = idx.map((i) => jobs[i]!.coef);
+        return { p, variants: idx.length, overrides: () => (idx.length === 1 ? this.writer.apply(this.features[p]!, coefs[0]!) : this.writer.applyMany([this.features[p]!], coefs)) };
+      }),
     );
-    return jobs.map((j, i) => this.#outcome(j, scores[i]!));
+    const out: EditOutcome[] = [];
+    groups.flat().forEach((i, k) => (out[i] = this.#outcome(jobs[i]!, scores[k]!)));
+    return out;
   }
 
   async gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]> {
