@@ -8,6 +8,7 @@ import { logitRows, type LanguageModel, type ParamMap } from '../model/lm.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
 import { combineEdits } from '../ops/edit.ts';
 import { dotRows } from '../ops/reduce.ts';
+import type { ForgettingProbe } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
 import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
@@ -243,6 +244,21 @@ export class QATask implements EditTask {
     );
     const out: EditOutcome[] = [];
     groups.flat().forEach((i, k) => (out[i] = this.#outcome(jobs[i]!, scores[k]!)));
+    return out;
+  }
+
+  /**
+   * Forgetting under each edit (ForgettingProbe.measure), the edits run as variants of one pass per
+   * chunk of general text, as many at a time as a binding holds.
+   */
+  async forgetting(probe: ForgettingProbe, jobs: readonly EditJob[]): Promise<number[]> {
+    const most = Math.min(this.writer.maxCopies, probe.maxVariants);
+    const out: number[] = [];
+    for (let i = 0; i < jobs.length; i += most) {
+      const group = jobs.slice(i, i + most);
+      const stacked = this.writer.applyMany(group.map((j) => this.features[j.p]!), group.map((j) => j.coef));
+      out.push(...(await probe.measureVariants(stacked, group.length)));
+    }
     return out;
   }
 

@@ -32,7 +32,7 @@ export async function generalNll(model: LanguageModel, tok: Tokenizer, lines: re
   let k = 0;
   for (const chunk of encodeChunks(model, tok, lines, [...lines.keys()], batch)) {
     try {
-      const nll = await chunkNll(model, chunk, overrides);
+      const nll = (await chunkNll(model, chunk, overrides))[0]!;
       out.set(nll, k);
       k += nll.length;
     } finally {
@@ -94,17 +94,21 @@ function releaseChunk(c: Chunk): void {
   for (const t of [c.tokens, c.targets, c.rows.idx, ...[...c.prefixes.values()].map((p) => p.x)]) t.release();
 }
 
-/** Per-line mean NLL of a chunk under `overrides`; with `shared`, from the base's residual stream below the lowest override (kept in the chunk). */
-async function chunkNll(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, Weight>, shared = false): Promise<Float64Array> {
+/**
+ * Per-line mean NLL of a chunk under `overrides`, per variant (stacked overrides with `variants` G,
+ * PassOptions.variants); with `shared`, from the base's residual stream below the lowest override
+ * (kept in the chunk).
+ */
+async function chunkNll(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, Weight>, shared = false, variants = 1): Promise<Float64Array[]> {
   const at = shared && overrides ? model.prefixPoint(overrides.keys()) : null;
   const key = at && `${at.layer}:${at.mlp}`;
   if (at && !c.prefixes.has(key!)) c.prefixes.set(key!, model.prefix(c.tokens, at));
-  const pass = model.forward(c.tokens, c.targets, overrides, { rows: c.rows, ...(key ? { prefix: c.prefixes.get(key)! } : {}) });
+  const pass = model.forward(c.tokens, c.targets, overrides, { rows: c.rows, variants, ...(key ? { prefix: c.prefixes.get(key)! } : {}) });
   try {
-    // The rows are each line's positions in order, the lines one after another.
+    // The rows are each line's positions in order, the lines one after another, variant after variant.
     const losses = await model.gpu.read(pass.losses!);
     let at = 0;
-    return Float64Array.from(c.lengths, (n) => mean(losses.subarray(at, (at += n))));
+    return Array.from({ length: variants }, () => Float64Array.from(c.lengths, (n) => mean(losses.subarray(at, (at += n)))));
   } finally {
     pass.release();
   }
@@ -137,22 +141,37 @@ export class ForgettingProbe {
     const order = [...lines.keys()].sort((a, b) => length[b]! - length[a]! || a - b);
     const chunks = encodeChunks(model, tok, order.map((i) => lines[i]!), order, batch);
     const probe = new ForgettingProbe(model, lines, chunks, order, 0);
-    const base = mean(await probe.#nll());
+    const base = mean((await probe.#nll())[0]!);
     return new ForgettingProbe(model, lines, chunks, order, base);
   }
 
-  /** Per line, in the given order. */
-  async #nll(overrides?: ReadonlyMap<string, Weight>): Promise<Float64Array> {
-    const out = new Float64Array(this.lines.length);
+  /** Per variant, per line in the given order. */
+  async #nll(overrides?: ReadonlyMap<string, Weight>, variants = 1): Promise<Float64Array[]> {
+    const out = Array.from({ length: variants }, () => new Float64Array(this.lines.length));
     let k = 0;
-    for (const c of this.#chunks) for (const v of await chunkNll(this.#model, c, overrides, true)) out[this.#order[k++]!] = v;
+    for (const c of this.#chunks) {
+      const per = await chunkNll(this.#model, c, overrides, true, variants);
+      c.lengths.forEach((_, i) => per.forEach((v, g) => (out[g]![this.#order[k + i]!] = v[i]!)));
+      k += c.lengths.length;
+    }
     return out;
   }
 
   /** Mean general-text NLL under the edit minus the base's (0 without overrides: nothing changed). */
   async measure(overrides?: ReadonlyMap<string, Weight>): Promise<number> {
     if (!overrides || overrides.size === 0) return 0;
-    return mean(await this.#nll(overrides)) - this.baseNll;
+    return mean((await this.#nll(overrides))[0]!) - this.baseNll;
+  }
+
+  /** The most variants one pass can measure: its logits must fit one storage binding. */
+  get maxVariants(): number {
+    return Math.max(1, Math.floor(logitRows(this.#model) / Math.max(...this.#chunks.map((c) => c.rows.idx.size))));
+  }
+
+  /** measure() for G edits at once, given as stacked overrides (PassOptions.variants; G ≤ maxVariants). */
+  async measureVariants(overrides: ReadonlyMap<string, Weight>, variants: number): Promise<number[]> {
+    if (variants > this.maxVariants) throw new RangeError(`forgetting: ${variants} variants' logits do not fit one storage binding (at most ${this.maxVariants})`);
+    return (await this.#nll(overrides, variants)).map((nll) => mean(nll) - this.baseNll);
   }
 
   release(): void {
