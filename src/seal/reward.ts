@@ -87,6 +87,11 @@ export class QAScorer {
     return this.#encoded.length;
   }
 
+  /** Positions (B·T) of passage p's questions: the rows of a pass's lower layers, per variant. */
+  positions(p: number): number {
+    return this.#passage(p).tokens.size;
+  }
+
   /** Answer rows of passage p: the losses per variant of its pass. */
   rows(p: number): number {
     return this.#passage(p).rows.idx.size;
