@@ -6,7 +6,7 @@ import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { logitRows, type LanguageModel, type ParamMap } from '../model/lm.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
-import { combineEdits } from '../ops/edit.ts';
+import { applyEdits, combineEdits, type DenseEdit } from '../ops/edit.ts';
 import { dotRows } from '../ops/reduce.ts';
 import type { ForgettingProbe } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
@@ -135,9 +135,16 @@ export class EditWriter {
     const gpu = this.model.gpu;
     const groups = fs.length === 1 ? [{ f: fs[0]!, first: 0, coefs }] : coefs.map((c, g) => ({ f: fs[g]!, first: g, coefs: [c] }));
     this.mask.entries.forEach((e, k) => {
+      const base = this.model.params.get(e.name)!;
       for (const grp of groups) {
+        if (4 * base.size > gpu.bindingLimit) {
+          // Over one binding (a large embedding): the R directions as R edits, bound in pieces.
+          const edits: DenseEdit[] = Array.from({ length: R }, (_, r) => ({ kind: 'dense', mask: [e.block], delta: grp.f.directions[k]!, offset: r * e.size, alpha: grp.coefs[0]![k * R + r]! }));
+          applyEdits(gpu, base, edits, into(e.name).reshape(e.shape));
+          continue;
+        }
         const c = gpu.tensor(Float32Array.from(grp.coefs.flatMap((a) => Array.from({ length: R }, (_, r) => a[k * R + r]!))), [grp.coefs.length, R]);
-        combineEdits(gpu, this.model.params.get(e.name)!, e.block, grp.f.directions[k]!, c, into(e.name), grp.first);
+        combineEdits(gpu, base, e.block, grp.f.directions[k]!, c, into(e.name), grp.first);
         c.release();
       }
     });
