@@ -290,6 +290,7 @@ export class QATask implements EditTask {
     // Only the masked tensors' gradients: the backward stops below the lowest of them.
     const grads = (this.#grads ??= new Map(this.mask.entries.map((e) => [e.name, gpu.zeros(e.shape, 'f32', `${e.name}.grad`)])));
     const R = this.writer.rows;
+    const whole = this.mask.entries.every((e) => e.size === this.model.params.get(e.name)!.size);
     const passes: { losses: F32; release(): void }[] = [];
     const dCoef: F32[] = [];
     try {
@@ -297,11 +298,11 @@ export class QATask implements EditTask {
         this.apply(job);
         for (const g of grads.values()) gpu.clear(g);
         passes.push(this.#scorer.encode(job.p, this.overrides, grads));
-        // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: gather, then R dot products.
-        gatherAtMask(this.model, grads, this.mask).forEach((h, k) => {
-          dCoef.push(dotRows(gpu, this.features[job.p]!.directions[k]!, h));
-          h.release();
-        });
+        // d/d(coef_kr) = ⟨dW'_k at the mask, direction_kr⟩: R dot products, with dW' gathered at
+        // the mask first unless every block is its whole tensor (then dW' is already packed).
+        const packed = whole ? this.mask.entries.map((e) => grads.get(e.name)!.reshape([e.size])) : gatherAtMask(this.model, grads, this.mask);
+        packed.forEach((h, k) => dCoef.push(dotRows(gpu, this.features[job.p]!.directions[k]!, h)));
+        if (!whole) packed.forEach((h) => h.release());
       }
       const read = await gpu.readMany([...passes.map((x) => x.losses), ...dCoef]);
       const E = this.mask.entries.length;
