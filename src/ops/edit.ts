@@ -25,7 +25,7 @@ const GATHER = spec('gather', BLOCK_PARAMS);
 const LOWRANK_ADD = spec('lowrank_add', LOWRANK_PARAMS);
 const LOWRANK_GRAD_U = spec('lowrank_grad_u', LOWRANK_PARAMS);
 const LOWRANK_GRAD_V = spec('lowrank_grad_v', LOWRANK_PARAMS);
-const COMBINE = spec('combine', ['size:u32', 'start:u32', 'run:u32', 'stride:u32', 'runs:u32', 'rows:u32', 'copies:u32', 'first:u32']);
+const COMBINE = spec('combine', ['size:u32', 'start:u32', 'run:u32', 'stride:u32', 'runs:u32', 'copies:u32', 'first:u32']);
 
 /** A mask that is malformed or reaches outside its tensor or its packed vector (from the user's mask flags). */
 export class MaskError extends UserError {
@@ -250,7 +250,7 @@ export function combineEdits(gpu: Gpu, base: Weight, block: MaskBlock, dirs: Ten
   if (G * base.size === 0) return o;
   // A single run's stride is never used; keep it non-zero for the kernel's division.
   const stride = block.runs > 1 ? block.stride : Math.max(block.run, 1);
-  const params = { size: base.size, start: block.start, run: block.run, stride, runs: block.runs, rows: R, copies: G, first };
-  gpu.dispatch({ ...COMBINE, types: { w_t: base.dtype } }, { params, tensors: [base, dirs, coefs, o], workgroups: gpu.grid(G * base.size, WG) });
+  const params = { size: base.size, start: block.start, run: block.run, stride, runs: block.runs, copies: G, first };
+  gpu.dispatch({ ...COMBINE, constants: { WG, ROWS: R }, types: { w_t: base.dtype } }, { params, tensors: [base, dirs, coefs, o], workgroups: gpu.grid(G * base.size, WG) });
   return o;
 }
