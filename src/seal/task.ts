@@ -4,7 +4,7 @@
 // knowledge task on a frozen GPT-2; tests plug in small synthetic tasks.
 import type { F32 } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import { logitRows, type LanguageModel, type ParamMap } from '../model/lm.ts';
+import type { LanguageModel, ParamMap } from '../model/lm.ts';
 import { resolveMask, type Mask } from '../model/mask.ts';
 import { applyEdits, combineEdits, type DenseEdit } from '../ops/edit.ts';
 import { dotRows } from '../ops/reduce.ts';
@@ -12,14 +12,7 @@ import type { ForgettingProbe } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
 import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
-import { QAScorer, type PassageScore } from './reward.ts';
-
-/**
- * Positions per batched pass of edit variants. Beyond this a batch's activations leave a CPU's
- * caches: on lavapipe 4 variants of 1 600-position chunks of general text ran ~14 % slower than 4
- * passes, while the questions of a passage (~250 positions) batch without loss.
- */
-const PASS_POSITIONS = 2048;
+import { QAScorer, variantsPerPass, type PassageScore } from './reward.ts';
 
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
 export function editSpace(model: LanguageModel, config: Pick<SealConfig, 'mask' | 'featureLayer' | 'directions' | 'lookahead'>): { mask: Mask; layer: number; spec: DirectionSpec } {
@@ -123,6 +116,11 @@ export class EditWriter {
     }
     this.#write(fs, coefs, (name) => out.get(name)!);
     return out;
+  }
+
+  /** G edits as the overrides of a pass of G variants: a lone one as plain copies (apply), several stacked (applyMany). */
+  edits(fs: readonly PassageFeatures[], coefs: readonly ArrayLike<number>[]): ReadonlyMap<string, F32> {
+    return coefs.length === 1 ? this.apply(fs[0]!, coefs[0]!) : this.applyMany(fs, coefs);
   }
 
   /** One combine per tensor when every edit is of the same passage, else one per edit and tensor. */
@@ -245,7 +243,7 @@ export class QATask implements EditTask {
     const byPassage = new Map<number, number[]>();
     jobs.forEach((j, i) => byPassage.set(j.p, [...(byPassage.get(j.p) ?? []), i]));
     const groups = [...byPassage].flatMap(([p, idx]) => {
-      const most = this.#variants(this.#scorer.positions(p), Math.floor(logitRows(this.model) / this.#scorer.rows(p)));
+      const most = Math.min(this.writer.maxCopies, this.#scorer.variants(p));
       return Array.from({ length: Math.ceil(idx.length / most) }, (_, k) => idx.slice(k * most, (k + 1) * most));
     });
     const scores = await this.#scorer.score(
@@ -253,7 +251,7 @@ export class QATask implements EditTask {
       groups.map((idx) => {
         const p = jobs[idx[0]!]!.p;
         const coefs = idx.map((i) => jobs[i]!.coef);
-        return { p, variants: idx.length, overrides: () => this.#edits([this.features[p]!], coefs) };
+        return { p, variants: idx.length, overrides: () => this.writer.edits([this.features[p]!], coefs) };
       }),
     );
     const out: EditOutcome[] = [];
@@ -261,26 +259,16 @@ export class QATask implements EditTask {
     return out;
   }
 
-  /** G edits as overrides: a lone one as plain edited copies, several stacked (EditWriter.applyMany). */
-  #edits(fs: readonly PassageFeatures[], coefs: readonly ArrayLike<number>[]): ReadonlyMap<string, F32> {
-    return coefs.length === 1 ? this.writer.apply(fs[0]!, coefs[0]!) : this.writer.applyMany(fs, coefs);
-  }
-
-  /** Edits per batched pass over `positions` per variant, at most `fit` (what the logits' binding holds). */
-  #variants(positions: number, fit: number): number {
-    return Math.max(1, Math.min(this.writer.maxCopies, fit, Math.floor(PASS_POSITIONS / positions)));
-  }
-
   /**
    * Forgetting under each edit (ForgettingProbe.measure), the edits run as variants of one pass per
-   * chunk of general text, as many at a time as PASS_POSITIONS and a binding allow.
+   * chunk of general text, as many at a time as variantsPerPass allows.
    */
   async forgetting(probe: ForgettingProbe, jobs: readonly EditJob[]): Promise<number[]> {
-    const most = this.#variants(probe.positions, probe.maxVariants);
+    const most = Math.min(this.writer.maxCopies, variantsPerPass(probe.positions, probe.maxVariants));
     const out: number[] = [];
     for (let i = 0; i < jobs.length; i += most) {
       const group = jobs.slice(i, i + most);
-      out.push(...(await probe.measureVariants(this.#edits(group.map((j) => this.features[j.p]!), group.map((j) => j.coef)), group.length)));
+      out.push(...(await probe.measureVariants(this.writer.edits(group.map((j) => this.features[j.p]!), group.map((j) => j.coef)), group.length)));
     }
     return out;
   }
