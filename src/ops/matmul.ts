@@ -208,7 +208,8 @@ export function shapeClass(M: number, N: number, K: number): ShapeClass {
   return 'general';
 }
 
-const isCpuAdapter = (gpu: Gpu) => gpu.summary.isFallbackAdapter || gpu.summary.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(gpu.summary.description);
+/** A CPU rasteriser (lavapipe, SwiftShader): its cost model is a CPU's (caches, lanes run in turn). */
+export const isCpuAdapter = (gpu: Gpu) => gpu.summary.isFallbackAdapter || gpu.summary.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(gpu.summary.description);
 
 /** The candidates the autotune times for a class on this adapter. */
 export function candidates(gpu: Gpu, cls: ShapeClass): string[] {

@@ -10,6 +10,7 @@ import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { logitRows, type LanguageModel, type ParamMap, type Prefix } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
+import { isCpuAdapter } from '../ops/matmul.ts';
 import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { encodeQA } from '../tasks/qa.ts';
@@ -41,15 +42,12 @@ export interface PassageScore {
 }
 
 /**
- * Positions per batched pass of edit variants. Beyond this a batch's activations leave a CPU's
- * caches: on lavapipe 4 variants of 1 600-position chunks of general text ran ~14 % slower than 4
- * passes, while the questions of a passage (~250 positions) batch without loss.
+ * Edits one batched pass carries by default: one on a CPU rasteriser (lavapipe), where G variants'
+ * activations leave the caches and a pass of 4 edits ran 15–30 % slower than 4 passes (GPU
+ * timestamps: the same FLOPs, memory-bound kernels slower); on a GPU, as many as the bindings hold.
  */
-const PASS_POSITIONS = 2048;
-
-/** Variants per pass over `positions` each (B·T), at most `fit` (e.g. what the logits' binding holds); at least 1. */
-export function variantsPerPass(positions: number, fit: number): number {
-  return Math.max(1, Math.min(fit, Math.floor(PASS_POSITIONS / positions)));
+export function defaultVariants(gpu: Gpu): number {
+  return isCpuAdapter(gpu) ? 1 : Infinity;
 }
 
 /**
@@ -101,19 +99,14 @@ export class QAScorer {
     return this.#encoded.length;
   }
 
-  /** Positions (B·T) of passage p's questions: the rows of a pass's lower layers, per variant. */
-  positions(p: number): number {
-    return this.#passage(p).tokens.size;
-  }
-
   /** Answer rows of passage p: the losses per variant of its pass. */
   rows(p: number): number {
     return this.#passage(p).rows.idx.size;
   }
 
-  /** How many variants (edits) of passage p one pass scores: within PASS_POSITIONS and the logits' binding. */
-  variants(p: number): number {
-    return variantsPerPass(this.positions(p), Math.floor(logitRows(this.#model) / this.rows(p)));
+  /** How many variants (edits) of passage p one pass's logits binding holds. */
+  fit(p: number): number {
+    return Math.floor(logitRows(this.#model) / this.rows(p));
   }
 
   #passage(p: number): EncodedPassage {

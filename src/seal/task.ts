@@ -12,7 +12,7 @@ import type { ForgettingProbe } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
 import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
-import { QAScorer, variantsPerPass, type PassageScore } from './reward.ts';
+import { QAScorer, defaultVariants, type PassageScore } from './reward.ts';
 
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
 export function editSpace(model: LanguageModel, config: Pick<SealConfig, 'mask' | 'featureLayer' | 'directions' | 'lookahead'>): { mask: Mask; layer: number; spec: DirectionSpec } {
@@ -174,6 +174,8 @@ export class QATask implements EditTask {
   readonly features: PassageFeatures[];
   readonly base: PassageScore[];
   readonly writer: EditWriter;
+  /** Most edits of a passage scored as one batched pass (defaultVariants; the bindings may allow fewer). */
+  maxVariants: number;
   readonly #scorer: QAScorer;
   #grads: ParamMap | null = null;
 
@@ -184,6 +186,7 @@ export class QATask implements EditTask {
     this.#scorer = scorer;
     this.base = base;
     this.writer = new EditWriter(model, mask, spec);
+    this.maxVariants = defaultVariants(model.gpu);
   }
 
   /** The edited tensors, rewritten by each edit: pass as overrides. */
@@ -236,14 +239,14 @@ export class QATask implements EditTask {
   }
 
   /**
-   * The edits of one passage are scored together, as one pass of G variants (stacked per-edit
-   * weights; groups as large as a binding holds), a lone edit as a plain pass.
+   * The edits of one passage are scored together, as passes of up to maxVariants variants (stacked
+   * per-edit weights), a lone edit as a plain pass.
    */
   async score(jobs: readonly EditJob[]): Promise<EditOutcome[]> {
     const byPassage = new Map<number, number[]>();
     jobs.forEach((j, i) => byPassage.set(j.p, [...(byPassage.get(j.p) ?? []), i]));
     const groups = [...byPassage].flatMap(([p, idx]) => {
-      const most = Math.min(this.writer.maxCopies, this.#scorer.variants(p));
+      const most = Math.max(1, Math.min(this.writer.maxCopies, this.maxVariants, this.#scorer.fit(p)));
       return Array.from({ length: Math.ceil(idx.length / most) }, (_, k) => idx.slice(k * most, (k + 1) * most));
     });
     const scores = await this.#scorer.score(
@@ -261,10 +264,10 @@ export class QATask implements EditTask {
 
   /**
    * Forgetting under each edit (ForgettingProbe.measure), the edits run as variants of one pass per
-   * chunk of general text, as many at a time as variantsPerPass allows.
+   * chunk of general text, up to maxVariants at a time.
    */
   async forgetting(probe: ForgettingProbe, jobs: readonly EditJob[]): Promise<number[]> {
-    const most = Math.min(this.writer.maxCopies, variantsPerPass(probe.positions, probe.maxVariants));
+    const most = Math.max(1, Math.min(this.writer.maxCopies, this.maxVariants, probe.maxVariants));
     const out: number[] = [];
     for (let i = 0; i < jobs.length; i += most) {
       const group = jobs.slice(i, i + most);

@@ -163,11 +163,6 @@ export class ForgettingProbe {
     return mean((await this.#nll(overrides))[0]!) - this.baseNll;
   }
 
-  /** Positions (B·T) of the largest chunk of lines: the rows of a pass's lower layers, per variant. */
-  get positions(): number {
-    return Math.max(...this.#chunks.map((c) => c.tokens.size));
-  }
-
   /** The most variants one pass can measure: its logits must fit one storage binding. */
   get maxVariants(): number {
     return Math.max(1, Math.floor(logitRows(this.#model) / Math.max(...this.#chunks.map((c) => c.rows.idx.size))));
