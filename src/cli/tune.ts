@@ -14,7 +14,7 @@ import { fixedStepRule } from '../seal/adapt.ts';
 import { resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
 import { passageFeatures, type PassageFeatures } from '../seal/features.ts';
 import { QAScorer, defaultVariants } from '../seal/reward.ts';
-import { EditWriter, editSpace } from '../seal/task.ts';
+import { EditWriter, editSpace, inGroups } from '../seal/task.ts';
 import { mean } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
 import { DEFAULT_FINETUNE_GRID, tuneFinetune, tuneScalar, type FinetuneGrid, type FinetuneTuning, type ScalarTuning } from '../tasks/tune.ts';
@@ -75,11 +75,8 @@ export async function tuneFixedStep(model: LanguageModel, tok: Tokenizer, config
       for (const [i, f] of features.entries()) {
         const coefs = values.map((s) => fixedStepRule(spec, kind, s)(f));
         const most = Math.max(1, Math.min(writer.maxCopies, defaultVariants(model.gpu), scorer.fit(i)));
-        for (let a = 0; a < coefs.length; a += most) {
-          const part = coefs.slice(a, a + most);
-          const scores = await scorer.score(model.gpu, [{ p: i, variants: part.length, overrides: () => writer.edits([f], part) }]);
-          scores.forEach((s, k) => (nll[a + k]![i] = mean(Array.from(s.items))));
-        }
+        const scores = await scorer.score(model.gpu, inGroups(coefs, most).map((part) => ({ p: i, variants: part.length, overrides: () => writer.edits([f], part) })));
+        scores.forEach((s, v) => (nll[v]![i] = mean(Array.from(s.items))));
         onDone?.();
       }
       return nll.map(mean);

@@ -14,6 +14,11 @@ import type { SealConfig } from './config.ts';
 import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
 import { QAScorer, defaultVariants, type PassageScore } from './reward.ts';
 
+/** xs in consecutive groups of at most n (the edits of one batched pass). */
+export function inGroups<T>(xs: readonly T[], n: number): T[][] {
+  return Array.from({ length: Math.ceil(xs.length / n) }, (_, k) => xs.slice(k * n, (k + 1) * n));
+}
+
 /** What a SEAL config edits on a model: the resolved mask, and the layer the pooled feature comes from. */
 export function editSpace(model: LanguageModel, config: Pick<SealConfig, 'mask' | 'featureLayer' | 'directions' | 'lookahead'>): { mask: Mask; layer: number; spec: DirectionSpec } {
   const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), config.mask);
@@ -247,7 +252,7 @@ export class QATask implements EditTask {
     jobs.forEach((j, i) => byPassage.set(j.p, [...(byPassage.get(j.p) ?? []), i]));
     const groups = [...byPassage].flatMap(([p, idx]) => {
       const most = Math.max(1, Math.min(this.writer.maxCopies, this.maxVariants, this.#scorer.fit(p)));
-      return Array.from({ length: Math.ceil(idx.length / most) }, (_, k) => idx.slice(k * most, (k + 1) * most));
+      return inGroups(idx, most);
     });
     const scores = await this.#scorer.score(
       this.model.gpu,
@@ -263,17 +268,12 @@ export class QATask implements EditTask {
   }
 
   /**
-   * Forgetting under each edit (ForgettingProbe.measure), the edits run as variants of one pass per
-   * chunk of general text, up to maxVariants at a time.
+   * Forgetting under each edit (ForgettingProbe.measure), read back together; the edits run as
+   * variants of one pass per chunk of general text, up to maxVariants at a time.
    */
   async forgetting(probe: ForgettingProbe, jobs: readonly EditJob[]): Promise<number[]> {
     const most = Math.max(1, Math.min(this.writer.maxCopies, this.maxVariants, probe.maxVariants));
-    const out: number[] = [];
-    for (let i = 0; i < jobs.length; i += most) {
-      const group = jobs.slice(i, i + most);
-      out.push(...(await probe.measureVariants(this.writer.edits(group.map((j) => this.features[j.p]!), group.map((j) => j.coef)), group.length)));
-    }
-    return out;
+    return probe.measureMany(inGroups(jobs, most).map((g) => ({ variants: g.length, overrides: () => this.writer.edits(g.map((j) => this.features[j.p]!), g.map((j) => j.coef)) })));
   }
 
   async gradients(jobs: readonly EditJob[], penalty: number): Promise<MetaOutcome[]> {
