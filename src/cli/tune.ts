@@ -13,7 +13,7 @@ import type { LanguageModel } from '../model/lm.ts';
 import { fixedStepRule } from '../seal/adapt.ts';
 import { resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
 import { passageFeatures, type PassageFeatures } from '../seal/features.ts';
-import { QAScorer, defaultVariants } from '../seal/reward.ts';
+import { QAScorer } from '../seal/reward.ts';
 import { EditWriter, editSpace, inGroups } from '../seal/task.ts';
 import { mean } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
@@ -59,8 +59,7 @@ export function readTuned(path: string): Tuned {
 /**
  * Sweeps a fixed step's size along the whole mask's `kind` direction. Each passage's features (one
  * forward and backward) are computed once and serve every size, and a passage's sizes are scored
- * together, as variants of one pass where the adapter gains by it (QAScorer, defaultVariants);
- * `onDone` follows the passages.
+ * together, as variants of one pass (QAScorer); `onDone` follows the passages.
  */
 export async function tuneFixedStep(model: LanguageModel, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
   const { mask, layer, spec } = editSpace(model, config);
@@ -74,7 +73,7 @@ export async function tuneFixedStep(model: LanguageModel, tok: Tokenizer, config
       const nll = values.map(() => new Array<number>(passages.length));
       for (const [i, f] of features.entries()) {
         const coefs = values.map((s) => fixedStepRule(spec, kind, s)(f));
-        const most = Math.max(1, Math.min(writer.maxCopies, defaultVariants(model.gpu), scorer.fit(i)));
+        const most = Math.max(1, Math.min(writer.maxCopies, scorer.fit(i)));
         const scores = await scorer.score(model.gpu, inGroups(coefs, most).map((part) => ({ p: i, variants: part.length, overrides: () => writer.edits([f], part) })));
         scores.forEach((s, v) => (nll[v]![i] = mean(Array.from(s.items))));
         onDone?.();

@@ -208,8 +208,7 @@ export function shapeClass(M: number, N: number, K: number): ShapeClass {
   return 'general';
 }
 
-/** A CPU rasteriser (lavapipe, SwiftShader): its cost model is a CPU's (caches, lanes run in turn). */
-export const isCpuAdapter = (gpu: Gpu) => gpu.summary.isFallbackAdapter || gpu.summary.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(gpu.summary.description);
+const isCpuAdapter = (gpu: Gpu) => gpu.summary.isFallbackAdapter || gpu.summary.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(gpu.summary.description);
 
 /** The candidates the autotune times for a class on this adapter. */
 export function candidates(gpu: Gpu, cls: ShapeClass): string[] {

@@ -10,7 +10,6 @@ import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import { logitRows, type LanguageModel, type ParamMap, type Prefix } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
-import { isCpuAdapter } from '../ops/matmul.ts';
 import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import type { Passage } from '../tasks/squad.ts';
 import { encodeQA } from '../tasks/qa.ts';
@@ -39,15 +38,6 @@ export interface PassageScore {
   measured: number;
   /** Each question's mean answer-token NLL, in the passage's order (as tasks/qa.ts answerNll gives it). */
   items: Float64Array;
-}
-
-/**
- * Edits one batched pass carries by default: one on a CPU rasteriser (lavapipe), where G variants'
- * activations leave the caches and a pass of 4 edits ran 15–30 % slower than 4 passes (GPU
- * timestamps: the same FLOPs, memory-bound kernels slower); on a GPU, as many as the bindings hold.
- */
-export function defaultVariants(gpu: Gpu): number {
-  return isCpuAdapter(gpu) ? 1 : Infinity;
 }
 
 /**

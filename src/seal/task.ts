@@ -12,7 +12,7 @@ import type { ForgettingProbe } from '../tasks/forgetting.ts';
 import type { Passage } from '../tasks/squad.ts';
 import type { SealConfig } from './config.ts';
 import { directionRows, gatherAtMask, passageFeatures, type DirectionSpec, type PassageFeatures } from './features.ts';
-import { QAScorer, defaultVariants, type PassageScore } from './reward.ts';
+import { QAScorer, type PassageScore } from './reward.ts';
 
 /** xs in consecutive groups of at most n (the edits of one batched pass). */
 export function inGroups<T>(xs: readonly T[], n: number): T[][] {
@@ -179,8 +179,6 @@ export class QATask implements EditTask {
   readonly features: PassageFeatures[];
   readonly base: PassageScore[];
   readonly writer: EditWriter;
-  /** Most edits of a passage scored as one batched pass (defaultVariants; the bindings may allow fewer). */
-  maxVariants: number;
   readonly #scorer: QAScorer;
   #grads: ParamMap | null = null;
 
@@ -191,7 +189,6 @@ export class QATask implements EditTask {
     this.#scorer = scorer;
     this.base = base;
     this.writer = new EditWriter(model, mask, spec);
-    this.maxVariants = defaultVariants(model.gpu);
   }
 
   /** The edited tensors, rewritten by each edit: pass as overrides. */
@@ -244,14 +241,14 @@ export class QATask implements EditTask {
   }
 
   /**
-   * The edits of one passage are scored together, as passes of up to maxVariants variants (stacked
-   * per-edit weights), a lone edit as a plain pass.
+   * The edits of one passage are scored together, as one pass of G variants (stacked per-edit
+   * weights; as many as the bindings hold), a lone edit as a plain pass.
    */
   async score(jobs: readonly EditJob[]): Promise<EditOutcome[]> {
     const byPassage = new Map<number, number[]>();
     jobs.forEach((j, i) => byPassage.set(j.p, [...(byPassage.get(j.p) ?? []), i]));
     const groups = [...byPassage].flatMap(([p, idx]) => {
-      const most = Math.max(1, Math.min(this.writer.maxCopies, this.maxVariants, this.#scorer.fit(p)));
+      const most = Math.max(1, Math.min(this.writer.maxCopies, this.#scorer.fit(p)));
       return inGroups(idx, most);
     });
     const scores = await this.#scorer.score(
@@ -269,10 +266,10 @@ export class QATask implements EditTask {
 
   /**
    * Forgetting under each edit (ForgettingProbe.measure), read back together; the edits run as
-   * variants of one pass per chunk of general text, up to maxVariants at a time.
+   * variants of one pass per chunk of general text, as many at a time as the bindings hold.
    */
   async forgetting(probe: ForgettingProbe, jobs: readonly EditJob[]): Promise<number[]> {
-    const most = Math.max(1, Math.min(this.writer.maxCopies, this.maxVariants, probe.maxVariants));
+    const most = Math.min(this.writer.maxCopies, probe.maxVariants);
     return probe.measureMany(inGroups(jobs, most).map((g) => ({ variants: g.length, overrides: () => this.writer.edits(g.map((j) => this.features[j.p]!), g.map((j) => j.coef)) })));
   }
 

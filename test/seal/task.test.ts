@@ -78,7 +78,6 @@ test('several edits of a passage scored as one batched pass equal one pass per e
   const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'] });
   const task = await QATask.create(model, byteTokenizer, PASSAGES, mask, { kinds: ['grad', 'sign'], lookahead: 0 }, 1);
   const K = task.actionDim;
-  task.maxVariants = Infinity; // batch even on a CPU rasteriser, whose default is one edit per pass
   // Passage 0 gets three edits (one of them zero), passage 1 two, interleaved with a lone edit of passage 2.
   const ps = [0, 1, 0, 2, 1, 0].filter((p) => p < PASSAGES.length);
   const jobs = ps.map((p, i) => ({ p, coef: Array.from({ length: K }, (_, k) => (i === 2 ? 0 : 0.4 * Math.sin(5 * i + k))) }));
@@ -102,7 +101,6 @@ test('forgetting under several edits, run as variants of one pass per chunk, equ
   const task = await QATask.create(model, byteTokenizer, PASSAGES, mask, { kinds: ['grad', 'sign'], lookahead: 0 }, 1);
   const lines = ['The river runs past the old mill.', 'Numbers: 1, 2, 3.', 'A much longer line of general text, about nothing in particular, to make chunks uneven.', 'Short.', 'Bakers bake bread at dawn.'];
   const probe = await ForgettingProbe.create(model, byteTokenizer, lines, 2);
-  task.maxVariants = Infinity;
   const jobs = [0, 1, 0].map((p, i) => ({ p: p % PASSAGES.length, coef: Array.from({ length: task.actionDim }, (_, k) => (i === 1 ? 0 : 0.5 * Math.cos(2 * i + k))) }));
   const batched = await task.forgetting(probe, jobs);
   for (const [i, j] of jobs.entries()) assert.is(batched[i], await probe.measure(task.apply(j)), `edit ${i}`);
