@@ -1,5 +1,6 @@
 // Before/after in one process, interleaved (a burst of load hits both sides alike): SEAL's scoring
-// as a demo iteration does it, and a pretraining step, with an older checkout's code against this
+// as a demo iteration does it, PPO/ReST-EM's scoring of G = 4 sampled edits per passage, and a
+// pretraining step, with an older checkout's code against this
 // one's. The older code comes from a folder holding its src/ and shaders/, e.g. the commit before a
 // change: `git archive <commit> src shaders | tar -x -C runs/base`.
 //
@@ -72,9 +73,10 @@ const K = sides.after.tr?.actionDim ?? 0;
 const coef = (p: number) => Float32Array.from({ length: K }, (_, i) => 0.5 + 0.1 * Math.sin(p + i));
 const gradJobs = train.map((_, p) => ({ p, coef: coef(p) }));
 const valJobs = val.map((_, p) => ({ p, coef: coef(p) }));
-const times = { before: { grad: [] as number[], validation: [] as number[], step: [] as number[] }, after: { grad: [] as number[], validation: [] as number[], step: [] as number[] } };
+const groupJobs = train.flatMap((_, p) => [0, 1, 2, 3].map((g) => ({ p, coef: coef(p + 7 * g) })));
+const parts = stepOnly ? (['step'] as const) : (['grad', 'validation', 'groups', 'step'] as const);
+const times = Object.fromEntries(['before', 'after'].map((s) => [s, Object.fromEntries(parts.map((k) => [k, [] as number[]]))])) as Record<'before' | 'after', Record<(typeof parts)[number], number[]>>;
 const outs: Record<string, Any> = {};
-const parts = stepOnly ? (['step'] as const) : (['grad', 'validation', 'step'] as const);
 for (let r = 0; r <= rounds; r++) {
   for (const name of (r % 2 ? ['after', 'before'] : ['before', 'after']) as ('before' | 'after')[]) {
     const s = sides[name];
@@ -86,9 +88,13 @@ for (let r = 0; r <= rounds; r++) {
       t.grad = performance.now() - t0;
       t0 = performance.now();
       o.v = await s.va.score(valJobs);
-      o.forget = [];
-      for (const j of valJobs.slice(0, 4)) o.forget.push(await s.probe.measure(s.va.apply(j)));
+      // As the trainer measures forgetting: batched where the task can (QATask.forgetting), else one edit at a time.
+      o.forget = s.va.forgetting ? await s.va.forgetting(s.probe, valJobs.slice(0, 4)) : [];
+      if (!s.va.forgetting) for (const j of valJobs.slice(0, 4)) o.forget.push(await s.probe.measure(s.va.apply(j)));
       t.validation = performance.now() - t0;
+      t0 = performance.now();
+      o.gr = await s.tr.score(groupJobs);
+      t.groups = performance.now() - t0;
       t0 = performance.now();
     }
     o.loss = (await s.step()).loss;
@@ -102,7 +108,7 @@ const [b, a] = [outs.before, outs.after];
 const maxDiff = (x: number[], y: number[]) => Math.max(...x.map((v, i) => Math.abs(v - y[i]!)));
 const lossEq = `pretraining loss ${b.loss === a.loss ? 'same bits' : `${b.loss} vs ${a.loss}`}`;
 if (stepOnly) console.log(`equality: ${lossEq}`);
-else console.log(`equality: rewards (meta) max |Δ| ${maxDiff(b.g.map((o: Any) => o.improvement), a.g.map((o: Any) => o.improvement))}, rewards (validation) ${maxDiff(b.v.map((o: Any) => o.improvement), a.v.map((o: Any) => o.improvement))}, forgetting ${maxDiff(b.forget, a.forget)}, dL/dcoef max relative ${Math.max(...b.g.flatMap((o: Any, i: number) => Array.from(o.grad as Float64Array, (x, k) => Math.abs(x - a.g[i].grad[k]) / (Math.abs(x) + 1e-6)))).toExponential(2)}, ${lossEq}`);
+else console.log(`equality: rewards (meta) max |Δ| ${maxDiff(b.g.map((o: Any) => o.improvement), a.g.map((o: Any) => o.improvement))}, rewards (validation) ${maxDiff(b.v.map((o: Any) => o.improvement), a.v.map((o: Any) => o.improvement))}, rewards (groups) ${maxDiff(b.gr.map((o: Any) => o.improvement), a.gr.map((o: Any) => o.improvement))}, forgetting ${maxDiff(b.forget, a.forget)}, dL/dcoef max relative ${Math.max(...b.g.flatMap((o: Any, i: number) => Array.from(o.grad as Float64Array, (x, k) => Math.abs(x - a.g[i].grad[k]) / (Math.abs(x) + 1e-6)))).toExponential(2)}, ${lossEq}`);
 for (const k of parts) {
   console.log(`${k.padEnd(10)} before ${med(times.before[k]).toFixed(0).padStart(6)} ms, after ${med(times.after[k]).toFixed(0).padStart(6)} ms: ${(med(times.before[k]) / med(times.after[k])).toFixed(2)}x  (medians of ${rounds}; before ${times.before[k].map((x) => x.toFixed(0))}; after ${times.after[k].map((x) => x.toFixed(0))})`);
 }

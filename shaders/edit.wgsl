@@ -90,3 +90,39 @@ fn lowrank_grad_v(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   let o = lr.offset + lr.m * lr.r + j * lr.r + k;
   dfactors[o] = dfactors[o] + lr.alpha * s;
 }
+
+// combine: G edited copies of a tensor in one dispatch, each base + Σ_r coefs[g, r]·dirs[r] inside
+// one mask block. The sum runs in r order with a rounding per term, as applying the R directions
+// one after another does, so the copies carry the same bits as that. No branch and a loop over an
+// override (unrolled): lavapipe loads storage lane by lane inside control flow.
+struct CombineParams { size: u32, start: u32, run: u32, stride: u32, runs: u32, copies: u32, first: u32 }
+@group(0) @binding(0) var<uniform> cb: CombineParams;
+// #storage-type w_t
+@group(0) @binding(1) var<storage, read> base: array<w_t>;
+// [ROWS, run·runs]: the directions, packed like the block.
+@group(0) @binding(2) var<storage, read> dirs: array<f32>;
+// [copies, ROWS]
+@group(0) @binding(3) var<storage, read> coefs: array<f32>;
+// [N, size]: copies first .. first + copies − 1 are written.
+@group(0) @binding(4) var<storage, read_write> copies: array<f32>;
+
+// Directions per copy.
+override ROWS: u32 = 1;
+
+@compute @workgroup_size(WG)
+fn combine(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let e = flat(wid, nwg, lid);
+  if (e >= cb.copies * cb.size) { return; }
+  let g = e / cb.size;
+  let i = e - g * cb.size;
+  // i's place in the block, if it is in it (i < start wraps to a large offset: outside).
+  let o = i - cb.start;
+  let q = o / cb.stride;
+  let c = o - q * cb.stride;
+  let inside = i >= cb.start && q < cb.runs && c < cb.run;
+  let k = select(0u, q * cb.run + c, inside);
+  let w = f32(base[i]);
+  var v = w;
+  for (var r = 0u; r < ROWS; r++) { v = v + coefs[g * ROWS + r] * dirs[r * cb.run * cb.runs + k]; }
+  copies[cb.first * cb.size + e] = select(w, v, inside);
+}

@@ -13,8 +13,9 @@ import type { LanguageModel } from '../model/lm.ts';
 import { fixedStepRule } from '../seal/adapt.ts';
 import { resolveConfig, type DirectionKind, type SealConfig } from '../seal/config.ts';
 import { passageFeatures, type PassageFeatures } from '../seal/features.ts';
-import { EditWriter, editSpace } from '../seal/task.ts';
-import { answerNll, mean } from '../tasks/qa.ts';
+import { QAScorer } from '../seal/reward.ts';
+import { EditWriter, editSpace, inGroups } from '../seal/task.ts';
+import { mean } from '../tasks/qa.ts';
 import { loadSquad, type Passage } from '../tasks/squad.ts';
 import { DEFAULT_FINETUNE_GRID, tuneFinetune, tuneScalar, type FinetuneGrid, type FinetuneTuning, type ScalarTuning } from '../tasks/tune.ts';
 import { UserError } from '../util/errors.ts';
@@ -57,27 +58,31 @@ export function readTuned(path: string): Tuned {
 
 /**
  * Sweeps a fixed step's size along the whole mask's `kind` direction. Each passage's features (one
- * forward and backward) are computed once and serve every size.
+ * forward and backward) are computed once and serve every size, and a passage's sizes are scored
+ * together, as variants of one pass (QAScorer); `onDone` follows the passages.
  */
 export async function tuneFixedStep(model: LanguageModel, tok: Tokenizer, config: SealConfig, passages: readonly Passage[], kind: DirectionKind, sizes: readonly number[], onDone?: () => void): Promise<ScalarTuning> {
   const { mask, layer, spec } = editSpace(model, config);
   const writer = new EditWriter(model, mask, spec);
+  const scorer = new QAScorer(model, tok, passages, mask.entries.map((e) => e.name));
   const features: PassageFeatures[] = [];
   try {
     for (const p of passages) features.push(await passageFeatures(model, tok, p.context, layer, mask, spec));
-    return await tuneScalar(sizes, async (s) => {
-      const rule = fixedStepRule(spec, kind, s);
-      const per: number[] = [];
-      for (const [i, p] of passages.entries()) {
-        const overrides = writer.apply(features[i]!, rule(features[i]!));
-        const items = p.questions.map((q) => ({ question: q.question, answer: q.answers[0]! }));
-        per.push(mean(Array.from(await answerNll(model, tok, items, { overrides }))));
+    return await tuneScalar(sizes, async (values) => {
+      // nll[v][i]: size v's mean answer NLL on passage i.
+      const nll = values.map(() => new Array<number>(passages.length));
+      for (const [i, f] of features.entries()) {
+        const coefs = values.map((s) => fixedStepRule(spec, kind, s)(f));
+        const most = Math.max(1, Math.min(writer.maxCopies, scorer.fit(i)));
+        const scores = await scorer.score(model.gpu, inGroups(coefs, most).map((part) => ({ p: i, variants: part.length, overrides: () => writer.edits([f], part) })));
+        scores.forEach((s, v) => (nll[v]![i] = mean(Array.from(s.items))));
+        onDone?.();
       }
-      onDone?.();
-      return mean(per);
+      return nll.map(mean);
     });
   } finally {
     for (const f of features) f.release();
+    scorer.release();
     writer.release();
   }
 }
@@ -101,7 +106,7 @@ export async function tuneCommand(dev: DawnOptions, o: TuneOptions): Promise<voi
       if (m === 'fixed-step' || m === 'fixed-sign') {
         const kind = m === 'fixed-step' ? 'grad' : 'sign';
         let done = 0;
-        bar.start(sizes.length, 0, { what: m });
+        bar.start(passages.length, 0, { what: m });
         tuned.fixed[kind] = await tuneFixedStep(model, tok, config, passages, kind, sizes, () => bar.update(++done));
         bar.stop();
         console.log(`${m}: size ${tuned.fixed[kind].best.value} (validation NLL ${tuned.fixed[kind].best.nll.toFixed(3)}; sizes ${sizes.join(', ')})`);

@@ -15,7 +15,7 @@ import { loraBackward, loraForward } from '../ops/lora.ts';
 import { gatherRows, scatterRowsAdd, type RowIndex } from '../ops/rows.ts';
 import { KvCache } from './generate.ts';
 import { randomGpt2Weights } from './shapes.ts';
-import { checkParams, paramZeros, passDims, passLossAt, readParams, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap, storedAs, uploadWeight, vec } from './lm.ts';
+import { checkParams, paramZeros, passDims, passLossAt, readParams, repeat, type AdapterGrads, type Adapters, type Decoder, type LanguageModel, type ModelPass, type ParamMap, type PassLoss, type PassOptions, type Prefix, type PrefixPoint, type Tokens, type WeightDtype, type WeightMap, storedAs, uploadWeight, vec } from './lm.ts';
 
 export type { ParamMap, Tokens, WeightDtype, WeightMap } from './lm.ts';
 export type { Adapters, AdapterGrads, PassOptions, Prefix, PrefixPoint } from './lm.ts';
@@ -158,22 +158,33 @@ interface MlpActs {
   x3: F32;
 }
 
+/**
+ * x·W + bias for x [.., K]: W [K, N] shared by every row, or stacked [G, K, N], variant g's for the
+ * g-th of G equal blocks of x's rows (PassOptions.variants). The result is shaped [.., N].
+ */
+function linear(gpu: Gpu, x: F32, w: Weight, bias: F32): F32 {
+  if (w.shape.length === 2) return matmul(gpu, x, w, { bias });
+  const [G, K, N] = w.shape as [number, number, number];
+  const y = matmul(gpu, x.reshape([G, x.size / (G * K), K]), w, { bias });
+  return y.reshape([...x.shape.slice(0, -1), N]);
+}
+
 /** Adds an adapter's term to a linear's output y (from its input x), where one is on that weight. */
 type Adapt = (x: F32, name: string, y: F32) => void;
 const noAdapt: Adapt = () => {};
 
 /** Block l's first half on the residual x: x2 = x + attn(ln_1(x)), from the projection on at `rows` only. */
-function attnHalf(model: GPT2, w: Weights, l: number, x: F32, rows?: RowIndex, adapt: Adapt = noAdapt): AttnActs {
+function attnHalf(model: GPT2, w: Weights, l: number, x: F32, rows?: RowIndex, adapt: Adapt = noAdapt, variants = 1): AttnActs {
   const gpu = model.gpu;
   const p = (s: string) => w(`h.${l}.${s}`);
   const pv = (s: string) => vec(w, `h.${l}.${s}`);
   const ln1 = layernormForward(gpu, x, pv('ln_1.weight'), pv('ln_1.bias'));
-  const qkv = matmul(gpu, ln1.out, p('attn.c_attn.weight'), { bias: pv('attn.c_attn.bias') }) as F32;
+  const qkv = linear(gpu, ln1.out, p('attn.c_attn.weight'), pv('attn.c_attn.bias'));
   adapt(ln1.out, `h.${l}.attn.c_attn`, qkv);
   const att = attentionForward(gpu, qkv, model.config.nHead);
-  const out = rows ? gatherRows(gpu, att.out, rows) : att.out;
-  const xr = rows ? gatherRows(gpu, x, rows) : x;
-  const proj = matmul(gpu, out, p('attn.c_proj.weight'), { bias: pv('attn.c_proj.bias') }) as F32;
+  const out = rows ? gatherRows(gpu, att.out, rows, variants) : att.out;
+  const xr = rows ? gatherRows(gpu, x, rows, variants) : x;
+  const proj = linear(gpu, out, p('attn.c_proj.weight'), pv('attn.c_proj.bias'));
   adapt(out, `h.${l}.attn.c_proj`, proj);
   return { x, ln1, qkv, att, rows, out, xr, proj, x2: add(gpu, xr, proj) };
 }
@@ -184,10 +195,10 @@ function mlpHalf(model: GPT2, w: Weights, l: number, x2: F32, adapt: Adapt = noA
   const p = (s: string) => w(`h.${l}.${s}`);
   const pv = (s: string) => vec(w, `h.${l}.${s}`);
   const ln2 = layernormForward(gpu, x2, pv('ln_2.weight'), pv('ln_2.bias'));
-  const fc = matmul(gpu, ln2.out, p('mlp.c_fc.weight'), { bias: pv('mlp.c_fc.bias') }) as F32;
+  const fc = linear(gpu, ln2.out, p('mlp.c_fc.weight'), pv('mlp.c_fc.bias'));
   adapt(ln2.out, `h.${l}.mlp.c_fc`, fc);
   const act = gelu(gpu, fc);
-  const mlp = matmul(gpu, act, p('mlp.c_proj.weight'), { bias: pv('mlp.c_proj.bias') }) as F32;
+  const mlp = linear(gpu, act, p('mlp.c_proj.weight'), pv('mlp.c_proj.bias'));
   adapt(act, `h.${l}.mlp.c_proj`, mlp);
   return { x2, ln2, fc, act, mlp, x3: add(gpu, x2, mlp) };
 }
@@ -227,14 +238,16 @@ export class Pass implements ModelPass {
   readonly #xFinal: F32;
   readonly #ce: PassLoss | null;
   readonly #adapters: Adapters | undefined;
+  readonly #variants: number;
   /** x·A of each adapted linear, by weight name: the adapters' backward needs it. */
   readonly #loraH = new Map<string, F32>();
   #owned: Tensor[] = [];
 
-  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, Weight>, { prefix, rows, adapters }: PassOptions = {}) {
+  constructor(model: GPT2, tokens: Tokens, targets: Tokens | undefined, overrides?: ReadonlyMap<string, Weight>, { prefix, rows, adapters, variants: G = 1 }: PassOptions = {}) {
     const gpu = model.gpu;
     const { nLayer: L, nEmbd: C, nCtx, vocabSize: V } = model.config;
     const [B, T] = passDims('GPT2', tokens, targets, nCtx);
+    checkVariants(model, G, overrides, adapters);
     if (rows && rows.of !== B * T) throw new RangeError(`GPT2.forward: the row index is over ${rows.of} positions, not the ${B * T} of ${tokens}`);
     if (prefix) {
       if (prefix.tokens !== tokens) throw new RangeError('GPT2.forward: the prefix was computed for other tokens');
@@ -244,8 +257,9 @@ export class Pass implements ModelPass {
         if (below) throw new RangeError(`GPT2.forward: ${below} is ${what} below the prefix (layer ${prefix.at.layer}${prefix.at.mlp ? ', mlp' : ''})`);
       }
     }
-    this.B = B;
+    this.B = G * B;
     this.T = T;
+    this.#variants = G;
     this.#model = model;
     this.#tokens = tokens;
     this.#targets = targets;
@@ -265,9 +279,11 @@ export class Pass implements ModelPass {
     // With rows, the last block's attention projection is the first per-row step at them alone.
     const rowsFrom = rows ? Math.max(2 * (L - 1), 2 * this.#start.layer + (this.#start.mlp ? 1 : 0)) : Infinity;
     let x = prefix?.x ?? own(embeddingForward(gpu, tokens, w('wte.weight'), w('wpe.weight')));
-    if (rowsFrom !== Infinity && rowsFrom > 2 * (L - 1)) x = own(gatherRows(gpu, x, rows!)); // the pass starts above that attention
+    // The variants share the input: G copies of it (of its rows where the pass starts above the last attention).
+    if (rowsFrom !== Infinity && rowsFrom > 2 * (L - 1)) x = own(gatherRows(gpu, x, rows!, G));
+    else if (G > 1) x = own(repeat(gpu, x, G));
     for (let l = this.#start.layer; l < L; l++) {
-      const attn = l === this.#start.layer && this.#start.mlp ? null : attnHalf(model, w, l, x, rowsFrom === 2 * l ? rows : undefined, adapt);
+      const attn = l === this.#start.layer && this.#start.mlp ? null : attnHalf(model, w, l, x, rowsFrom === 2 * l ? rows : undefined, adapt, G);
       if (attn) this.#owned.push(...attnActs(attn), attn.x2);
       const mlp = mlpHalf(model, w, l, attn?.x2 ?? x, adapt);
       this.#owned.push(...mlpActs(mlp), mlp.x3);
@@ -279,9 +295,9 @@ export class Pass implements ModelPass {
     this.#owned.push(this.#lnf.out, this.#lnf.mean, this.#lnf.rstd);
     // Tied output embedding: logits = lnf · wteᵀ (in vocabulary tiles where wte or the logits exceed a binding).
     this.#xFinal = x;
-    const [lb, lt] = rows ? [1, rows.idx.size] : [B, T];
+    const [lb, lt] = rows ? [1, G * rows.idx.size] : [G * B, T];
     this.logits = own(lmHead(gpu, this.#lnf.out.reshape([lb * lt, C]), w('wte.weight'))).reshape([lb, lt, V]);
-    ({ targets: this.#ceTargets, ce: this.#ce } = passLossAt(gpu, this.logits, targets, rows, own));
+    ({ targets: this.#ceTargets, ce: this.#ce } = passLossAt(gpu, this.logits, targets, rows, own, G));
     this.loss = this.#ce?.mean ?? null;
   }
 
@@ -300,6 +316,7 @@ export class Pass implements ModelPass {
   backward(baseGrads: ParamMap | null, dlosses?: F32, adapterGrads?: AdapterGrads): void {
     const grads: ReadonlyMap<string, F32> = baseGrads ?? new Map();
     if (!this.#ce || !this.#targets) throw new Error('Pass.backward: the forward had no targets');
+    if (this.#variants > 1) throw new Error(`Pass.backward: a pass of ${this.#variants} variants is forward only`);
     const gpu = this.#model.gpu;
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.#model.config;
     const w = this.#w;
@@ -374,6 +391,21 @@ export class Pass implements ModelPass {
   release(): void {
     for (const t of this.#owned) t.release();
     this.#owned = [];
+  }
+}
+
+/** Variants G: an integer ≥ 1; with G > 1 each override shared (the parameter's shape) or, for a block's linear weight, stacked [G, ...shape]. */
+function checkVariants(model: GPT2, G: number, overrides: ReadonlyMap<string, Weight> | undefined, adapters: Adapters | undefined): void {
+  if (!Number.isInteger(G) || G < 1) throw new RangeError(`GPT2.forward: variants must be a positive integer, got ${G}`);
+  if (G === 1) return;
+  if (adapters?.size) throw new RangeError('GPT2.forward: LoRA adapters are not supported with variants');
+  for (const [name, t] of overrides ?? []) {
+    const shape = model.params.get(name)?.shape;
+    if (!shape) throw new RangeError(`GPT2.forward: override ${name} is not a parameter of the model`);
+    const stackable = /^h\.\d+\.(attn|mlp)\.c_\w+\.weight$/.test(name);
+    if (t.shape.join() !== shape.join() && !(stackable && t.shape.join() === [G, ...shape].join())) {
+      throw new RangeError(`GPT2.forward: override ${name} is [${t.shape}], not [${shape}]${stackable ? ` or [${G},${shape}] (one per variant)` : ''}`);
+    }
   }
 }
 

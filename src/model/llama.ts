@@ -82,9 +82,10 @@ export class Llama implements LanguageModel {
     return storedAs(this.params, 'model.embed_tokens.weight');
   }
 
-  /** `opts.rows` (the head and loss at those rows) and `opts.adapters` are honoured; a shared prefix is GPT-2's alone. */
+  /** `opts.rows` (the head and loss at those rows) and `opts.adapters` are honoured; a shared prefix and batched variants are GPT-2's alone. */
   forward(tokens: Tokens, targets?: Tokens, overrides?: ReadonlyMap<string, Weight>, opts: PassOptions = {}): LlamaPass {
-    if (opts.prefix) throw new RangeError(`Llama.forward: a shared prefix is not supported on ${this.kind} models`);
+    const unsupported = opts.prefix ? 'a shared prefix' : (opts.variants ?? 1) > 1 ? 'batched variants' : null;
+    if (unsupported) throw new RangeError(`Llama.forward: ${unsupported} are not supported on ${this.kind} models`);
     return new LlamaPass(this, tokens, targets, overrides, opts);
   }
 

@@ -31,6 +31,14 @@ export interface PassOptions {
   rows?: RowIndex;
   /** LoRA adapters: y += s·(x·A)·B on the linears they name. */
   adapters?: Adapters;
+  /**
+   * G variants of the model on the same tokens, run as one batch of G·B sequences: an override of
+   * a block's linear weight may be stacked [G, ...shape], copy g being variant g's (used through
+   * the batched matmul); other overrides and every other weight are shared. tokens, targets,
+   * prefix and rows are one variant's; the pass's logits and losses hold the variants one after
+   * another (G·B sequences, or G·n rows). Forward only.
+   */
+  variants?: number;
 }
 
 /** A point in the residual stream: before block `layer`'s ln_1, or (mlp) before its ln_2. */
@@ -190,12 +198,19 @@ export function passLoss(gpu: Gpu, logits: F32, targets: Tokens): PassLoss {
  * A pass's loss over its logits: at `rows` the targets are gathered there ([1, n], as the logits
  * are), else taken whole; none without targets. `own` keeps what the pass must release.
  */
-export function passLossAt(gpu: Gpu, logits: F32, targets: Tokens | undefined, rows: RowIndex | undefined, own: <X extends Tensor>(t: X) => X): { targets: Tokens | undefined; ce: PassLoss | null } {
-  const at = targets && rows ? own(gatherRows(gpu, targets.reshape([targets.size]), rows)).reshape([1, rows.idx.size]) : targets;
+export function passLossAt(gpu: Gpu, logits: F32, targets: Tokens | undefined, rows: RowIndex | undefined, own: <X extends Tensor>(t: X) => X, variants = 1): { targets: Tokens | undefined; ce: PassLoss | null } {
+  const at = !targets ? targets : rows ? own(gatherRows(gpu, targets.reshape([targets.size]), rows, variants)).reshape([1, variants * rows.idx.size]) : variants > 1 ? own(repeat(gpu, targets, variants)) : targets;
   if (!at) return { targets: at, ce: null };
   const ce = passLoss(gpu, logits, at);
   for (const t of [ce.losses, ce.lse, ce.dlosses, ce.mean]) own(t);
   return { targets: at, ce };
+}
+
+/** G copies of x one after another along its first dimension ([G·d0, ...]): a batched pass's shared input. */
+export function repeat<D extends Tensor['dtype']>(gpu: Gpu, x: Tensor<D>, G: number): Tensor<D> {
+  const out = gpu.empty([G * x.shape[0]!, ...x.shape.slice(1)], x.dtype) as Tensor<D>;
+  for (let g = 0; g < G; g++) gpu.copy(x, out.view(g * x.size, x.shape));
+  return out;
 }
 
 /** B and T of a forward's tokens (B,T), checked against the context and the targets' shape. */

@@ -25,6 +25,7 @@ const GATHER = spec('gather', BLOCK_PARAMS);
 const LOWRANK_ADD = spec('lowrank_add', LOWRANK_PARAMS);
 const LOWRANK_GRAD_U = spec('lowrank_grad_u', LOWRANK_PARAMS);
 const LOWRANK_GRAD_V = spec('lowrank_grad_v', LOWRANK_PARAMS);
+const COMBINE = spec('combine', ['size:u32', 'start:u32', 'run:u32', 'stride:u32', 'runs:u32', 'copies:u32', 'first:u32']);
 
 /** A mask that is malformed or reaches outside its tensor or its packed vector (from the user's mask flags). */
 export class MaskError extends UserError {
@@ -224,4 +225,32 @@ export function editBackward(gpu: Gpu, dOut: Tensor, edit: Edit, dAction?: Tenso
   }
   perBlock(gpu, GATHER, edit, edit.alpha, d, dOut, true);
   return d;
+}
+
+/**
+ * G edited copies of `base` in one dispatch: copy g = base + Σ_r coefs[g, r]·dirs[r] inside the
+ * mask block, dirs [R, block size] packed like the block, coefs [G, R] on the GPU. The same bits
+ * as applyEdits with the R directions as R dense edits of α = coefs[g, r]. `out` is [N, ...shape]
+ * (f32, as applyEdits' copies; N = G when allocated here), written at copies first .. first + G − 1.
+ * Everything is bound whole, so each tensor must fit one storage binding.
+ */
+export function combineEdits(gpu: Gpu, base: Weight, block: MaskBlock, dirs: Tensor, coefs: Tensor, out?: Tensor, first = 0): Tensor {
+  const op = 'combineEdits';
+  expect(op, 'base', base, base.shape, base.dtype === 'f16' ? 'f16' : 'f32');
+  checkMask(op, [block], base.size);
+  const count = block.run * block.runs;
+  if (coefs.shape.length !== 2) throw new RangeError(`${op}: coefs must be [copies × directions], got ${coefs}`);
+  const [G, R] = coefs.shape as [number, number];
+  expect(op, 'dirs', dirs, [R, count]);
+  expect(op, 'coefs', coefs, [G, R]);
+  const o = out ?? gpu.empty([G, ...base.shape], 'f32', `${base.label}.edited`);
+  expect(op, 'out', o, [-1, ...base.shape]);
+  if (!Number.isInteger(first) || first < 0 || first + G > o.shape[0]!) throw new RangeError(`${op}: copies ${first}..${first + G - 1} are outside out ${o}`);
+  noAlias(op, o, base, dirs, coefs);
+  if (G * base.size === 0) return o;
+  // A single run's stride is never used; keep it non-zero for the kernel's division.
+  const stride = block.runs > 1 ? block.stride : Math.max(block.run, 1);
+  const params = { size: base.size, start: block.start, run: block.run, stride, runs: block.runs, copies: G, first };
+  gpu.dispatch({ ...COMBINE, constants: { WG, ROWS: R }, types: { w_t: base.dtype } }, { params, tensors: [base, dirs, coefs, o], workgroups: gpu.grid(G * base.size, WG) });
+  return o;
 }

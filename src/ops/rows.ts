@@ -7,7 +7,7 @@ import type { DType, F32, Tensor } from '../gpu/tensor.ts';
 import { ShapeError, expect, noAlias } from './check.ts';
 
 const WG = 256;
-const spec = (entry: string): KernelSpec => ({ shader: 'rows.wgsl', entry, params: ['n:u32', 'C:u32'], constants: { WG } });
+const spec = (entry: string): KernelSpec => ({ shader: 'rows.wgsl', entry, params: ['n:u32', 'C:u32', 'stride:u32', 'copies:u32'], constants: { WG } });
 const GATHER = spec('gather');
 const SCATTER_ADD = spec('scatter_add');
 
@@ -35,14 +35,20 @@ function rowsOf(op: string, what: string, x: Tensor, of: number): number {
   return C;
 }
 
-/** x (…, C) with `r.of` rows → [n, C], row i = x's row r.idx[i]; a 1-D x of `r.of` elements → [n]. */
-export function gatherRows<D extends DType>(gpu: Gpu, x: Tensor<D>, r: RowIndex): Tensor<D> {
+/**
+ * x (…, C) with `r.of` rows → [n, C], row i = x's row r.idx[i]; a 1-D x of `r.of` elements → [n].
+ * With copies G: [G·n, C] (or [G·n]), copy g from x's g-th block of r.of rows where x has G·r.of
+ * rows, else from x's only block (the same rows in every copy).
+ */
+export function gatherRows<D extends DType>(gpu: Gpu, x: Tensor<D>, r: RowIndex, copies = 1): Tensor<D> {
   const flat = x.shape.length === 1;
-  const C = flat ? 1 : rowsOf('gatherRows', 'x', x, r.of);
-  if (flat && x.size !== r.of) throw new ShapeError(`gatherRows: x ${x} does not have the index's ${r.of} rows`);
+  const C = flat ? 1 : x.shape.at(-1)!;
+  const blocks = x.size / (C * r.of);
+  if (blocks !== 1 && blocks !== copies) throw new ShapeError(`gatherRows: x ${x} does not have the index's ${r.of} rows${copies > 1 ? ` (or ${copies} copies of them)` : ''}`);
   const n = r.idx.size;
-  const out = gpu.empty(flat ? [n] : [n, C], x.dtype) as Tensor<D>;
-  if (n * C > 0) gpu.dispatch(GATHER, { params: { n, C }, tensors: [r.idx, x, out], workgroups: gpu.grid(n * C, WG) });
+  const out = gpu.empty(flat ? [copies * n] : [copies * n, C], x.dtype) as Tensor<D>;
+  const params = { n, C, stride: blocks === 1 ? 0 : r.of, copies };
+  if (copies * n * C > 0) gpu.dispatch(GATHER, { params, tensors: [r.idx, x, out], workgroups: gpu.grid(copies * n * C, WG) });
   return out;
 }
 
@@ -52,5 +58,5 @@ export function scatterRowsAdd(gpu: Gpu, dy: F32, r: RowIndex, dx: F32): void {
   const n = r.idx.size;
   expect('scatterRowsAdd', 'dy', dy, [n, C]);
   noAlias('scatterRowsAdd', dx, dy);
-  if (n * C > 0) gpu.dispatch(SCATTER_ADD, { params: { n, C }, tensors: [r.idx, dy, dx], workgroups: gpu.grid(n * C, WG) });
+  if (n * C > 0) gpu.dispatch(SCATTER_ADD, { params: { n, C, stride: 0, copies: 1 }, tensors: [r.idx, dy, dx], workgroups: gpu.grid(n * C, WG) });
 }

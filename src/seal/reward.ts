@@ -3,11 +3,12 @@
 // may change (the shared prefix: the base weights there are never edited); scoring an edit is then
 // a forward from that prefix under the edited weights, whose top (the last block from its attention
 // projection on, and the output head) runs only at the answer positions, the ones with a loss. Many
-// edits are encoded into one batch and read back together.
+// edits are encoded into one batch and read back together; several edits of one passage run as one
+// pass of G variants (stacked per-edit weights, PassOptions.variants).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { F32, Tensor } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import type { LanguageModel, ParamMap, Prefix } from '../model/lm.ts';
+import { logitRows, type LanguageModel, type ParamMap, type Prefix } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import type { Passage } from '../tasks/squad.ts';
@@ -35,6 +36,8 @@ export interface PassageScore {
   scored: number;
   /** Mean answer NLL over the measured questions (NaN when a passage has none). */
   measured: number;
+  /** Each question's mean answer-token NLL, in the passage's order (as tasks/qa.ts answerNll gives it). */
+  items: Float64Array;
 }
 
 /**
@@ -86,14 +89,31 @@ export class QAScorer {
     return this.#encoded.length;
   }
 
-  /**
-   * Encodes passage p's forward under `overrides`; the returned losses are read later. With `grads`,
-   * also the backward of the scored answer NLL, accumulated into grads (editable tensors only).
-   */
-  encode(p: number, overrides?: ReadonlyMap<string, F32>, grads?: ParamMap): { losses: F32; release(): void } {
+  /** Answer rows of passage p: the losses per variant of its pass. */
+  rows(p: number): number {
+    return this.#passage(p).rows.idx.size;
+  }
+
+  /** How many variants (edits) of passage p one pass's logits binding holds. */
+  fit(p: number): number {
+    return Math.floor(logitRows(this.#model) / this.rows(p));
+  }
+
+  #passage(p: number): EncodedPassage {
     const e = this.#encoded[p];
     if (!e) throw new RangeError(`no passage ${p} in this scorer (${this.#encoded.length})`);
-    const pass = this.#model.forward(e.tokens, e.targets, overrides, { rows: e.rows, ...(e.prefix ? { prefix: e.prefix } : {}) });
+    return e;
+  }
+
+  /**
+   * Encodes passage p's forward under `overrides` (stacked [G, ...] per-variant copies with
+   * `variants` G: the losses are then G blocks of rows(p)); the returned losses are read later.
+   * With `grads` (one variant only), also the backward of the scored answer NLL, accumulated into
+   * grads (editable tensors only).
+   */
+  encode(p: number, overrides?: ReadonlyMap<string, F32>, grads?: ParamMap, variants = 1): { losses: F32; release(): void } {
+    const e = this.#passage(p);
+    const pass = this.#model.forward(e.tokens, e.targets, overrides, { rows: e.rows, variants, ...(e.prefix ? { prefix: e.prefix } : {}) });
     if (grads) pass.backward(grads, e.scoredWeights);
     return { losses: pass.losses!, release: () => pass.release() };
   }
@@ -105,23 +125,27 @@ export class QAScorer {
     const items = new Float64Array(e.answerTokens.length);
     e.rowItem.forEach((b, i) => (items[b]! += losses[i]!));
     e.answerTokens.forEach((n, b) => {
-      const s = items[b]!;
+      items[b]! /= n;
       const acc = sums[e.roles[b]!];
-      acc[0]! += s / n;
+      acc[0]! += items[b]!;
       acc[1]!++;
     });
-    return { scored: sums.scored[0]! / sums.scored[1]!, measured: sums.measured[1] ? sums.measured[0]! / sums.measured[1] : NaN };
+    return { scored: sums.scored[0]! / sums.scored[1]!, measured: sums.measured[1] ? sums.measured[0]! / sums.measured[1] : NaN, items };
   }
 
-  /** Scores passages (each with its own overrides, or the base) in one batch. */
-  async score(gpu: Gpu, jobs: readonly { p: number; overrides?: ReadonlyMap<string, F32>; before?: () => void }[]): Promise<PassageScore[]> {
-    const passes = jobs.map((j) => {
-      j.before?.();
-      return this.encode(j.p, j.overrides);
-    });
+  /**
+   * Scores passages (each with its own overrides, or the base) in one batch; a job of `variants` G
+   * (stacked overrides) gives G scores, in order. Overrides given as a function are written when
+   * the job is encoded (scratch tensors the next job may rewrite: GPU order keeps each pass's).
+   */
+  async score(gpu: Gpu, jobs: readonly { p: number; overrides?: ReadonlyMap<string, F32> | (() => ReadonlyMap<string, F32>); variants?: number }[]): Promise<PassageScore[]> {
+    const passes = jobs.map((j) => this.encode(j.p, typeof j.overrides === 'function' ? j.overrides() : j.overrides, undefined, j.variants));
     try {
       const data = await gpu.readMany(passes.map((x) => x.losses));
-      return jobs.map((j, i) => this.summarize(j.p, data[i] as Float32Array));
+      return jobs.flatMap((j, i) => {
+        const n = this.rows(j.p);
+        return Array.from({ length: j.variants ?? 1 }, (_, g) => this.summarize(j.p, (data[i] as Float32Array).subarray(g * n, (g + 1) * n)));
+      });
     } finally {
       for (const x of passes) x.release();
     }

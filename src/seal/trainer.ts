@@ -86,8 +86,8 @@ export interface TrainerParts {
   train: EditTask;
   validation: EditTask;
   generator: Generator;
-  /** General-text NLL change under an edit of the validation task (QA tasks only). */
-  forgetting?: (job: EditJob) => Promise<number>;
+  /** General-text NLL change under each edit of the validation task (QA tasks only). */
+  forgetting?: (jobs: readonly EditJob[]) => Promise<number[]>;
   state?: TrainerState;
   release?: () => void;
 }
@@ -164,10 +164,7 @@ export class SealTrainer {
       train: scoring ? scoring(train, generator) : train,
       validation: val,
       generator,
-      forgetting: async (job) => {
-        val.apply(job);
-        return probe.measure(val.overrides);
-      },
+      forgetting: (jobs) => val.forgetting(probe, jobs),
       ...(resume ? { state: resume } : {}),
       release: () => {
         train.release();
@@ -395,7 +392,7 @@ export class SealTrainer {
       validationReward: reward,
       validationImprovement: avg(outcomes.map((o) => o.improvement)),
       validationMeasured: avg(outcomes.map((o) => o.measured).filter((x) => !Number.isNaN(x))),
-      ...(this.#forgetting ? { forgetting: avg(await sequential(jobs.slice(0, 4), this.#forgetting)) } : {}),
+      ...(this.#forgetting ? { forgetting: avg(await this.#forgetting(jobs.slice(0, 4))) } : {}),
     };
     if (Number.isFinite(reward) && (!this.best || reward > this.best.reward)) this.best = { iteration: this.iteration, reward, arrays: await this.generator.policy.toArrays() };
     return out;
@@ -406,10 +403,4 @@ export class SealTrainer {
     this.generator.release();
     this.#release?.();
   }
-}
-
-async function sequential<T, R>(xs: readonly T[], f: (x: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (const x of xs) out.push(await f(x));
-  return out;
 }

@@ -5,7 +5,7 @@
 import { readText } from '../io/files.ts';
 import type { Tensor, Weight } from '../gpu/tensor.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
-import { logitRows, type LanguageModel, type Prefix } from '../model/lm.ts';
+import { logitRows, type LanguageModel, type ModelPass, type Prefix } from '../model/lm.ts';
 import { IGNORE_INDEX } from '../ops/crossentropy.ts';
 import { rowIndex, type RowIndex } from '../ops/rows.ts';
 import { UserError } from '../util/errors.ts';
@@ -94,20 +94,36 @@ function releaseChunk(c: Chunk): void {
   for (const t of [c.tokens, c.targets, c.rows.idx, ...[...c.prefixes.values()].map((p) => p.x)]) t.release();
 }
 
-/** Per-line mean NLL of a chunk under `overrides`; with `shared`, from the base's residual stream below the lowest override (kept in the chunk). */
-async function chunkNll(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, Weight>, shared = false): Promise<Float64Array> {
+/**
+ * A chunk's pass under `overrides` (stacked, with `variants` G: PassOptions.variants); with
+ * `shared`, from the base's residual stream below the lowest override (kept in the chunk).
+ */
+function chunkPass(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, Weight>, shared = false, variants = 1): ModelPass {
   const at = shared && overrides ? model.prefixPoint(overrides.keys()) : null;
   const key = at && `${at.layer}:${at.mlp}`;
   if (at && !c.prefixes.has(key!)) c.prefixes.set(key!, model.prefix(c.tokens, at));
-  const pass = model.forward(c.tokens, c.targets, overrides, { rows: c.rows, ...(key ? { prefix: c.prefixes.get(key)! } : {}) });
+  return model.forward(c.tokens, c.targets, overrides, { rows: c.rows, variants, ...(key ? { prefix: c.prefixes.get(key)! } : {}) });
+}
+
+/** Per variant, each line's mean NLL from a chunk pass's losses: each line's positions in order, line after line, variant after variant. */
+function lineNll(c: Chunk, losses: Float32Array, variants: number): Float64Array[] {
+  let at = 0;
+  return Array.from({ length: variants }, () => Float64Array.from(c.lengths, (n) => mean(losses.subarray(at, (at += n)))));
+}
+
+async function chunkNll(model: LanguageModel, c: Chunk, overrides?: ReadonlyMap<string, Weight>): Promise<Float64Array> {
+  const pass = chunkPass(model, c, overrides);
   try {
-    // The rows are each line's positions in order, the lines one after another.
-    const losses = await model.gpu.read(pass.losses!);
-    let at = 0;
-    return Float64Array.from(c.lengths, (n) => mean(losses.subarray(at, (at += n))));
+    return lineNll(c, await model.gpu.read(pass.losses!), 1)[0]!;
   } finally {
     pass.release();
   }
+}
+
+/** An edit to measure: its overrides (none: the base), written when its passes are encoded if a function. */
+export interface ForgettingJob {
+  overrides?: ReadonlyMap<string, Weight> | (() => ReadonlyMap<string, Weight>);
+  variants?: number;
 }
 
 /**
@@ -137,22 +153,57 @@ export class ForgettingProbe {
     const order = [...lines.keys()].sort((a, b) => length[b]! - length[a]! || a - b);
     const chunks = encodeChunks(model, tok, order.map((i) => lines[i]!), order, batch);
     const probe = new ForgettingProbe(model, lines, chunks, order, 0);
-    const base = mean(await probe.#nll());
+    const base = mean((await probe.#nll([{}]))[0]!);
     return new ForgettingProbe(model, lines, chunks, order, base);
   }
 
-  /** Per line, in the given order. */
-  async #nll(overrides?: ReadonlyMap<string, Weight>): Promise<Float64Array> {
-    const out = new Float64Array(this.lines.length);
-    let k = 0;
-    for (const c of this.#chunks) for (const v of await chunkNll(this.#model, c, overrides, true)) out[this.#order[k++]!] = v;
-    return out;
+  /**
+   * Per job and variant, each line's NLL in the given order. Every job's passes are encoded before
+   * one readback; a job's overrides given as a function are written just before its passes
+   * (scratch tensors the next job may rewrite: GPU order keeps each pass's).
+   */
+  async #nll(jobs: readonly ForgettingJob[]): Promise<Float64Array[]> {
+    const passes: { c: Chunk; variants: number; pass: ModelPass }[] = [];
+    try {
+      for (const j of jobs) {
+        const overrides = typeof j.overrides === 'function' ? j.overrides() : j.overrides;
+        const variants = j.variants ?? 1;
+        if (variants > this.maxVariants) throw new RangeError(`forgetting: ${variants} variants' logits do not fit one storage binding (at most ${this.maxVariants})`);
+        for (const c of this.#chunks) passes.push({ c, variants, pass: chunkPass(this.#model, c, overrides, true, variants) });
+      }
+      const read = (await this.#model.gpu.readMany(passes.map((x) => x.pass.losses!))) as Float32Array[];
+      const out: Float64Array[] = [];
+      let i = 0;
+      for (const j of jobs) {
+        const job = Array.from({ length: j.variants ?? 1 }, () => new Float64Array(this.lines.length));
+        let k = 0;
+        for (const c of this.#chunks) {
+          const { variants } = passes[i]!;
+          lineNll(c, read[i++]!, variants).forEach((v, g) => v.forEach((x, l) => (job[g]![this.#order[k + l]!] = x)));
+          k += c.lengths.length;
+        }
+        out.push(...job);
+      }
+      return out;
+    } finally {
+      for (const x of passes) x.pass.release();
+    }
   }
 
   /** Mean general-text NLL under the edit minus the base's (0 without overrides: nothing changed). */
   async measure(overrides?: ReadonlyMap<string, Weight>): Promise<number> {
     if (!overrides || overrides.size === 0) return 0;
-    return mean(await this.#nll(overrides)) - this.baseNll;
+    return (await this.measureMany([{ overrides }]))[0]!;
+  }
+
+  /** The most variants one pass can measure: its logits must fit one storage binding. */
+  get maxVariants(): number {
+    return Math.max(1, Math.floor(logitRows(this.#model) / Math.max(...this.#chunks.map((c) => c.rows.idx.size))));
+  }
+
+  /** measure() for several edits, read back together; a job of `variants` G (stacked overrides, G ≤ maxVariants) gives G values. */
+  async measureMany(jobs: readonly ForgettingJob[]): Promise<number[]> {
+    return (await this.#nll(jobs)).map((nll) => mean(nll) - this.baseNll);
   }
 
   release(): void {

@@ -99,13 +99,17 @@ export async function tuneFinetune(
   return { scope: scope === 'full' ? 'full' : 'mask', grid: { lr: [...grid.lr], steps: [...grid.steps] }, passages: passages.map((p) => p.id), cells, best, ms: performance.now() - t0 };
 }
 
-/** A sweep of one scalar (e.g. a fixed step size): `score(v)` is v's validation NLL, run in order. */
-export async function tuneScalar(values: readonly number[], score: (value: number) => Promise<number>): Promise<ScalarTuning> {
+/**
+ * A sweep of one scalar (e.g. a fixed step size): `score(values)` gives each value's validation NLL,
+ * all at once, so a sweep may score the values of a passage as variants of one pass.
+ */
+export async function tuneScalar(values: readonly number[], score: (values: readonly number[]) => Promise<readonly number[]>): Promise<ScalarTuning> {
   if (values.length === 0) throw new RangeError('tune: no values to sweep');
   const bad = values.find((v) => !Number.isFinite(v));
   if (bad !== undefined) throw new RangeError(`tune: every value must be a finite number, got ${bad}`);
   const t0 = performance.now();
-  const results: ScalarTuning['results'] = [];
-  for (const value of values) results.push({ value, nll: await score(value) });
+  const nll = await score(values);
+  if (nll.length !== values.length) throw new Error(`tune: ${nll.length} scores for ${values.length} values`);
+  const results: ScalarTuning['results'] = values.map((value, i) => ({ value, nll: nll[i]! }));
   return { results, best: lowest(results), ms: performance.now() - t0 };
 }

@@ -118,6 +118,44 @@ test('a pass from a shared prefix, differentiating only some tensors, gives the 
   m.release();
 });
 
+test('a pass of G variants (stacked per-variant weights) gives each variant\'s own pass, bit for bit', async () => {
+  const [B, T, G] = [2, 7, 3];
+  const { g, m, tgts, tokens, targets } = await setup(11, B, T);
+  const rows = [...tgts.keys()].filter((i) => tgts[i] !== IGNORE_INDEX);
+  const ix = rowIndex(g, rows, B * T);
+  const r = rng(3);
+  // Per variant: its own MLP and layer-1 qkv weights (variant 0 the base's), one shared ln_f override.
+  const names = ['h.0.mlp.c_fc.weight', 'h.1.attn.c_attn.weight', 'h.1.mlp.c_proj.weight'];
+  const copies = names.map((n) => Array.from({ length: G }, (_, v) => Float32Array.from(r.normalArray(m.params.get(n)!.size), (x) => (v === 0 ? 0 : 0.05 * x))));
+  const base = await m.toArrays();
+  const edited = (v: number) => new Map(names.map((n, k) => [n, g.tensor(base.get(n)!.map((w, i) => w + copies[k]![v]![i]!), m.params.get(n)!.shape)]));
+  const lnf = g.tensor(base.get('ln_f.weight')!.map((w) => w * 1.5), m.params.get('ln_f.weight')!.shape);
+  const singles = Array.from({ length: G }, (_, v) => new Map([...edited(v), ['ln_f.weight', lnf]]));
+  const stacked = new Map(names.map((n) => [n, g.tensor(concatArrays(Array.from({ length: G }, (_, v) => base.get(n)!.map((w, i) => w + copies[names.indexOf(n)]![v]![i]!))), [G, ...m.params.get(n)!.shape])]));
+  stacked.set('ln_f.weight', lnf);
+  for (const opts of [{}, { rows: ix }, { rows: ix, prefix: m.prefix(tokens, { layer: 0, mlp: true }) }]) {
+    const one = singles.map((o) => m.forward(tokens, targets, o, opts));
+    const all = m.forward(tokens, targets, stacked, { ...opts, variants: G });
+    const n = opts.rows ? rows.length : B * T;
+    assert.equal(all.losses!.size, G * n);
+    const [got, ...want] = (await g.readMany([all.losses!, ...one.map((p) => p.losses!)])) as Float32Array[];
+    want.forEach((w, v) => sameBits(got!.subarray(v * n, (v + 1) * n), w, `variant ${v} losses`));
+    assert.throws(() => all.backward(new Map()), /forward only/);
+    for (const p of [all, ...one]) p.release();
+    if ('prefix' in opts) opts.prefix?.x.release();
+  }
+  assert.throws(() => m.forward(tokens, targets, new Map([['ln_f.weight', g.zeros([2, config.nEmbd])]]), { variants: 2 }), /override ln_f.weight is \[2,18\], not \[18\]$/);
+  assert.throws(() => m.forward(tokens, targets, stacked, { variants: 2 }), /h.0.mlp.c_fc.weight is \[3,18,72\], not \[18,72\] or \[2,18,72\] \(one per variant\)$/);
+  for (const t of [...singles.flatMap((o) => [...o.values()].filter((x) => x !== lnf)), ...stacked.values(), ix.idx, tokens, targets]) t.release();
+  m.release();
+});
+
+const concatArrays = (xs: Float32Array[]) => {
+  const out = new Float32Array(xs.reduce((s, x) => s + x.length, 0));
+  xs.reduce((at, x) => (out.set(x, at), at + x.length), 0);
+  return out;
+};
+
 test('a pass that runs its top at the loss rows only gives the full pass\'s losses and gradients, bit for bit', async () => {
   const [B, T] = [3, 6];
   const { g, m, tgts, tokens, targets } = await setup(9, B, T);

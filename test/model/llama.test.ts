@@ -158,6 +158,7 @@ test('a pass at some rows gives the full pass\'s losses there, and the same grad
   close(Float32Array.from(rows, (i) => lf![i]!), lp!, 1e-6);
   close(wp!, wf!, 1e-5);
   assert.throws(() => model.forward(tokens, targets, undefined, { prefix: { at: { layer: 1, mlp: false }, tokens, x: dPart } }), /shared prefix/);
+  assert.throws(() => model.forward(tokens, targets, undefined, { variants: 2 }), /batched variants are not supported/);
   for (const t of [full, part]) t.release();
   for (const t of [dFull, dPart, idx.idx, gFull.get(wanted)!, gPart.get(wanted)!, tokens, targets]) t.release();
   model.release();

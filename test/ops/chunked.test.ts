@@ -11,6 +11,8 @@ import { GPT2 } from '../../src/model/gpt2.ts';
 import { Llama } from '../../src/model/llama.ts';
 import type { LanguageModel } from '../../src/model/lm.ts';
 import { generateTokens } from '../../src/model/generate.ts';
+import { resolveMask } from '../../src/model/mask.ts';
+import { EditWriter } from '../../src/seal/task.ts';
 import { applyEdits, editBackward, maskBlock, type DenseEdit } from '../../src/ops/edit.ts';
 import { embeddingBackward, embeddingForward } from '../../src/ops/embedding.ts';
 import { lmHead, lmHeadBackward } from '../../src/ops/lmhead.ts';
@@ -141,6 +143,26 @@ test('dense edits and their gradient on a tensor over the limit: the same bits',
     return out;
   });
   for (let i = 0; i < a.length; i++) sameBits(b[i]!, a[i]!, `output ${i}`);
+});
+
+test('SEAL\'s edit writer with wte over the limit (R edits bound in pieces) and c_fc under it (one combine): the same bits', async () => {
+  const config = { vocabSize: 257, nCtx: 16, nLayer: 1, nHead: 2, nEmbd: 16 };
+  const spec = { kinds: ['grad', 'sign'] as const, lookahead: 0 };
+  const out = await both(async (g) => {
+    const model = GPT2.init(g, config, 3);
+    const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['wte.weight', 'h.0.mlp.c_fc.weight'] });
+    const r = rng(8);
+    const directions = mask.entries.map((e) => g.tensor(r.normalArray(2 * e.size), [2, e.size]));
+    const writer = new EditWriter(model, mask, { ...spec, kinds: [...spec.kinds] });
+    const f = { pooled: new Float32Array(16), directions, gram: [], norms: [], release: () => directions.forEach((d) => d.release()) };
+    const edited = [...writer.apply(f, [0.5, -0.25, 1.5, 0.75]).values()].map((t) => convert(g, t, 'f32'));
+    await g.sync();
+    writer.release();
+    f.release();
+    model.release();
+    return edited;
+  });
+  out[0].forEach((a, i) => sameBits(out[1][i]!, a, `edited tensor ${i}`));
 });
 
 /**

@@ -1,8 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import { applyEdits, editBackward, maskBlock, maskSize, type DenseEdit, type Edit, type MaskBlock } from '../../src/ops/edit.ts';
+import { applyEdits, combineEdits, editBackward, maskBlock, maskSize, type DenseEdit, type Edit, type MaskBlock } from '../../src/ops/edit.ts';
 import * as ref from '../../src/reference/edit.ts';
+import { f32ToF16 } from '../../src/io/safetensors.ts';
 import { close, gpu, numericGrad, releaseGpu, rng, sameBits } from '../helpers.ts';
 
 test.after(releaseGpu);
@@ -140,6 +141,36 @@ test('NaN in the delta reaches only its own element', async () => {
   const v = await g.read(out);
   assert.ok(Number.isNaN(v[1]));
   assert.equal([v[0], v[2], v[3]], [1, 4, 4]);
+});
+
+test('combineEdits: G copies of R directions in one dispatch carry applyEdits\' bits (f32 and f16 bases)', async () => {
+  const g = await gpu();
+  const [G, R] = [3, 4];
+  // f16: an even element count (a buffer holds whole 4-byte words).
+  for (const [dtype, rows, block] of [['f32', M, maskBlock([M, N], [1, 6], [3, 60])], ['f16', M + 1, maskBlock([M + 1, N])], ['f32', M, { start: 5, run: 9, stride: 0, runs: 1 }]] as const) {
+    const size = rows * N;
+    const baseData = r.uniformArray(size);
+    const base = dtype === 'f16' ? g.tensor(f32ToF16(baseData), [rows, N], 'f16') : g.tensor(baseData, [rows, N]);
+    const count = block.run * block.runs;
+    const dirs = g.tensor(r.uniformArray(R * count), [R, count]);
+    // Copy 1 is the zero edit: the base's bits.
+    const coefData = Float32Array.from({ length: G * R }, (_, i) => (Math.floor(i / R) === 1 ? 0 : r.normal()));
+    const coefs = g.tensor(coefData, [G, R]);
+    const out = g.zeros([G + 1, rows, N]);
+    combineEdits(g, base, block, dirs, coefs, out, 1);
+    const got = (await g.read(out)) as Float32Array;
+    sameBits(got.subarray(0, size), new Float32Array(size), 'copies outside first.. are left alone');
+    for (let c = 0; c < G; c++) {
+      const edits: DenseEdit[] = Array.from({ length: R }, (_, k) => ({ kind: 'dense', mask: [block], delta: dirs, offset: k * count, alpha: coefData[c * R + k]! }));
+      const want = applyEdits(g, base, edits);
+      sameBits(got.subarray((c + 1) * size, (c + 2) * size), (await g.read(want)) as Float32Array, `${dtype} copy ${c}`);
+      want.release();
+    }
+    assert.throws(() => combineEdits(g, base, block, dirs, coefs, out, 2), /copies 2..4 are outside out/);
+    const wide = g.zeros([G, R + 1]);
+    assert.throws(() => combineEdits(g, base, block, dirs, wide), /combineEdits: dirs/);
+    for (const t of [base, dirs, coefs, out, wide]) t.release();
+  }
 });
 
 test('bad input gives named errors', async () => {

@@ -9,6 +9,7 @@ import { IGNORE_INDEX } from '../../src/ops/crossentropy.ts';
 import { gatherAtMask } from '../../src/seal/features.ts';
 import { QATask } from '../../src/seal/task.ts';
 import type { F32 } from '../../src/gpu/tensor.ts';
+import { ForgettingProbe } from '../../src/tasks/forgetting.ts';
 import { encodeQA } from '../../src/tasks/qa.ts';
 import { PASSAGES } from '../fixtures/passages.ts';
 import { close, gpu, releaseGpu } from '../helpers.ts';
@@ -70,5 +71,43 @@ for (const tensors of [['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'], ['h.1.a
     model.release();
   });
 }
+
+test('several edits of a passage scored as one batched pass equal one pass per edit, bit for bit (a zero edit scores the base)', async () => {
+  const g = await gpu();
+  const model = GPT2.init(g, tiny, 5);
+  const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'] });
+  const task = await QATask.create(model, byteTokenizer, PASSAGES, mask, { kinds: ['grad', 'sign'], lookahead: 0 }, 1);
+  const K = task.actionDim;
+  // Passage 0 gets three edits (one of them zero), passage 1 two, interleaved with a lone edit of passage 2.
+  const ps = [0, 1, 0, 2, 1, 0].filter((p) => p < PASSAGES.length);
+  const jobs = ps.map((p, i) => ({ p, coef: Array.from({ length: K }, (_, k) => (i === 2 ? 0 : 0.4 * Math.sin(5 * i + k))) }));
+  const batched = await task.score(jobs);
+  const single: typeof batched = [];
+  for (const j of jobs) single.push(...(await task.score([j])));
+  batched.forEach((o, i) => {
+    assert.is(o.improvement, single[i]!.improvement, `edit ${i}: improvement bits`);
+    assert.ok(Object.is(o.measured, single[i]!.measured), `edit ${i}: measured`);
+    assert.is(o.norm, single[i]!.norm);
+  });
+  assert.is(batched[2]!.improvement, 0, 'the zero edit scores the base exactly');
+  task.release();
+  model.release();
+});
+
+test('forgetting under several edits, run as variants of one pass per chunk, equals one measure per edit, bit for bit', async () => {
+  const g = await gpu();
+  const model = GPT2.init(g, tiny, 6);
+  const mask = resolveMask(new Map([...model.params].map(([k, t]) => [k, t.shape])), { tensors: ['h.*.mlp.c_fc.weight', 'h.*.mlp.c_proj.weight'] });
+  const task = await QATask.create(model, byteTokenizer, PASSAGES, mask, { kinds: ['grad', 'sign'], lookahead: 0 }, 1);
+  const lines = ['The river runs past the old mill.', 'Numbers: 1, 2, 3.', 'A much longer line of general text, about nothing in particular, to make chunks uneven.', 'Short.', 'Bakers bake bread at dawn.'];
+  const probe = await ForgettingProbe.create(model, byteTokenizer, lines, 2);
+  const jobs = [0, 1, 0].map((p, i) => ({ p: p % PASSAGES.length, coef: Array.from({ length: task.actionDim }, (_, k) => (i === 1 ? 0 : 0.5 * Math.cos(2 * i + k))) }));
+  const batched = await task.forgetting(probe, jobs);
+  for (const [i, j] of jobs.entries()) assert.is(batched[i], await probe.measure(task.apply(j)), `edit ${i}`);
+  assert.is(batched[1], 0, 'the zero edit forgets nothing');
+  probe.release();
+  task.release();
+  model.release();
+});
 
 test.run();

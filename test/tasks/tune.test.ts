@@ -86,13 +86,13 @@ test('bad grids and inputs are refused by name', async () => {
 test('tuneScalar scores every value in order and keeps the first lowest; NaN never wins', async () => {
   const seen: number[] = [];
   const nll = new Map([[0, 2], [1, 1.5], [2, NaN], [3, 1.5], [4, 3]]);
-  const r = await tuneScalar([0, 1, 2, 3, 4], async (v) => (seen.push(v), nll.get(v)!));
+  const r = await tuneScalar([0, 1, 2, 3, 4], async (vs) => vs.map((v) => (seen.push(v), nll.get(v)!)));
   assert.equal(seen, [0, 1, 2, 3, 4]);
   assert.equal(r.results.map((x) => x.nll), [2, 1.5, NaN, 1.5, 3]);
   assert.equal(r.best, { value: 1, nll: 1.5 });
-  await rejects(tuneScalar([], async () => 0), /no values/);
-  await rejects(tuneScalar([1, Infinity], async () => 0), /finite number, got Infinity/);
-  await rejects(tuneScalar([1, 2], async () => NaN), /every setting scored NaN/);
+  await rejects(tuneScalar([], async () => []), /no values/);
+  await rejects(tuneScalar([1, Infinity], async (vs) => vs.map(() => 0)), /finite number, got Infinity/);
+  await rejects(tuneScalar([1, 2], async (vs) => vs.map(() => NaN)), /every setting scored NaN/);
 });
 
 test.run();
