@@ -165,8 +165,10 @@ interface MlpActs {
 function linear(gpu: Gpu, x: F32, w: Weight, bias: F32): F32 {
   if (w.shape.length === 2) return matmul(gpu, x, w, { bias });
   const [G, K, N] = w.shape as [number, number, number];
-  const y = matmul(gpu, x.reshape([G, x.size / (G * K), K]), w, { bias });
-  return y.reshape([...x.shape.slice(0, -1), N]);
+  // The caller owns (releases) the [.., N] tensor; the batched product writes through a view of it.
+  const y = gpu.empty([...x.shape.slice(0, -1), N]);
+  matmul(gpu, x.reshape([G, x.size / (G * K), K]), w, { bias, out: y.reshape([G, x.size / (G * K), N]) });
+  return y;
 }
 
 /** Adds an adapter's term to a linear's output y (from its input x), where one is on that weight. */
