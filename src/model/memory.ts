@@ -15,9 +15,10 @@ export type ModelConfig = GPT2Config | LlamaConfig;
 function sizes(config: ModelConfig): { specs: { name: string; shape: readonly number[] }[]; perLayer: (T: number) => number } {
   if ('modelType' in config) {
     const { nEmbd: C, nHead: NH, nKvHead: KVH, headDim: HD, intermediate: I } = config;
-    // Kept: ln1 (+rstd), packed qkv (3·NH·HD), probabilities (NH·T), attention out, x2, ln2 (+rstd),
-    // gate, up, act, x3; transient: q, k, v before packing.
-    return { specs: llamaParamSpecs(config), perLayer: (T) => 4 * C + 2 + 4 * NH * HD + NH * T + 3 * I + NH * HD + 2 * KVH * HD };
+    const [QC, KC] = [NH * HD, KVH * HD];
+    // Kept: ln1 and ln2 (each C + rstd), x2, x3, packed qkv (3·QC), probabilities (NH·T), attention
+    // out (QC), gate, up, act (3·I); transient: q, k, v before packing (QC + 2·KC).
+    return { specs: llamaParamSpecs(config), perLayer: (T) => 4 * C + 2 + 3 * QC + NH * T + QC + 3 * I + QC + 2 * KC };
   }
   const { nEmbd: C, nHead: NH } = config;
   return { specs: paramSpecs(config), perLayer: (T) => 17 * C + NH * T + 4 };
